@@ -1,0 +1,8 @@
+//! daifa — the order-flow host of a drop-shipping business.
+//!
+//! Data flows one way: ERP → orders → routing → dispatch → supplier →
+//! tracking → ERP. This crate is the host as a library; `main.rs` is a thin
+//! CLI over it so tests and benchmarks run the same code.
+
+pub mod plugins;
+pub mod util;

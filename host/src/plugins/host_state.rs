@@ -1,0 +1,223 @@
+//! Per-call store state and the host side of the plugin imports (`http`,
+//! `log`, `config`, `kv`, `clock`). Everything a plugin can reach goes through
+//! here, checked against that plugin's grants and per-call budgets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::allowlist::Allowlist;
+use super::bindings::v0_1::daifa::supplier as api;
+use super::bindings::{HttpError, HttpRequest, HttpResponse, LogLevel};
+use super::error::LimitKind;
+use super::http::{OutboundError, OutboundHttp};
+use super::kv::{KvError, KvStore};
+use super::manifest::{Limits, PluginConfig};
+
+/// How much of a guest's stderr (panic messages) is kept per call.
+pub const STDERR_CAPTURE_BYTES: usize = 8 << 10;
+
+/// What every call of one plugin version shares.
+pub struct PluginContext {
+    pub name: String,
+    pub version: String,
+    pub config: PluginConfig,
+    pub allowlist: Allowlist,
+    pub limits: Limits,
+    pub kv: Arc<KvStore>,
+    pub http: OutboundHttp,
+}
+
+/// The first rule a call broke; it decides the call's error even if the
+/// plugin carried on after the host refused it something.
+#[derive(Debug, Clone)]
+pub enum Violation {
+    Limit(LimitKind, String),
+    Denied(String),
+}
+
+/// Data of one `Store`: one call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) plugin: Arc<PluginContext>,
+    pub(crate) deadline: Instant,
+    pub(crate) violation: Option<Violation>,
+    pub(crate) stderr: MemoryOutputPipe,
+    log_bytes: u64,
+    http_requests: u32,
+}
+
+impl HostState {
+    pub fn new(plugin: Arc<PluginContext>, deadline: Instant) -> HostState {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        // No preopens, env, args or network: the plugin's only ways out are
+        // the daifa imports below.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
+            plugin,
+            deadline,
+            violation: None,
+            stderr,
+            log_bytes: 0,
+            http_requests: 0,
+        }
+    }
+
+    /// Records the first violation of the call.
+    pub(crate) fn violate(&mut self, v: Violation) {
+        if self.violation.is_none() {
+            self.violation = Some(v);
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so the trap a
+/// failed allocation causes can be reported as a memory limit.
+pub struct MemoryLimiter {
+    cap: u64,
+    pub(crate) peak: u64,
+    pub(crate) refused: Option<u64>,
+}
+
+impl MemoryLimiter {
+    fn new(cap: u64) -> MemoryLimiter {
+        MemoryLimiter { cap, peak: 0, refused: None }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.refused = Some(desired as u64);
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired as u64);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+fn trap(msg: String) -> wasmtime::Error {
+    wasmtime::Error::msg(msg)
+}
+
+impl api::http::Host for HostState {
+    async fn send(&mut self, req: HttpRequest) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        let limits = &self.plugin.limits;
+        if self.http_requests >= limits.http_requests_per_call {
+            let msg = format!("more than {} HTTP requests in one call", limits.http_requests_per_call);
+            self.violate(Violation::Limit(LimitKind::HttpRequests, msg.clone()));
+            return Err(trap(msg));
+        }
+        self.http_requests += 1;
+        let mut timeout = Duration::from_millis(limits.http_timeout_ms).min(self.remaining());
+        if let Some(ms) = req.timeout_ms {
+            timeout = timeout.min(Duration::from_millis(ms.into()));
+        }
+        let max_body = limits.http_response_bytes;
+        let plugin = self.plugin.clone();
+        let target = req.url.clone();
+        match plugin.http.send(&plugin.allowlist, req, timeout, max_body).await {
+            Ok(resp) => Ok(Ok(resp)),
+            Err(OutboundError::Denied(what)) => {
+                tracing::warn!(plugin = %plugin.name, target = %target, "outbound request denied: {what}");
+                self.violate(Violation::Denied(what.clone()));
+                Ok(Err(HttpError::Denied(what)))
+            }
+            Err(OutboundError::TooLarge { limit }) => {
+                self.violate(Violation::Limit(
+                    LimitKind::HttpResponseBytes,
+                    format!("response from {target} is larger than {limit} bytes"),
+                ));
+                Ok(Err(HttpError::ResponseTooLarge(limit)))
+            }
+            Err(OutboundError::Timeout(_)) => Ok(Err(HttpError::Timeout)),
+            Err(OutboundError::Invalid(m)) => Ok(Err(HttpError::InvalidRequest(m))),
+            Err(OutboundError::Transport(m)) => Ok(Err(HttpError::Transport(m))),
+        }
+    }
+}
+
+impl api::log::Host for HostState {
+    async fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        self.log_bytes += size as u64;
+        let cap = self.plugin.limits.log_bytes_per_call;
+        if self.log_bytes > cap {
+            let msg = format!("more than {cap} bytes of log in one call");
+            self.violate(Violation::Limit(LimitKind::LogBytes, msg.clone()));
+            return Err(trap(msg));
+        }
+        let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let p = &self.plugin.name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
+            LogLevel::Info => tracing::info!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
+            LogLevel::Error => tracing::error!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl api::config::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.plugin.config.get(&key).cloned())
+    }
+
+    async fn keys(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.plugin.config.keys().cloned().collect())
+    }
+}
+
+impl api::kv::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.plugin.kv.get(&key))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), api::kv::KvError>> {
+        let l = &self.plugin.limits;
+        Ok(self.plugin.kv.set(key, value, l.kv_max_keys, l.kv_max_value_bytes).await.map_err(kv_error))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), api::kv::KvError>> {
+        Ok(self.plugin.kv.delete(&key).await.map_err(kv_error))
+    }
+}
+
+fn kv_error(e: KvError) -> api::kv::KvError {
+    match e {
+        KvError::Quota(m) => api::kv::KvError::QuotaExceeded(m),
+        KvError::Io(m) => api::kv::KvError::Unavailable(m),
+    }
+}
+
+impl api::clock::Host for HostState {
+    async fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+    }
+}
+
+impl api::types::Host for HostState {}

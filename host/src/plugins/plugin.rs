@@ -1,0 +1,289 @@
+//! One loaded plugin version and the path of every call into it: permit from
+//! the pool, fresh `Store` with limits and deadline, instantiate from the
+//! pre-linked `InstancePre`, call, map whatever happened to a typed result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::{
+    AdapterError, AdapterInfo, ApiVersion, CallbackRequest, CallbackResult, CancelOutcome, PollBatch,
+    PurchaseOrder, StockLevel, SubmitReceipt, WireSize, v0_1,
+};
+use super::error::{CallError, LimitKind};
+use super::host_state::{HostState, PluginContext, Violation};
+use super::manifest::Manifest;
+use super::runtime::PluginRuntime;
+use super::stats::PluginStats;
+
+/// Pre-linked component, one variant per supported API version.
+#[derive(Clone)]
+pub(crate) enum AdapterPre {
+    V0_1(v0_1::SupplierAdapterPre<HostState>),
+}
+
+/// An installed, compiled, validated plugin version, ready to call.
+/// Callers hold an `Arc` for the duration of a call, so a hot swap never
+/// pulls a version out from under a call in flight.
+pub struct LoadedPlugin {
+    pub manifest: Manifest,
+    pub api: ApiVersion,
+    /// What the plugin said of itself in the dry run.
+    pub info: AdapterInfo,
+    pub stats: PluginStats,
+    pub(crate) ctx: Arc<PluginContext>,
+    pub(crate) component: Component,
+    pre: AdapterPre,
+    runtime: PluginRuntime,
+}
+
+/// Names a call for logs and errors.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Describe,
+    SubmitOrder,
+    PollUpdates,
+    CancelOrder,
+    QueryStock,
+    HandleCallback,
+}
+
+/// The store and instance of one call.
+struct Call {
+    store: Store<HostState>,
+    guest: v0_1::SupplierAdapter,
+    started: Instant,
+    timeout: Duration,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Runs one export through the full host path.
+macro_rules! invoke {
+    ($self:ident, $op:expr, |$guest:ident, $store:ident| $call:expr) => {{
+        let Call { mut store, guest, started, timeout, _permit } = $self.begin($op).await?;
+        let outcome = {
+            let $store = &mut store;
+            let $guest = guest.daifa_supplier_adapter();
+            tokio::time::timeout(timeout, $call).await
+        };
+        $self.finish(store, started, timeout, outcome)
+    }};
+}
+
+impl LoadedPlugin {
+    pub(crate) fn new(
+        manifest: Manifest,
+        api: ApiVersion,
+        ctx: Arc<PluginContext>,
+        component: Component,
+        pre: AdapterPre,
+        runtime: PluginRuntime,
+    ) -> LoadedPlugin {
+        LoadedPlugin {
+            info: AdapterInfo {
+                name: manifest.name.clone(),
+                version: manifest.version.to_string(),
+                capabilities: Default::default(),
+            },
+            manifest,
+            api,
+            stats: PluginStats::default(),
+            ctx,
+            component,
+            pre,
+            runtime,
+        }
+    }
+
+    pub(crate) fn set_info(&mut self, info: AdapterInfo) {
+        self.info = info;
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+
+    /// The plugin's own description (name, version, capabilities).
+    pub async fn describe(&self) -> Result<AdapterInfo, CallError> {
+        invoke!(self, Op::Describe, |g, s| async { g.call_describe(s).await.map(Ok::<_, AdapterError>) })
+    }
+
+    /// Submits one purchase order to the supplier.
+    pub async fn submit_order(&self, order: &PurchaseOrder) -> Result<SubmitReceipt, CallError> {
+        invoke!(self, Op::SubmitOrder, |g, s| g.call_submit_order(s, order))
+    }
+
+    /// Fetches status updates since `cursor`.
+    pub async fn poll_updates(&self, cursor: Option<&str>) -> Result<PollBatch, CallError> {
+        let cursor = cursor.map(str::to_string);
+        invoke!(self, Op::PollUpdates, |g, s| g.call_poll_updates(s, cursor.as_deref()))
+    }
+
+    /// Asks the supplier to cancel an order.
+    pub async fn cancel_order(
+        &self,
+        po_number: &str,
+        supplier_ref: Option<&str>,
+        reason: &str,
+    ) -> Result<CancelOutcome, CallError> {
+        invoke!(self, Op::CancelOrder, |g, s| g.call_cancel_order(s, po_number, supplier_ref, reason))
+    }
+
+    /// Asks the supplier for stock of its SKUs.
+    pub async fn query_stock(&self, supplier_skus: &[String]) -> Result<Vec<StockLevel>, CallError> {
+        invoke!(self, Op::QueryStock, |g, s| g.call_query_stock(s, supplier_skus))
+    }
+
+    /// Lets the plugin interpret a webhook the supplier pushed to us.
+    pub async fn handle_callback(&self, req: &CallbackRequest) -> Result<CallbackResult, CallError> {
+        invoke!(self, Op::HandleCallback, |g, s| g.call_handle_callback(s, req))
+    }
+
+    async fn begin(&self, op: Op) -> Result<Call, CallError> {
+        let started = Instant::now();
+        let timeout = self.manifest.limits.timeout();
+        let deadline = started + timeout;
+        let rt = &self.runtime.inner;
+        let permit = tokio::time::timeout(timeout, rt.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| self.host_err(format!("{op:?}: no free instance slot within {timeout:?}")))?
+            .map_err(|_| self.host_err("runtime is shutting down".into()))?;
+
+        let mut store = Store::new(&rt.engine, HostState::new(self.ctx.clone(), deadline));
+        store.limiter(|s| &mut s.limiter);
+        if rt.config.fuel {
+            let budget = self.manifest.limits.fuel.unwrap_or(u64::MAX);
+            store.set_fuel(budget).map_err(|e| self.host_err(format!("{e:#}")))?;
+        }
+        // Wake up every tick: yield so a busy guest cannot hog a tokio worker,
+        // and trap once the call's deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if Instant::now() >= state.deadline {
+                let msg = "wall-clock deadline reached while running wasm".to_string();
+                state.violate(Violation::Limit(LimitKind::Deadline, msg));
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let AdapterPre::V0_1(pre) = &self.pre;
+        let guest = match tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => return Err(self.map_error(&mut store, e)),
+            Err(_) => return Err(self.limit(LimitKind::Deadline, format!("instantiation took over {timeout:?}"))),
+        };
+        Ok(Call { store, guest, started, timeout, _permit: permit })
+    }
+
+    fn finish<T: WireSize>(
+        &self,
+        mut store: Store<HostState>,
+        started: Instant,
+        timeout: Duration,
+        outcome: Result<wasmtime::Result<Result<T, AdapterError>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, CallError> {
+        let result = match outcome {
+            Err(_) => Err(self.limit(LimitKind::Deadline, format!("call did not finish within {timeout:?}"))),
+            Ok(Err(e)) => Err(self.map_error(&mut store, e)),
+            Ok(Ok(value)) => {
+                if let Some(v) = store.data().violation.clone() {
+                    // The plugin carried on after being refused; the refusal wins.
+                    Err(self.violation(v))
+                } else if value.wire_size() as u64 > self.manifest.limits.output_bytes {
+                    Err(self.limit(
+                        LimitKind::OutputBytes,
+                        format!(
+                            "returned about {} bytes; the limit is {}",
+                            value.wire_size(),
+                            self.manifest.limits.output_bytes
+                        ),
+                    ))
+                } else {
+                    value.map_err(|e| CallError::Adapter { plugin: self.id(), error: e.into() })
+                }
+            }
+        };
+        let fuel = if self.runtime.inner.config.fuel {
+            let budget = self.manifest.limits.fuel.unwrap_or(u64::MAX);
+            budget.saturating_sub(store.get_fuel().unwrap_or(budget))
+        } else {
+            0
+        };
+        let peak = store.data().limiter.peak;
+        self.stats.record(started.elapsed(), result.as_ref().map(|_| ()), fuel, peak);
+        if let Err(e) = &result
+            && !matches!(e, CallError::Adapter { .. })
+        {
+            tracing::warn!(plugin = %self.id(), kind = e.kind_label(), "plugin call failed: {e}");
+        }
+        // The store is dropped here whatever happened: a trapped or cancelled
+        // instance is never reused.
+        result
+    }
+
+    fn map_error(&self, store: &mut Store<HostState>, e: wasmtime::Error) -> CallError {
+        let state = store.data();
+        if let Some(v) = state.violation.clone() {
+            return self.violation(v);
+        }
+        if let Some(trap) = e.downcast_ref::<Trap>() {
+            match trap {
+                Trap::OutOfFuel => {
+                    let budget = self.manifest.limits.fuel.unwrap_or(u64::MAX);
+                    return self.limit(LimitKind::Fuel, format!("used its budget of {budget} fuel"));
+                }
+                Trap::StackOverflow => {
+                    return self.limit(LimitKind::Stack, "wasm call stack exhausted (deep recursion)".into());
+                }
+                Trap::Interrupt => {
+                    return self.limit(LimitKind::Deadline, "interrupted at the call's deadline".into());
+                }
+                _ => {}
+            }
+        }
+        if let Some(wanted) = state.limiter.refused {
+            return self.limit(
+                LimitKind::Memory,
+                format!(
+                    "tried to grow linear memory to {wanted} bytes; the limit is {}",
+                    self.manifest.limits.memory_bytes
+                ),
+            );
+        }
+        let stderr = state.stderr.contents();
+        let panic = String::from_utf8_lossy(&stderr);
+        let panic = panic.trim();
+        let reason = if panic.is_empty() {
+            format!("{e:#}")
+        } else {
+            format!("{e:#}; guest stderr: {panic}")
+        };
+        if e.downcast_ref::<Trap>().is_some() {
+            CallError::Trap { plugin: self.id(), reason }
+        } else {
+            // Errors raised outside wasm (instantiation, type conversion).
+            CallError::Host { plugin: self.id(), detail: reason }
+        }
+    }
+
+    fn violation(&self, v: Violation) -> CallError {
+        match v {
+            Violation::Limit(kind, detail) => self.limit(kind, detail),
+            Violation::Denied(target) => CallError::CapabilityDenied { plugin: self.id(), target },
+        }
+    }
+
+    fn limit(&self, kind: LimitKind, detail: String) -> CallError {
+        CallError::LimitExceeded { plugin: self.id(), kind, detail }
+    }
+
+    fn host_err(&self, detail: String) -> CallError {
+        CallError::Host { plugin: self.id(), detail }
+    }
+}

@@ -1,0 +1,404 @@
+//! The plugin registry: installed packages per plugin, which version is
+//! active, and the atomic hot swap between them. Installed packages and the
+//! active choice live on disk, so a restart comes back as it was.
+//!
+//! Layout under the registry root:
+//! `plugins/<name>/<version>/{manifest.toml,component.wasm,config.json}`,
+//! `plugins/<name>/state.json`, `kv/<name>.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::ArcSwapOption;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use super::error::{CallError, ValidationError};
+use super::kv::KvStore;
+use super::manifest::PluginConfig;
+use super::package::{PluginPackage, ValidationReport, validate};
+use super::plugin::LoadedPlugin;
+use super::runtime::PluginRuntime;
+use super::stats::StatsSnapshot;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("package refused: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("no plugin named `{0}` is installed")]
+    UnknownPlugin(String),
+    #[error("plugin `{name}` has no installed version {version}")]
+    UnknownVersion { name: String, version: Version },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("registry storage: {0}")]
+    Io(String),
+}
+
+/// Persisted per-plugin choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SlotState {
+    active: Option<Version>,
+    /// Previously active versions, most recent last (what rollback returns to).
+    history: Vec<Version>,
+    disabled: bool,
+}
+
+struct Slot {
+    /// The version new calls get. Swapped atomically; calls in flight keep the
+    /// `Arc` they loaded and finish on their version.
+    active: ArcSwapOption<LoadedPlugin>,
+    inner: Mutex<SlotInner>,
+    kv: Arc<KvStore>,
+}
+
+struct SlotInner {
+    versions: BTreeMap<Version, Installed>,
+    state: SlotState,
+    load_errors: BTreeMap<Version, String>,
+}
+
+struct Installed {
+    plugin: Arc<LoadedPlugin>,
+    config: PluginConfig,
+}
+
+/// One plugin as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginSummary {
+    pub name: String,
+    pub active: Option<String>,
+    pub disabled: bool,
+    pub rollback_to: Option<String>,
+    pub versions: Vec<VersionSummary>,
+}
+
+/// One installed version.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionSummary {
+    pub version: String,
+    pub api_version: String,
+    pub sha256: String,
+    pub capabilities: Vec<&'static str>,
+    pub allowed_outbound_hosts: String,
+    /// Config with secrets redacted.
+    pub config: PluginConfig,
+    pub stats: StatsSnapshot,
+    /// Set when the version is on disk but could not be loaded at start.
+    pub load_error: Option<String>,
+}
+
+/// All plugins of this host.
+pub struct Registry {
+    runtime: PluginRuntime,
+    root: Option<PathBuf>,
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    /// Admin operations run one at a time; calls never wait for this.
+    admin: tokio::sync::Mutex<()>,
+}
+
+fn io(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Io(e.to_string())
+}
+
+impl Registry {
+    /// Opens the registry at `root` (or in memory when `None`), loading every
+    /// installed version and re-activating what was active.
+    pub async fn open(runtime: PluginRuntime, root: Option<PathBuf>) -> Result<Registry, RegistryError> {
+        let reg = Registry { runtime, root, slots: RwLock::default(), admin: Default::default() };
+        let Some(root) = reg.root.clone() else { return Ok(reg) };
+        let plugins_dir = root.join("plugins");
+        std::fs::create_dir_all(&plugins_dir).map_err(io)?;
+        for entry in std::fs::read_dir(&plugins_dir).map_err(io)? {
+            let dir = entry.map_err(io)?.path();
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            if !dir.is_dir() {
+                continue;
+            }
+            reg.load_plugin_dir(&name, &dir).await?;
+        }
+        Ok(reg)
+    }
+
+    async fn load_plugin_dir(&self, name: &str, dir: &Path) -> Result<(), RegistryError> {
+        let state: SlotState = match std::fs::read(dir.join("state.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| io(format!("{}/state.json: {e}", dir.display())))?,
+            Err(_) => SlotState::default(),
+        };
+        let slot = self.slot_or_create(name)?;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let vdir = entry.map_err(io)?.path();
+            let Some(version) = vdir.file_name().and_then(|n| n.to_str()).and_then(|v| Version::parse(v).ok())
+            else {
+                continue;
+            };
+            let loaded = async {
+                let pkg = PluginPackage::from_dir(&vdir).map_err(|e| e.to_string())?;
+                let config: PluginConfig = serde_json::from_slice(
+                    &std::fs::read(vdir.join("config.json")).map_err(|e| format!("config.json: {e}"))?,
+                )
+                .map_err(|e| format!("config.json: {e}"))?;
+                let (plugin, _) = validate(&self.runtime, &pkg, &config, slot.kv.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(Installed { plugin: Arc::new(plugin), config })
+            }
+            .await;
+            let mut inner = slot.inner.lock().map_err(io)?;
+            match loaded {
+                Ok(installed) => {
+                    inner.versions.insert(version, installed);
+                }
+                Err(e) => {
+                    tracing::error!(plugin = name, %version, "installed version failed to load: {e}");
+                    inner.load_errors.insert(version, e);
+                }
+            }
+        }
+        let mut inner = slot.inner.lock().map_err(io)?;
+        let active = state
+            .active
+            .as_ref()
+            .filter(|_| !state.disabled)
+            .and_then(|v| inner.versions.get(v))
+            .map(|i| i.plugin.clone());
+        slot.active.store(active);
+        inner.state = state;
+        Ok(())
+    }
+
+    fn slot(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
+        self.slots
+            .read()
+            .map_err(io)?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RegistryError::UnknownPlugin(name.to_string()))
+    }
+
+    fn slot_or_create(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
+        let mut slots = self.slots.write().map_err(io)?;
+        if let Some(s) = slots.get(name) {
+            return Ok(s.clone());
+        }
+        let kv = match &self.root {
+            Some(root) => KvStore::open(root.join("kv").join(format!("{name}.json"))).map_err(io)?,
+            None => KvStore::in_memory(),
+        };
+        let slot = Arc::new(Slot {
+            active: ArcSwapOption::empty(),
+            inner: Mutex::new(SlotInner {
+                versions: BTreeMap::new(),
+                state: SlotState::default(),
+                load_errors: BTreeMap::new(),
+            }),
+            kv: Arc::new(kv),
+        });
+        slots.insert(name.to_string(), slot.clone());
+        Ok(slot)
+    }
+
+    /// The active version of `name`, for one call. The hot path: one read
+    /// lock and one atomic load.
+    pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, CallError> {
+        let unavailable = |detail: &str| CallError::Unavailable { plugin: name.to_string(), detail: detail.into() };
+        let slot = self.slot(name).map_err(|_| unavailable("not installed"))?;
+        slot.active.load_full().ok_or_else(|| unavailable("no active version (disabled or never activated)"))
+    }
+
+    /// Runs every check on a package without installing it.
+    pub async fn validate(&self, pkg: &PluginPackage, config: &PluginConfig) -> Result<ValidationReport, RegistryError> {
+        let kv = Arc::new(KvStore::in_memory());
+        let (_, report) = validate(&self.runtime, pkg, config, kv).await?;
+        Ok(report)
+    }
+
+    /// Validates and installs a package (not yet active). Re-installing the
+    /// same version with the same bytes replaces its config; different bytes
+    /// under an installed version number are refused.
+    pub async fn install(&self, pkg: &PluginPackage, config: &PluginConfig) -> Result<ValidationReport, RegistryError> {
+        let _admin = self.admin.lock().await;
+        let m = &pkg.manifest;
+        if let Ok(slot) = self.slot(&m.name) {
+            let inner = slot.inner.lock().map_err(io)?;
+            if let Some(existing) = inner.versions.get(&m.version)
+                && !existing.plugin.manifest.sha256.eq_ignore_ascii_case(&m.sha256)
+            {
+                return Err(RegistryError::Conflict(format!(
+                    "{}@{} is already installed with sha256 {}; publish changed code under a new version",
+                    m.name, m.version, existing.plugin.manifest.sha256
+                )));
+            }
+        }
+        // Validate before touching any state: a refused package changes nothing.
+        let kv = match self.slot(&m.name) {
+            Ok(s) => s.kv.clone(),
+            Err(_) => Arc::new(KvStore::in_memory()),
+        };
+        let (plugin, report) = validate(&self.runtime, pkg, config, kv).await?;
+        if let Some(root) = &self.root {
+            let vdir = root.join("plugins").join(&m.name).join(m.version.to_string());
+            let config_json = serde_json::to_vec_pretty(&plugin.ctx.config).map_err(io)?;
+            crate::util::write_atomic(&vdir.join("component.wasm"), &pkg.component).await.map_err(io)?;
+            crate::util::write_atomic(&vdir.join("manifest.toml"), m.to_toml().as_bytes()).await.map_err(io)?;
+            crate::util::write_atomic(&vdir.join("config.json"), &config_json).await.map_err(io)?;
+        }
+        let slot = self.slot_or_create(&m.name)?;
+        // The validated instance used a throwaway kv for a new plugin; rebind
+        // it to the slot's store so every version shares one.
+        let plugin = if Arc::ptr_eq(&plugin.ctx.kv, &slot.kv) {
+            plugin
+        } else {
+            validate(&self.runtime, pkg, config, slot.kv.clone()).await?.0
+        };
+        let plugin = Arc::new(plugin);
+        let mut inner = slot.inner.lock().map_err(io)?;
+        inner.load_errors.remove(&m.version);
+        let config = plugin.ctx.config.clone();
+        inner.versions.insert(m.version.clone(), Installed { plugin: plugin.clone(), config });
+        if inner.state.active.as_ref() == Some(&m.version) && !inner.state.disabled {
+            slot.active.store(Some(plugin));
+        }
+        tracing::info!(plugin = %m.name, version = %m.version, sha256 = %m.sha256, "installed plugin");
+        Ok(report)
+    }
+
+    /// Makes `version` the one new calls get. Calls in flight finish on the
+    /// version they started with.
+    pub async fn activate(&self, name: &str, version: &Version) -> Result<(), RegistryError> {
+        let _admin = self.admin.lock().await;
+        let slot = self.slot(name)?;
+        let (plugin, next) = {
+            let inner = slot.inner.lock().map_err(io)?;
+            let plugin = inner
+                .versions
+                .get(version)
+                .ok_or_else(|| RegistryError::UnknownVersion { name: name.into(), version: version.clone() })?
+                .plugin
+                .clone();
+            let mut next = inner.state.clone();
+            if let Some(prev) = next.active.take().filter(|p| p != version) {
+                next.history.retain(|v| v != &prev);
+                next.history.push(prev);
+            }
+            next.active = Some(version.clone());
+            next.disabled = false;
+            (plugin, next)
+        };
+        self.commit(name, &slot, next, Some(plugin)).await?;
+        tracing::info!(plugin = name, %version, "activated plugin version");
+        Ok(())
+    }
+
+    /// Re-activates the version that was active before the current one.
+    pub async fn rollback(&self, name: &str) -> Result<Version, RegistryError> {
+        let _admin = self.admin.lock().await;
+        let slot = self.slot(name)?;
+        let (plugin, next, target) = {
+            let inner = slot.inner.lock().map_err(io)?;
+            let mut next = inner.state.clone();
+            let target = loop {
+                let Some(v) = next.history.pop() else {
+                    return Err(RegistryError::Conflict(format!("plugin `{name}` has no earlier version to roll back to")));
+                };
+                // Skip versions that are no longer loadable.
+                if inner.versions.contains_key(&v) {
+                    break v;
+                }
+            };
+            next.active = Some(target.clone());
+            next.disabled = false;
+            (inner.versions[&target].plugin.clone(), next, target)
+        };
+        self.commit(name, &slot, next, Some(plugin)).await?;
+        tracing::warn!(plugin = name, version = %target, "rolled back plugin");
+        Ok(target)
+    }
+
+    /// Stops new calls to `name`; calls in flight finish. `activate` re-enables.
+    pub async fn disable(&self, name: &str) -> Result<(), RegistryError> {
+        let _admin = self.admin.lock().await;
+        let slot = self.slot(name)?;
+        let mut next = slot.inner.lock().map_err(io)?.state.clone();
+        next.disabled = true;
+        self.commit(name, &slot, next, None).await?;
+        tracing::warn!(plugin = name, "disabled plugin");
+        Ok(())
+    }
+
+    /// Persists the new state, then swaps what calls see.
+    async fn commit(
+        &self,
+        name: &str,
+        slot: &Slot,
+        next: SlotState,
+        active: Option<Arc<LoadedPlugin>>,
+    ) -> Result<(), RegistryError> {
+        if let Some(root) = &self.root {
+            let bytes = serde_json::to_vec_pretty(&next).map_err(io)?;
+            crate::util::write_atomic(&root.join("plugins").join(name).join("state.json"), &bytes)
+                .await
+                .map_err(io)?;
+        }
+        let mut inner = slot.inner.lock().map_err(io)?;
+        inner.state = next;
+        slot.active.store(active);
+        Ok(())
+    }
+
+    /// Every plugin with its versions and counters.
+    pub fn list(&self) -> Vec<PluginSummary> {
+        let Ok(slots) = self.slots.read() else { return Vec::new() };
+        slots
+            .iter()
+            .filter_map(|(name, slot)| {
+                let inner = slot.inner.lock().ok()?;
+                let mut versions: Vec<VersionSummary> = inner
+                    .versions
+                    .iter()
+                    .map(|(v, i)| {
+                        let p = &i.plugin;
+                        VersionSummary {
+                            version: v.to_string(),
+                            api_version: p.manifest.api_version.to_string(),
+                            sha256: p.manifest.sha256.clone(),
+                            capabilities: capability_names(p.info.capabilities),
+                            allowed_outbound_hosts: p.ctx.allowlist.to_string(),
+                            config: p.manifest.redact(&i.config),
+                            stats: p.stats.snapshot(),
+                            load_error: None,
+                        }
+                    })
+                    .collect();
+                versions.extend(inner.load_errors.iter().map(|(v, e)| VersionSummary {
+                    version: v.to_string(),
+                    api_version: String::new(),
+                    sha256: String::new(),
+                    capabilities: Vec::new(),
+                    allowed_outbound_hosts: String::new(),
+                    config: PluginConfig::new(),
+                    stats: StatsSnapshot::default(),
+                    load_error: Some(e.clone()),
+                }));
+                Some(PluginSummary {
+                    name: name.clone(),
+                    active: slot.active.load().as_ref().map(|p| p.manifest.version.to_string()),
+                    disabled: inner.state.disabled,
+                    rollback_to: inner.state.history.last().map(Version::to_string),
+                    versions,
+                })
+            })
+            .collect()
+    }
+}
+
+fn capability_names(c: super::bindings::Capabilities) -> Vec<&'static str> {
+    use super::bindings::Capabilities as C;
+    [(C::SUBMIT, "submit"), (C::POLL, "poll"), (C::CANCEL, "cancel"), (C::STOCK, "stock"), (C::CALLBACK, "callback")]
+        .into_iter()
+        .filter(|(f, _)| c.contains(*f))
+        .map(|(_, n)| n)
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! The process-wide plugin runtime: one wasmtime `Engine` (pooling allocator,
+//! epoch interruption ticked from a dedicated thread, optional fuel), the
+//! `Linker` with WASI p2 and the daifa host imports, the compiled-code cache
+//! and the concurrency gate in front of the instance pool.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::v0_1;
+use super::host_state::HostState;
+use super::http::OutboundHttp;
+use super::manifest::Ceilings;
+
+/// Runtime settings (from the host's config file; defaults fit one host).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Calls that may run at once; sizes the instance pool. Further calls wait.
+    pub max_concurrent_calls: u32,
+    /// Ceiling for any plugin's memory limit (also the pool's slot size).
+    pub max_memory_bytes: u64,
+    pub max_timeout_ms: u64,
+    pub max_http_response_bytes: u64,
+    pub max_output_bytes: u64,
+    /// Largest component accepted for validation.
+    pub max_package_bytes: usize,
+    /// Count fuel so manifests can set an instruction budget per call.
+    pub fuel: bool,
+    /// Epoch tick; the granularity of deadlines and of cooperative yields.
+    pub epoch_tick_ms: u64,
+    /// Where compiled code is cached; `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_concurrent_calls: 64,
+            max_memory_bytes: 256 << 20,
+            max_timeout_ms: 120_000,
+            max_http_response_bytes: 64 << 20,
+            max_output_bytes: 16 << 20,
+            max_package_bytes: 32 << 20,
+            fuel: false,
+            epoch_tick_ms: 10,
+            cache_dir: None,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The ceilings manifests are checked against.
+    pub fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            memory_bytes: self.max_memory_bytes,
+            timeout_ms: self.max_timeout_ms,
+            http_response_bytes: self.max_http_response_bytes,
+            output_bytes: self.max_output_bytes,
+        }
+    }
+}
+
+/// Shared by every plugin and call; cheap to clone.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) http: OutboundHttp,
+    /// Backpressure in front of the pooling allocator: waiting beats failing.
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    engine_hash: String,
+    ticker: Ticker,
+}
+
+/// Ticks the engine's epoch from an OS thread (an executor task could be
+/// starved by the very guest it should interrupt).
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+    #[error("http client: {0}")]
+    Http(String),
+}
+
+impl PluginRuntime {
+    /// Builds the engine, linker and ticker.
+    pub fn new(config: RuntimeConfig) -> Result<PluginRuntime, RuntimeError> {
+        let n = config.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // A Rust wasip2 component instantiates a handful of core modules.
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory_bytes as usize)
+            .max_unused_warm_slots(n.min(32));
+
+        let mut wc = Config::new();
+        wc.epoch_interruption(true)
+            .consume_fuel(config.fuel)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            // Plugins of different suppliers share the host: no stack residue.
+            .async_stack_zeroing(true)
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(4 << 20)
+            // Plugins are synchronous WASI p2 components; the async
+            // component-model machinery only slows calls down.
+            .concurrency_support(false);
+        let engine = Engine::new(&wc).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        v0_1::SupplierAdapter::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_hash = format!("{:016x}", h.finish());
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+        let thread = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("daifa-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine(format!("epoch thread: {e}")))?
+        };
+
+        let http = OutboundHttp::new().map_err(|e| RuntimeError::Http(e.to_string()))?;
+        Ok(PluginRuntime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                permits: Arc::new(tokio::sync::Semaphore::new(n as usize)),
+                config,
+                http,
+                engine_hash,
+                ticker: Ticker { stop, thread: Some(thread) },
+            }),
+        })
+    }
+
+    /// The runtime's settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The wasmtime engine (benchmarks and tests use it for bare calls).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Compiles a component, or loads it from the cache keyed by the engine's
+    /// compatibility hash and the component's sha256. CPU-heavy: runs off the
+    /// async threads.
+    pub async fn compile(&self, bytes: Arc<Vec<u8>>, sha256: String) -> wasmtime::Result<Component> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.compile_blocking(&bytes, &sha256))
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("compile task: {e}")))?
+    }
+}
+
+impl RuntimeInner {
+    fn compile_blocking(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.config.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        let path = dir.join(&self.engine_hash).join(format!("{sha256}.cwasm"));
+        if path.exists() {
+            // SAFETY: the cache directory is written only by this host, with
+            // code this engine compiled, under a key that includes the engine's
+            // compatibility hash; the content hash names the source bytes.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        match component.serialize() {
+            Ok(code) => {
+                if let Err(e) = crate::util::write_atomic_blocking(&path, &code) {
+                    tracing::warn!(path = %path.display(), "could not cache compiled plugin: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("could not serialise compiled plugin: {e:#}"),
+        }
+        Ok(component)
+    }
+}
