@@ -5,4 +5,5 @@
 //! CLI over it so tests and benchmarks run the same code.
 
 pub mod plugins;
+pub mod sim;
 pub mod util;

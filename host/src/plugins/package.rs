@@ -48,6 +48,22 @@ impl PluginPackage {
     }
 }
 
+impl PluginPackage {
+    /// Builds a package from a manifest and component bytes, stamping the
+    /// manifest with the component's sha256 (what `daifa plugin pack` does).
+    pub fn pack(mut manifest: Manifest, component: Vec<u8>) -> PluginPackage {
+        manifest.sha256 = crate::util::sha256_hex(&component);
+        PluginPackage { manifest, component: Arc::new(component) }
+    }
+
+    /// Writes the package as a directory `from_dir` reads.
+    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        crate::util::write_atomic_blocking(&dir.join("component.wasm"), &self.component)?;
+        crate::util::write_atomic_blocking(&dir.join("manifest.toml"), self.manifest.to_toml().as_bytes())
+    }
+}
+
 /// What a successful validation learned about a package.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ValidationReport {

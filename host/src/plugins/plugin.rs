@@ -101,6 +101,11 @@ impl LoadedPlugin {
         self.info = info;
     }
 
+    /// The compiled component (for tooling and benchmarks).
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
     /// `name@version`.
     pub fn id(&self) -> String {
         format!("{}@{}", self.manifest.name, self.manifest.version)
@@ -257,16 +262,21 @@ impl LoadedPlugin {
             );
         }
         let stderr = state.stderr.contents();
-        let panic = String::from_utf8_lossy(&stderr);
-        let panic = panic.trim();
-        let reason = if panic.is_empty() {
-            format!("{e:#}")
-        } else {
-            format!("{e:#}; guest stderr: {panic}")
-        };
-        if e.downcast_ref::<Trap>().is_some() {
+        let stderr = String::from_utf8_lossy(&stderr);
+        // Rust guests print their panic message to stderr before trapping.
+        let panic = stderr.find("panicked at").map_or(stderr.trim(), |i| stderr[i..].trim());
+        let panic = panic
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(trap) = e.downcast_ref::<Trap>() {
+            tracing::debug!(plugin = %self.id(), "trap detail: {e:?}");
+            let reason = if panic.is_empty() { trap.to_string() } else { format!("{panic} ({trap})") };
             CallError::Trap { plugin: self.id(), reason }
         } else {
+            let reason = if panic.is_empty() { format!("{e:#}") } else { format!("{e:#}; guest stderr: {panic}") };
             // Errors raised outside wasm (instantiation, type conversion).
             CallError::Host { plugin: self.id(), detail: reason }
         }

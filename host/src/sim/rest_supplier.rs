@@ -1,0 +1,399 @@
+//! A JSON-over-HTTP supplier: the dialect the `rest-json` adapter speaks by
+//! default. Orders with idempotency keys, per-line acceptance by stock,
+//! shipments with tracking numbers as an event feed, cancellation, stock,
+//! webhooks; plus fault injection and test endpoints (redirects, huge bodies).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// How the simulated supplier behaves.
+#[derive(Debug, Clone)]
+pub struct SupplierSimConfig {
+    /// Required bearer token; `None` accepts any caller.
+    pub token: Option<String>,
+    /// Stock per supplier SKU; SKUs not listed have `default_stock`.
+    pub stock: HashMap<String, u32>,
+    pub default_stock: u32,
+    /// SKUs the supplier does not carry (lines are rejected).
+    pub unknown_prefix: String,
+    /// Carrier used for shipments.
+    pub carrier: String,
+}
+
+impl Default for SupplierSimConfig {
+    fn default() -> Self {
+        SupplierSimConfig {
+            token: Some("sim-token".into()),
+            stock: HashMap::new(),
+            default_stock: 1_000,
+            unknown_prefix: "UNKNOWN-".into(),
+            carrier: "SF".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SimOrder {
+    order_id: String,
+    external_id: String,
+    items: Vec<SimItem>,
+    shipped: bool,
+    cancelled: bool,
+}
+
+#[derive(Debug, Clone)]
+struct SimItem {
+    line_id: String,
+    sku: String,
+    qty: u32,
+    status: &'static str,
+}
+
+#[derive(Default)]
+struct Inner {
+    orders: Vec<SimOrder>,
+    by_key: HashMap<String, usize>,
+    events: Vec<Value>,
+    stock: HashMap<String, u32>,
+    /// Answer the next N requests with this status (fault injection).
+    fail_next: Option<(u32, u16)>,
+    requests: u64,
+}
+
+struct Sim {
+    config: SupplierSimConfig,
+    inner: Mutex<Inner>,
+}
+
+/// A running simulator; stops when dropped.
+pub struct SupplierSim {
+    addr: SocketAddr,
+    state: Arc<Sim>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SupplierSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SupplierSim {
+    /// Starts on `127.0.0.1:port` (0 = any free port).
+    pub async fn start(config: SupplierSimConfig, port: u16) -> std::io::Result<SupplierSim> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Sim {
+            inner: Mutex::new(Inner { stock: config.stock.clone(), ..Default::default() }),
+            config,
+        });
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(SupplierSim { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Ships every accepted, unshipped, uncancelled order; returns how many.
+    pub fn ship_all(&self) -> usize {
+        ship_all(&self.state)
+    }
+
+    /// Orders received, counted once per idempotency key.
+    pub fn order_count(&self) -> usize {
+        self.state.inner.lock().map(|i| i.orders.len()).unwrap_or(0)
+    }
+
+    /// Requests served so far.
+    pub fn request_count(&self) -> u64 {
+        self.state.inner.lock().map(|i| i.requests).unwrap_or(0)
+    }
+
+    /// Answers the next `n` API requests with `status`.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        if let Ok(mut i) = self.state.inner.lock() {
+            i.fail_next = Some((n, status));
+        }
+    }
+}
+
+fn router(state: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/orders", post(create_order))
+        .route("/orders/{id}/cancel", post(cancel_order))
+        .route("/shipments", get(list_events))
+        .route("/stock", get(stock))
+        .route("/_sim/ship", post(ship))
+        .route("/redirect", get(redirect))
+        .route("/big", get(big))
+        .route("/slow", get(slow))
+        .with_state(state)
+}
+
+type Reply = Result<Response, Response>;
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// Auth and fault injection, shared by the API endpoints.
+fn gate(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+    let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
+    inner.requests += 1;
+    if let Some((n, status)) = inner.fail_next {
+        inner.fail_next = if n > 1 { Some((n - 1, status)) } else { None };
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut resp = error(code, "injected fault");
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return Err(resp);
+    }
+    drop(inner);
+    if let Some(token) = &sim.config.token {
+        let expected = format!("Bearer {token}");
+        if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct OrderIn {
+    external_id: String,
+    items: Vec<ItemIn>,
+    ship_to: ShipTo,
+}
+
+#[derive(Deserialize)]
+struct ItemIn {
+    line_id: String,
+    sku: String,
+    qty: u32,
+    unit_price: String,
+}
+
+#[derive(Deserialize)]
+struct ShipTo {
+    name: String,
+    phone: String,
+    province: String,
+    city: String,
+    address: String,
+}
+
+async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Reply {
+    gate(&sim, &headers)?;
+    let order: OrderIn = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order JSON: {e}")))?;
+    for (field, v) in [
+        ("ship_to.name", &order.ship_to.name),
+        ("ship_to.phone", &order.ship_to.phone),
+        ("ship_to.province", &order.ship_to.province),
+        ("ship_to.city", &order.ship_to.city),
+        ("ship_to.address", &order.ship_to.address),
+    ] {
+        if v.trim().is_empty() {
+            return Err(error(StatusCode::UNPROCESSABLE_ENTITY, format!("{field} is required")));
+        }
+    }
+    if order.items.iter().any(|i| i.qty == 0 || i.unit_price.parse::<f64>().is_err()) {
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "every item needs qty > 0 and a numeric unit_price"));
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| order.external_id.clone());
+    let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
+    if let Some(&idx) = inner.by_key.get(&key) {
+        // Replayed request: same answer, no second order.
+        return Ok((StatusCode::OK, Json(order_json(&inner.orders[idx]))).into_response());
+    }
+    let order_id = format!("SUP-{:06}", inner.orders.len() + 1);
+    let mut items = Vec::with_capacity(order.items.len());
+    for i in order.items {
+        let status = if i.sku.starts_with(&sim.config.unknown_prefix) {
+            "rejected"
+        } else {
+            let stock = inner.stock.entry(i.sku.clone()).or_insert(sim.config.default_stock);
+            if *stock >= i.qty {
+                *stock -= i.qty;
+                "accepted"
+            } else {
+                "backordered"
+            }
+        };
+        items.push(SimItem { line_id: i.line_id, sku: i.sku, qty: i.qty, status });
+    }
+    let o = SimOrder { order_id, external_id: order.external_id, items, shipped: false, cancelled: false };
+    let answer = order_json(&o);
+    let idx = inner.orders.len();
+    inner.orders.push(o);
+    inner.by_key.insert(key, idx);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+fn order_json(o: &SimOrder) -> Value {
+    json!({
+        "order_id": o.order_id,
+        "external_id": o.external_id,
+        "items": o.items.iter().map(|i| {
+            let mut v = json!({ "line_id": i.line_id, "status": i.status });
+            if i.status == "rejected" {
+                v["reason"] = json!(format!("unknown sku {}", i.sku));
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn list_events(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<Since>) -> Reply {
+    gate(&sim, &headers)?;
+    let inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
+    let from: usize = if q.since.is_empty() {
+        0
+    } else {
+        q.since.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("bad cursor `{}`", q.since)))?
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page: Vec<Value> = inner.events.iter().skip(from).take(limit).cloned().collect();
+    let next = from + page.len();
+    Ok(Json(json!({ "events": page, "next": next.to_string() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct Skus {
+    #[serde(default)]
+    skus: String,
+}
+
+async fn stock(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<Skus>) -> Reply {
+    gate(&sim, &headers)?;
+    let inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
+    let items: Vec<Value> = q
+        .skus
+        .split(',')
+        .filter(|s| !s.is_empty() && !s.starts_with(&sim.config.unknown_prefix))
+        .map(|s| json!({ "sku": s, "available": inner.stock.get(s).copied().unwrap_or(sim.config.default_stock) }))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn cancel_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    gate(&sim, &headers)?;
+    let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
+    let Some(pos) = inner.orders.iter().position(|o| o.order_id == id) else {
+        return Err(error(StatusCode::NOT_FOUND, format!("no order {id}")));
+    };
+    let o = &mut inner.orders[pos];
+    if o.shipped {
+        return Ok(Json(json!({ "status": "refused", "reason": "already shipped" })).into_response());
+    }
+    o.cancelled = true;
+    let ev = json!({ "type": "cancelled", "order_id": o.order_id, "external_id": o.external_id, "reason": "cancelled on request" });
+    inner.events.push(ev);
+    Ok(Json(json!({ "status": "cancelled" })).into_response())
+}
+
+async fn ship(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(json!({ "shipped": ship_all(&sim) }))
+}
+
+fn ship_all(sim: &Sim) -> usize {
+    let Ok(mut inner) = sim.inner.lock() else { return 0 };
+    let mut shipped = Vec::new();
+    for o in inner.orders.iter_mut().filter(|o| !o.shipped && !o.cancelled) {
+        let lines: Vec<Value> = o
+            .items
+            .iter()
+            .filter(|i| i.status == "accepted")
+            .map(|i| json!({ "line_id": i.line_id, "qty": i.qty }))
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        o.shipped = true;
+        let n: u64 = o.order_id.trim_start_matches("SUP-").parse().unwrap_or(0);
+        shipped.push(json!({
+            "type": "shipped",
+            "order_id": o.order_id,
+            "external_id": o.external_id,
+            "packages": [{
+                "carrier": sim.config.carrier,
+                "tracking_no": format!("{}{:012}", sim.config.carrier, 770_000_000_000u64 + n),
+                "items": lines,
+            }],
+        }));
+    }
+    let n = shipped.len();
+    inner.events.extend(shipped);
+    n
+}
+
+#[derive(Deserialize)]
+struct To {
+    to: String,
+}
+
+async fn redirect(Query(q): Query<To>) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, q.to)]).into_response()
+}
+
+#[derive(Deserialize)]
+struct Size {
+    bytes: u64,
+}
+
+/// Streams `bytes` bytes without a Content-Length, so only a streaming cap
+/// can stop it.
+async fn big(Query(q): Query<Size>) -> Response {
+    const CHUNK: usize = 64 << 10;
+    let total = q.bytes;
+    let stream = futures::stream::unfold(0u64, move |sent| async move {
+        if sent >= total {
+            return None;
+        }
+        let n = (total - sent).min(CHUNK as u64) as usize;
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'z'; n])), sent + n as u64))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+#[derive(Deserialize)]
+struct Ms {
+    ms: u64,
+}
+
+async fn slow(Query(q): Query<Ms>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q.ms)).await;
+    "slow"
+}

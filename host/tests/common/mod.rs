@@ -1,0 +1,109 @@
+//! Shared helpers for the integration tests: locate (building if needed) the
+//! real plugin components, package them, start runtimes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use daifa_host::plugins::{
+    Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry, RuntimeConfig,
+};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The built component `name` (`rest_json`, `hostile`). Builds the plugins
+/// workspace once if the artifact is missing (README's test command builds
+/// them first, so this is only a convenience for bare `cargo test`).
+pub fn component(name: &str) -> Vec<u8> {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let path = repo_root().join(format!("plugins/target/wasm32-wasip2/release/{name}.wasm"));
+    if !path.exists() {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if !path.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+                .arg(repo_root().join("plugins/Cargo.toml"))
+                .status()
+                .expect("run cargo to build the plugins");
+            assert!(status.success(), "building the plugins failed (is the wasm32-wasip2 target installed?)");
+        }
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The manifest shipped next to a plugin's sources.
+pub fn manifest(rel: &str) -> Manifest {
+    let text = std::fs::read_to_string(repo_root().join(rel)).expect("read manifest");
+    Manifest::from_toml(&text).expect("parse manifest")
+}
+
+pub fn hostile_package(version: &str) -> PluginPackage {
+    let mut m = manifest("tests/fixtures/hostile/manifest.toml");
+    m.version = version.parse().unwrap();
+    PluginPackage::pack(m, component("hostile"))
+}
+
+pub fn hostile_named(name: &str, edit: impl FnOnce(&mut Manifest)) -> PluginPackage {
+    let mut m = manifest("tests/fixtures/hostile/manifest.toml");
+    m.name = name.to_string();
+    edit(&mut m);
+    PluginPackage::pack(m, component("hostile"))
+}
+
+pub fn rest_json_package() -> PluginPackage {
+    PluginPackage::pack(manifest("plugins/rest-json/manifest.toml"), component("rest_json"))
+}
+
+pub fn config(pairs: &[(&str, &str)]) -> PluginConfig {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// One runtime per test binary: like production, one engine per process.
+pub fn runtime() -> PluginRuntime {
+    static RT: OnceLock<PluginRuntime> = OnceLock::new();
+    RT.get_or_init(|| {
+        PluginRuntime::new(RuntimeConfig { max_concurrent_calls: 32, ..RuntimeConfig::default() })
+            .expect("start plugin runtime")
+    })
+    .clone()
+}
+
+pub async fn registry() -> Registry {
+    Registry::open(runtime(), None).await.expect("open registry")
+}
+
+/// A 1 KB-ish purchase order like a real one.
+pub fn order(po: &str, lines: usize) -> daifa_host::plugins::bindings::PurchaseOrder {
+    use daifa_host::plugins::bindings::*;
+    PurchaseOrder {
+        po_number: po.to_string(),
+        idempotency_key: format!("daifa:{po}:1"),
+        erp_refs: vec![ErpRef { system: "kingdee".into(), bill_no: "XSDD000123".into(), bill_id: "100123".into() }],
+        lines: (0..lines)
+            .map(|i| OrderLine {
+                line_id: format!("{po}-{i}"),
+                our_sku: format!("MAT-{i:04}"),
+                supplier_sku: format!("SUP-SKU-{i:04}"),
+                quantity: 1 + i as u32,
+                unit_cost: "12.50".into(),
+            })
+            .collect(),
+        ship_to: Address {
+            name: "张三".into(),
+            phone: "13800138000".into(),
+            province: "广东省".into(),
+            city: "深圳市".into(),
+            district: "南山区".into(),
+            street: "科技园南区高新南七道 18 号 2 栋 1203 室".into(),
+            postcode: "518057".into(),
+            country: "CN".into(),
+        },
+        currency: "CNY".into(),
+        requested_carrier: Some("SF".into()),
+        requested_service: Some("standard".into()),
+        remark: Some("请尽快发货，谢谢".into()),
+    }
+}

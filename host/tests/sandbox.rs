@@ -1,0 +1,181 @@
+//! Hostile components in real wasmtime: each misbehaviour gets its typed
+//! error within its deadline, while a well-behaved plugin (rest-json against
+//! the supplier simulator over real HTTP) keeps serving with zero failures.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use daifa_host::plugins::{CallError, LimitKind, PluginRuntime, Registry, RuntimeConfig};
+use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
+
+#[derive(Debug, Clone)]
+enum Expect {
+    Limit(LimitKind),
+    Denied(&'static str),
+    Trap(&'static str),
+}
+
+async fn install_hostile(reg: &Registry, name: &str, mode: &str, extra: &[(&str, &str)], memory: Option<u64>) {
+    let pkg = hostile_named(name, |m| {
+        if let Some(mem) = memory {
+            m.limits.memory_bytes = mem;
+        }
+    });
+    let mut cfg = config(&[("mode", mode)]);
+    for (k, v) in extra {
+        cfg.insert(k.to_string(), v.to_string());
+    }
+    reg.install(&pkg, &cfg).await.unwrap_or_else(|e| panic!("install {name}: {e}"));
+    reg.activate(name, &pkg.manifest.version).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
+    let sim = SupplierSim::start(SupplierSimConfig::default(), 0).await.unwrap();
+    let base = sim.base_url();
+    let reg = Arc::new(registry().await);
+
+    let good = rest_json_package();
+    reg.install(&good, &config(&[("base_url", &base), ("api_token", "sim-token")])).await.unwrap();
+    reg.activate("rest-json", &good.manifest.version).await.unwrap();
+
+    // A host outside the allowlist: 127.0.0.2 is loopback too, but not granted.
+    let outside = format!("http://127.0.0.2:{}/stock", sim.addr().port());
+    let via_redirect = format!("{base}/redirect?to={outside}");
+    let huge_body = format!("{base}/big?bytes=100000000");
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Option<u64>, Expect)> = vec![
+        ("h-loop", "loop", vec![], None, Expect::Limit(LimitKind::Deadline)),
+        ("h-memory", "memory", vec![], None, Expect::Limit(LimitKind::Memory)),
+        ("h-recursion", "recursion", vec![], None, Expect::Limit(LimitKind::Stack)),
+        ("h-panic", "panic", vec![], None, Expect::Trap("panicked on purpose")),
+        ("h-http-direct", "http", vec![("target", "http://example.com/"), ("allowed", &base)], None, Expect::Denied("example.com")),
+        ("h-http-redirect", "http", vec![("target", &via_redirect), ("allowed", &base)], None, Expect::Denied("127.0.0.2")),
+        ("h-http-100mb", "http", vec![("target", &huge_body), ("allowed", &base)], None, Expect::Limit(LimitKind::HttpResponseBytes)),
+        ("h-log-flood", "log-flood", vec![], None, Expect::Limit(LimitKind::LogBytes)),
+        ("h-huge-output", "huge-output", vec![("size", "4194304")], Some(64 << 20), Expect::Limit(LimitKind::OutputBytes)),
+    ];
+    for (name, mode, extra, mem, _) in &cases {
+        install_hostile(&reg, name, mode, extra, *mem).await;
+    }
+
+    // The well-behaved plugin serves continuously from 4 callers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut good_callers = Vec::new();
+    for c in 0..4 {
+        let (reg, stop, ok) = (reg.clone(), stop.clone(), ok.clone());
+        good_callers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let po = format!("GOOD-{c}-{i}");
+                let plugin = reg.get("rest-json").unwrap();
+                match plugin.submit_order(&order(&po, 3)).await {
+                    Ok(r) if r.supplier_ref.starts_with("SUP-") && r.lines.len() == 3 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => failures.push(format!("{po}: {other:?}")),
+                }
+                i += 1;
+            }
+            failures
+        }));
+    }
+
+    // Every hostile plugin at once, twice each.
+    let mut hostile = Vec::new();
+    for round in 0..2 {
+        for (name, _, _, _, expect) in cases.clone() {
+            let reg = reg.clone();
+            hostile.push(tokio::spawn(async move {
+                let plugin = reg.get(name).unwrap();
+                let deadline = plugin.manifest.limits.timeout();
+                let started = Instant::now();
+                let result = plugin.submit_order(&order(&format!("BAD-{name}-{round}"), 2)).await;
+                (name, expect, result, started.elapsed(), deadline)
+            }));
+        }
+    }
+    let mut problems = Vec::new();
+    for h in hostile {
+        let (name, expect, result, elapsed, deadline) = h.await.unwrap();
+        // Its own deadline plus scheduling slack on a loaded 2-core machine.
+        if elapsed > deadline + Duration::from_millis(1500) {
+            problems.push(format!("{name}: took {elapsed:?} (deadline {deadline:?})"));
+        }
+        let matched = match (&expect, &result) {
+            (Expect::Limit(k), Err(CallError::LimitExceeded { kind, .. })) => k == kind,
+            (Expect::Denied(t), Err(CallError::CapabilityDenied { target, .. })) => target.contains(t),
+            (Expect::Trap(r), Err(CallError::Trap { reason, .. })) => reason.contains(r),
+            _ => false,
+        };
+        if !matched {
+            problems.push(format!("{name}: expected {expect:?}, got {result:?}"));
+        } else {
+            println!("{name}: {} in {elapsed:?}", result.unwrap_err());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in good_callers {
+        let failures = c.await.unwrap();
+        problems.extend(failures.into_iter().map(|f| format!("good plugin failed: {f}")));
+    }
+    assert!(problems.is_empty(), "problems:\n{}", problems.join("\n"));
+    let served = ok.load(Ordering::Relaxed);
+    assert!(served > 10, "the good plugin served only {served} calls");
+    println!("good plugin served {served} calls with zero failures meanwhile");
+
+    // Every failure was counted against its own plugin, and only there.
+    for (name, _, _, _, expect) in &cases {
+        let s = reg.get(name).unwrap().stats.snapshot();
+        assert_eq!(s.calls, 3, "{name}: describe dry run + 2 calls: {s:?}");
+        assert_eq!(s.ok, 1, "{name}: only the dry run succeeded: {s:?}");
+        match expect {
+            Expect::Limit(k) => assert_eq!(s.limits, vec![(*k, 2)], "{name}: {s:?}"),
+            Expect::Denied(_) => assert_eq!(s.denied, 2, "{name}: {s:?}"),
+            Expect::Trap(_) => assert_eq!(s.traps, 2, "{name}: {s:?}"),
+        }
+    }
+    let g = reg.get("rest-json").unwrap().stats.snapshot();
+    assert_eq!(g.calls, g.ok, "good plugin: {g:?}");
+
+    // Nothing is left poisoned: the hostile plugins still answer `describe`.
+    for (name, ..) in &cases {
+        reg.get(name).unwrap().describe().await.unwrap_or_else(|e| panic!("{name} after abuse: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_budget_stops_a_spinning_plugin() {
+    // A separate engine with fuel metering, as a host configured for it.
+    let rt = PluginRuntime::new(RuntimeConfig { fuel: true, max_concurrent_calls: 4, ..Default::default() }).unwrap();
+    let reg = Registry::open(rt, None).await.unwrap();
+    let pkg = hostile_named("h-fuel", |m| m.limits.fuel = Some(50_000_000));
+    reg.install(&pkg, &config(&[("mode", "loop")])).await.unwrap();
+    reg.activate("h-fuel", &pkg.manifest.version).await.unwrap();
+    let err = reg.get("h-fuel").unwrap().submit_order(&order("FUEL-1", 1)).await.unwrap_err();
+    assert!(matches!(err, CallError::LimitExceeded { kind: LimitKind::Fuel, .. }), "{err:?}");
+    let s = reg.get("h-fuel").unwrap().stats.snapshot();
+    assert!(s.fuel_consumed >= 50_000_000, "fuel is reported per call: {s:?}");
+}
+
+#[tokio::test]
+async fn adapter_errors_and_kv_pass_through() {
+    let reg = registry().await;
+    let pkg = hostile_named("h-error", |_| {});
+    reg.install(&pkg, &config(&[("mode", "error")])).await.unwrap();
+    reg.activate("h-error", &pkg.manifest.version).await.unwrap();
+    let p = reg.get("h-error").unwrap();
+    match p.submit_order(&order("E-1", 1)).await {
+        Err(CallError::Adapter { error: daifa_host::plugins::AdapterErrorKind::Transient { retry_after, .. }, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_millis(1500)));
+        }
+        other => panic!("expected a transient adapter error, got {other:?}"),
+    }
+    let batch = p.poll_updates(Some("41")).await.unwrap();
+    assert_eq!(batch.next_cursor.as_deref(), Some("42"));
+}
