@@ -148,6 +148,10 @@ impl LoadedPlugin {
     }
 
     async fn begin(&self, op: Op) -> Result<Call, CallError> {
+        // A call that never waits on I/O never returns `Pending`; count it
+        // against tokio's cooperative budget so busy callers still let other
+        // tasks (timers, admin operations) run.
+        tokio::task::consume_budget().await;
         let started = Instant::now();
         let timeout = self.manifest.limits.timeout();
         let deadline = started + timeout;
