@@ -12,6 +12,7 @@ pub mod v0_1 {
         world: "supplier-adapter",
         imports: { default: async | trappable },
         exports: { default: async },
+        additional_derives: [PartialEq, Eq],
     });
 }
 

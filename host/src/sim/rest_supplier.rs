@@ -29,6 +29,11 @@ pub struct SupplierSimConfig {
     pub unknown_prefix: String,
     /// Carrier used for shipments.
     pub carrier: String,
+    /// This supplier's own JSON key names (canonical → theirs), to exercise
+    /// an adapter's field mapping. Empty = the canonical dialect.
+    pub field_names: HashMap<String, String>,
+    /// This supplier's own status words (canonical → theirs).
+    pub status_words: HashMap<String, String>,
 }
 
 impl Default for SupplierSimConfig {
@@ -39,6 +44,8 @@ impl Default for SupplierSimConfig {
             default_stock: 1_000,
             unknown_prefix: "UNKNOWN-".into(),
             carrier: "SF".into(),
+            field_names: HashMap::new(),
+            status_words: HashMap::new(),
         }
     }
 }
@@ -138,6 +145,42 @@ impl SupplierSim {
     }
 }
 
+impl Sim {
+    /// Canonical JSON → this supplier's dialect (outgoing).
+    fn theirs(&self, v: Value) -> Value {
+        rename(v, &|k| self.config.field_names.get(k).cloned(), &|w| self.config.status_words.get(w).cloned())
+    }
+
+    /// This supplier's dialect → canonical JSON (incoming).
+    fn ours(&self, v: Value) -> Value {
+        let back = |k: &str| self.config.field_names.iter().find(|(_, t)| t.as_str() == k).map(|(c, _)| c.clone());
+        rename(v, &back, &|_| None)
+    }
+
+    fn reply(&self, status: StatusCode, v: Value) -> Response {
+        (status, Json(self.theirs(v))).into_response()
+    }
+}
+
+/// Renames keys (at any depth) and the values of `status`/`type` keys.
+fn rename(v: Value, key: &dyn Fn(&str) -> Option<String>, word: &dyn Fn(&str) -> Option<String>) -> Value {
+    match v {
+        Value::Object(obj) => Value::Object(
+            obj.into_iter()
+                .map(|(k, v)| {
+                    let v = match (&*k, v) {
+                        ("status" | "type", Value::String(w)) => Value::String(word(&w).unwrap_or(w)),
+                        (_, v) => rename(v, key, word),
+                    };
+                    (key(&k).unwrap_or(k), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| rename(v, key, word)).collect()),
+        other => other,
+    }
+}
+
 fn router(state: Arc<Sim>) -> Router {
     Router::new()
         .route("/orders", post(create_order))
@@ -204,8 +247,10 @@ struct ShipTo {
 
 async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Reply {
     gate(&sim, &headers)?;
-    let order: OrderIn = serde_json::from_slice(&body)
+    let order: Value = serde_json::from_slice(&body)
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order JSON: {e}")))?;
+    let order: OrderIn = serde_json::from_value(sim.ours(order))
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order: {e}")))?;
     for (field, v) in [
         ("ship_to.name", &order.ship_to.name),
         ("ship_to.phone", &order.ship_to.phone),
@@ -228,7 +273,7 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     if let Some(&idx) = inner.by_key.get(&key) {
         // Replayed request: same answer, no second order.
-        return Ok((StatusCode::OK, Json(order_json(&inner.orders[idx]))).into_response());
+        return Ok(sim.reply(StatusCode::OK, order_json(&inner.orders[idx])));
     }
     let order_id = format!("SUP-{:06}", inner.orders.len() + 1);
     let mut items = Vec::with_capacity(order.items.len());
@@ -251,7 +296,7 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
     let idx = inner.orders.len();
     inner.orders.push(o);
     inner.by_key.insert(key, idx);
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(sim.reply(StatusCode::CREATED, answer))
 }
 
 fn order_json(o: &SimOrder) -> Value {
@@ -287,7 +332,7 @@ async fn list_events(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): 
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let page: Vec<Value> = inner.events.iter().skip(from).take(limit).cloned().collect();
     let next = from + page.len();
-    Ok(Json(json!({ "events": page, "next": next.to_string() })).into_response())
+    Ok(sim.reply(StatusCode::OK, json!({ "events": page, "next": next.to_string() })))
 }
 
 #[derive(Deserialize)]
@@ -305,7 +350,7 @@ async fn stock(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<
         .filter(|s| !s.is_empty() && !s.starts_with(&sim.config.unknown_prefix))
         .map(|s| json!({ "sku": s, "available": inner.stock.get(s).copied().unwrap_or(sim.config.default_stock) }))
         .collect();
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(sim.reply(StatusCode::OK, json!({ "items": items })))
 }
 
 async fn cancel_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
@@ -316,12 +361,12 @@ async fn cancel_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id):
     };
     let o = &mut inner.orders[pos];
     if o.shipped {
-        return Ok(Json(json!({ "status": "refused", "reason": "already shipped" })).into_response());
+        return Ok(sim.reply(StatusCode::OK, json!({ "status": "refused", "reason": "already shipped" })));
     }
     o.cancelled = true;
     let ev = json!({ "type": "cancelled", "order_id": o.order_id, "external_id": o.external_id, "reason": "cancelled on request" });
     inner.events.push(ev);
-    Ok(Json(json!({ "status": "cancelled" })).into_response())
+    Ok(sim.reply(StatusCode::OK, json!({ "status": "cancelled" })))
 }
 
 async fn ship(State(sim): State<Arc<Sim>>) -> Json<Value> {
