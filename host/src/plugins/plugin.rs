@@ -59,6 +59,19 @@ struct Call {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// See [`LoadedPlugin::pinned_instance`].
+pub struct PinnedInstance {
+    store: Store<HostState>,
+    guest: v0_1::SupplierAdapter,
+}
+
+impl PinnedInstance {
+    /// Calls `submit-order` on the reused instance.
+    pub async fn submit_order(&mut self, order: &PurchaseOrder) -> wasmtime::Result<Result<SubmitReceipt, AdapterError>> {
+        self.guest.daifa_supplier_adapter().call_submit_order(&mut self.store, order).await
+    }
+}
+
 /// Runs one export through the full host path.
 macro_rules! invoke {
     ($self:ident, $op:expr, |$guest:ident, $store:ident| $call:expr) => {{
@@ -145,6 +158,23 @@ impl LoadedPlugin {
     /// Lets the plugin interpret a webhook the supplier pushed to us.
     pub async fn handle_callback(&self, req: &CallbackRequest) -> Result<CallbackResult, CallError> {
         invoke!(self, Op::HandleCallback, |g, s| g.call_handle_callback(s, req))
+    }
+
+    /// A long-lived instance of this version, for measuring the raw cost of a
+    /// call (benchmarks, diagnostics). It has no per-call deadline, fresh
+    /// state or output checks: never use it to serve traffic.
+    pub async fn pinned_instance(&self) -> Result<PinnedInstance, CallError> {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let mut store = Store::new(&self.runtime.inner.engine, HostState::new(self.ctx.clone(), far));
+        store.limiter(|s| &mut s.limiter);
+        if self.runtime.inner.config.fuel {
+            store.set_fuel(u64::MAX).map_err(|e| self.host_err(format!("{e:#}")))?;
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let AdapterPre::V0_1(pre) = &self.pre;
+        let guest = pre.instantiate_async(&mut store).await.map_err(|e| self.map_error(&mut store, e))?;
+        Ok(PinnedInstance { store, guest })
     }
 
     async fn begin(&self, op: Op) -> Result<Call, CallError> {
