@@ -132,3 +132,25 @@ async fn kv_is_shared_by_versions_and_persists() {
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn restart_loads_compiled_code_from_the_cache() {
+    use daifa_host::plugins::{PluginRuntime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RuntimeConfig { max_concurrent_calls: 4, cache_dir: Some(dir.path().join("cache")), ..Default::default() };
+    let rt = PluginRuntime::new(cfg.clone()).unwrap();
+    let reg = Registry::open(rt.clone(), Some(dir.path().join("reg"))).await.unwrap();
+    reg.install(&hostile_package("1.0.0"), &config(&[])).await.unwrap();
+    reg.activate("hostile", &"1.0.0".parse().unwrap()).await.unwrap();
+    let (compiled, hits) = rt.compile_counts();
+    assert!(compiled >= 1, "first start compiles");
+    assert_eq!((compiled, hits), (1, 0), "one compile per package, no second validation");
+    drop(reg);
+    drop(rt);
+
+    let rt2 = PluginRuntime::new(cfg).unwrap();
+    let reg2 = Registry::open(rt2.clone(), Some(dir.path().join("reg"))).await.unwrap();
+    assert_eq!(rt2.compile_counts(), (0, 1), "restart loads from the cache, compiles nothing");
+    let r = reg2.get("hostile").unwrap().submit_order(&order("CACHED", 1)).await.unwrap();
+    assert_eq!(r.supplier_ref, "hostile:CACHED");
+}

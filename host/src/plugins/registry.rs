@@ -179,14 +179,27 @@ impl Registry {
     }
 
     fn slot_or_create(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
+        let kv = self.kv_for(name)?;
+        self.slot_with_kv(name, kv)
+    }
+
+    /// The plugin's kv store: the slot's if it exists, else opened fresh
+    /// (without creating the slot, so a refused package leaves no trace).
+    fn kv_for(&self, name: &str) -> Result<Arc<KvStore>, RegistryError> {
+        if let Ok(slot) = self.slot(name) {
+            return Ok(slot.kv.clone());
+        }
+        Ok(Arc::new(match &self.root {
+            Some(root) => KvStore::open(root.join("kv").join(format!("{name}.json"))).map_err(io)?,
+            None => KvStore::in_memory(),
+        }))
+    }
+
+    fn slot_with_kv(&self, name: &str, kv: Arc<KvStore>) -> Result<Arc<Slot>, RegistryError> {
         let mut slots = self.slots.write().map_err(io)?;
         if let Some(s) = slots.get(name) {
             return Ok(s.clone());
         }
-        let kv = match &self.root {
-            Some(root) => KvStore::open(root.join("kv").join(format!("{name}.json"))).map_err(io)?,
-            None => KvStore::in_memory(),
-        };
         let slot = Arc::new(Slot {
             active: ArcSwapOption::empty(),
             inner: Mutex::new(SlotInner {
@@ -194,7 +207,7 @@ impl Registry {
                 state: SlotState::default(),
                 load_errors: BTreeMap::new(),
             }),
-            kv: Arc::new(kv),
+            kv,
         });
         slots.insert(name.to_string(), slot.clone());
         Ok(slot)
@@ -233,11 +246,8 @@ impl Registry {
             }
         }
         // Validate before touching any state: a refused package changes nothing.
-        let kv = match self.slot(&m.name) {
-            Ok(s) => s.kv.clone(),
-            Err(_) => Arc::new(KvStore::in_memory()),
-        };
-        let (plugin, report) = validate(&self.runtime, pkg, config, kv).await?;
+        let kv = self.kv_for(&m.name)?;
+        let (plugin, report) = validate(&self.runtime, pkg, config, kv.clone()).await?;
         if let Some(root) = &self.root {
             let vdir = root.join("plugins").join(&m.name).join(m.version.to_string());
             let config_json = serde_json::to_vec_pretty(&plugin.ctx.config).map_err(io)?;
@@ -245,14 +255,7 @@ impl Registry {
             crate::util::write_atomic(&vdir.join("manifest.toml"), m.to_toml().as_bytes()).await.map_err(io)?;
             crate::util::write_atomic(&vdir.join("config.json"), &config_json).await.map_err(io)?;
         }
-        let slot = self.slot_or_create(&m.name)?;
-        // The validated instance used a throwaway kv for a new plugin; rebind
-        // it to the slot's store so every version shares one.
-        let plugin = if Arc::ptr_eq(&plugin.ctx.kv, &slot.kv) {
-            plugin
-        } else {
-            validate(&self.runtime, pkg, config, slot.kv.clone()).await?.0
-        };
+        let slot = self.slot_with_kv(&m.name, kv)?;
         let plugin = Arc::new(plugin);
         let mut inner = slot.inner.lock().map_err(io)?;
         inner.load_errors.remove(&m.version);

@@ -6,7 +6,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -86,6 +86,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
     engine_hash: String,
     ticker: Ticker,
+    compiles: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 /// Ticks the engine's epoch from an OS thread (an executor task could be
@@ -184,6 +186,8 @@ impl PluginRuntime {
                 http,
                 engine_hash,
                 ticker: Ticker { stop, thread: Some(thread) },
+                compiles: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
             }),
         })
     }
@@ -191,6 +195,12 @@ impl PluginRuntime {
     /// The runtime's settings.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// How many components were compiled, and how many were loaded from the
+    /// compiled-code cache instead, since start.
+    pub fn compile_counts(&self) -> (u64, u64) {
+        (self.inner.compiles.load(Ordering::Relaxed), self.inner.cache_hits.load(Ordering::Relaxed))
     }
 
     /// The wasmtime engine (benchmarks and tests use it for bare calls).
@@ -212,6 +222,7 @@ impl PluginRuntime {
 impl RuntimeInner {
     fn compile_blocking(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
         let Some(dir) = &self.config.cache_dir else {
+            self.compiles.fetch_add(1, Ordering::Relaxed);
             return Component::new(&self.engine, bytes);
         };
         let path = dir.join(&self.engine_hash).join(format!("{sha256}.cwasm"));
@@ -220,10 +231,14 @@ impl RuntimeInner {
             // code this engine compiled, under a key that includes the engine's
             // compatibility hash; the content hash names the source bytes.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(c);
+                }
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}"),
             }
         }
+        self.compiles.fetch_add(1, Ordering::Relaxed);
         let component = Component::new(&self.engine, bytes)?;
         match component.serialize() {
             Ok(code) => {
