@@ -32,24 +32,25 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mut pinned = rt.block_on(async { reg.get("hostile").unwrap().pinned_instance().await.unwrap() });
-    g.bench_function("bare_reused_instance", |b| {
-        b.iter(|| rt.block_on(pinned.submit_order(&order)).unwrap().unwrap())
-    });
+    g.bench_function("bare_reused_instance", |b| b.iter(|| rt.block_on(pinned.submit_order(&order)).unwrap().unwrap()));
     g.finish();
 }
 
 fn order_json_len(o: &daifa_host::plugins::bindings::PurchaseOrder) -> usize {
-    let lines: usize = o
-        .lines
-        .iter()
-        .map(|l| l.line_id.len() + l.our_sku.len() + l.supplier_sku.len() + l.unit_cost.len() + 60)
-        .sum();
+    let lines: usize =
+        o.lines.iter().map(|l| l.line_id.len() + l.our_sku.len() + l.supplier_sku.len() + l.unit_cost.len() + 60).sum();
     let a = &o.ship_to;
     lines
         + o.po_number.len()
         + o.idempotency_key.len()
-        + a.name.len() + a.phone.len() + a.province.len() + a.city.len() + a.district.len() + a.street.len()
-        + a.postcode.len() + a.country.len()
+        + a.name.len()
+        + a.phone.len()
+        + a.province.len()
+        + a.city.len()
+        + a.district.len()
+        + a.street.len()
+        + a.postcode.len()
+        + a.country.len()
         + 200
 }
 

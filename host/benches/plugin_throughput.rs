@@ -36,7 +36,7 @@ async fn run(reg: Arc<Registry>, secs: u64, swap: bool) -> (f64, Vec<Duration>, 
     while started.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if swap {
-            let v = if swaps % 2 == 0 { "2.0.0" } else { "1.0.0" };
+            let v = if swaps.is_multiple_of(2) { "2.0.0" } else { "1.0.0" };
             reg.activate("hostile", &v.parse().unwrap()).await.unwrap();
             swaps += 1;
         }

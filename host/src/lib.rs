@@ -4,6 +4,9 @@
 //! tracking → ERP. This crate is the host as a library; `main.rs` is a thin
 //! CLI over it so tests and benchmarks run the same code.
 
+pub mod api;
+pub mod config;
+pub mod demo;
 pub mod plugins;
 pub mod sim;
 pub mod util;

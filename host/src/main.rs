@@ -1,1 +1,229 @@
-fn main() {}
+//! `daifa`: the command line over the host library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use daifa_host::api::{self, client::AdminClient};
+use daifa_host::config::HostConfig;
+use daifa_host::demo::{self, DemoOptions};
+use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
+use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
+
+#[derive(Parser)]
+#[command(name = "daifa", version, about = "Drop-shipping order flow: ERP → routing → suppliers → tracking → ERP")]
+struct Cli {
+    /// Configuration file (default: ./daifa.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole flow on this machine: simulator, host, bundled plugin.
+    Demo {
+        /// Purchase orders to submit.
+        #[arg(long, default_value_t = 2000)]
+        orders: u64,
+        /// Calls in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Directory with the built plugin components.
+        #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]
+        plugin_dir: PathBuf,
+        /// The rest-json manifest.
+        #[arg(long, default_value = "plugins/rest-json/manifest.toml")]
+        manifest: PathBuf,
+        /// Keep data here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Keep the admin API running after the demo.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Run the host: plugin registry and admin API.
+    Serve,
+    /// Build, check and deploy plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Run a simulator of an external system.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Make a package directory: the manifest stamped with the component's sha256.
+    Pack {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        component: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run every install check locally, without a server.
+    Validate {
+        package: PathBuf,
+        /// Config values, `key=value`.
+        #[arg(short = 'c', long = "set", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+    },
+    /// Upload a package to a host's admin API.
+    Install {
+        package: PathBuf,
+        #[arg(short = 'c', long = "set", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        #[arg(long)]
+        activate: bool,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Make an installed version the active one.
+    Activate {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Go back to the previously active version.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Stop new calls to a plugin.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Show plugins, versions and call counters.
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(clap::Args)]
+struct Server {
+    /// Admin API base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8700")]
+    server: String,
+    /// Admin token.
+    #[arg(long, env = "DAIFA_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl Server {
+    fn client(&self) -> AdminClient {
+        AdminClient::new(&self.server, &self.token)
+    }
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// A JSON-over-HTTP supplier (the rest-json dialect).
+    Supplier {
+        #[arg(long, default_value_t = 8801)]
+        port: u16,
+        #[arg(long, default_value = "sim-token")]
+        token: String,
+    },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}`: expected key=value"))
+}
+
+fn to_config(set: Vec<(String, String)>) -> PluginConfig {
+    set.into_iter().collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo prints its own story; services log what they do.
+    let default_filter =
+        if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "warn,daifa=info,daifa_host=info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Demo { orders, concurrency, plugin_dir, manifest, data_dir, keep_running } => {
+            demo::run(DemoOptions { orders, concurrency, plugin_dir, manifest, data_dir, keep_running }).await
+        }
+        Command::Serve => serve(HostConfig::load(cli.config.as_deref())?).await,
+        Command::Plugin(cmd) => plugin(cmd, cli.config).await,
+        Command::Sim(SimCommand::Supplier { port, token }) => {
+            let sim = SupplierSim::start(SupplierSimConfig { token: Some(token), ..Default::default() }, port).await?;
+            println!("supplier simulator on {}", sim.base_url());
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: HostConfig) -> anyhow::Result<()> {
+    let Some(token) = cfg.admin.token.clone() else {
+        bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
+    };
+    let runtime = PluginRuntime::new(cfg.runtime.clone())?;
+    let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
+    let state = api::ApiState::new(registry, &token).map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
+        .await
+        .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
+    tracing::info!("admin API listening on http://{}", cfg.admin.bind);
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    match cmd {
+        PluginCommand::Pack { manifest, component, out } => {
+            let m = Manifest::from_toml(
+                &std::fs::read_to_string(&manifest).with_context(|| manifest.display().to_string())?,
+            )?;
+            let bytes = std::fs::read(&component).with_context(|| component.display().to_string())?;
+            let pkg = PluginPackage::pack(m, bytes);
+            pkg.write_dir(&out)?;
+            println!(
+                "packed {}@{} sha256 {} into {}",
+                pkg.manifest.name,
+                pkg.manifest.version,
+                pkg.manifest.sha256,
+                out.display()
+            );
+        }
+        PluginCommand::Validate { package, set } => {
+            let cfg = HostConfig::load(config.as_deref())?;
+            let runtime = PluginRuntime::new(daifa_host::plugins::RuntimeConfig { cache_dir: None, ..cfg.runtime })?;
+            let registry = Registry::open(runtime, None).await?;
+            let pkg = PluginPackage::from_dir(&package)?;
+            let report = registry.validate(&pkg, &to_config(set)).await?;
+            print(serde_json::to_value(report)?);
+        }
+        PluginCommand::Install { package, set, activate, server } => {
+            let pkg = PluginPackage::from_dir(&package)?;
+            print(server.client().install(&pkg, &to_config(set), activate).await?);
+        }
+        PluginCommand::Activate { name, version, server } => print(server.client().activate(&name, &version).await?),
+        PluginCommand::Rollback { name, server } => print(server.client().rollback(&name).await?),
+        PluginCommand::Disable { name, server } => print(server.client().disable(&name).await?),
+        PluginCommand::List { server } => print(server.client().list().await?),
+    }
+    Ok(())
+}

@@ -7,9 +7,7 @@ use std::path::Path;
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path.to_path_buf();
     let bytes = bytes.to_vec();
-    tokio::task::spawn_blocking(move || write_atomic_blocking(&path, &bytes))
-        .await
-        .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || write_atomic_blocking(&path, &bytes)).await.map_err(std::io::Error::other)?
 }
 
 /// Blocking form of [`write_atomic`].
@@ -18,11 +16,7 @@ pub fn write_atomic_blocking(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

@@ -137,7 +137,8 @@ fn hex_of(s: &str) -> String {
 async fn restart_loads_compiled_code_from_the_cache() {
     use daifa_host::plugins::{PluginRuntime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
-    let cfg = RuntimeConfig { max_concurrent_calls: 4, cache_dir: Some(dir.path().join("cache")), ..Default::default() };
+    let cfg =
+        RuntimeConfig { max_concurrent_calls: 4, cache_dir: Some(dir.path().join("cache")), ..Default::default() };
     let rt = PluginRuntime::new(cfg.clone()).unwrap();
     let reg = Registry::open(rt.clone(), Some(dir.path().join("reg"))).await.unwrap();
     reg.install(&hostile_package("1.0.0"), &config(&[])).await.unwrap();

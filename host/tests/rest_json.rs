@@ -102,7 +102,9 @@ async fn supplier_errors_map_to_adapter_errors() {
     let mut bad = order("PO-E2", 1);
     bad.ship_to.city = String::new();
     match p.submit_order(&bad).await {
-        Err(CallError::Adapter { error: AdapterErrorKind::Rejected(m), .. }) => assert!(m.contains("ship_to.city"), "{m}"),
+        Err(CallError::Adapter { error: AdapterErrorKind::Rejected(m), .. }) => {
+            assert!(m.contains("ship_to.city"), "{m}")
+        }
         other => panic!("422 must be rejected: {other:?}"),
     }
 
@@ -130,12 +132,19 @@ async fn supplier_errors_map_to_adapter_errors() {
 async fn field_and_status_mapping_from_config() {
     // A supplier with its own dialect: different key names and status words.
     let mut sim_cfg = SupplierSimConfig::default();
-    for (ours, theirs) in [("external_id", "outOrderNo"), ("items", "goods"), ("sku", "goodsCode"), ("qty", "num"), ("order_id", "orderNo")] {
+    for (ours, theirs) in [
+        ("external_id", "outOrderNo"),
+        ("items", "goods"),
+        ("sku", "goodsCode"),
+        ("qty", "num"),
+        ("order_id", "orderNo"),
+    ] {
         sim_cfg.field_names.insert(ours.into(), theirs.into());
     }
     sim_cfg.status_words.insert("accepted".into(), "SUCCESS".into());
     sim_cfg.status_words.insert("shipped".into(), "DELIVERED".into());
-    let field_map = r#"{"external_id":"outOrderNo","items":"goods","sku":"goodsCode","qty":"num","order_id":"orderNo"}"#;
+    let field_map =
+        r#"{"external_id":"outOrderNo","items":"goods","sku":"goodsCode","qty":"num","order_id":"orderNo"}"#;
     let status_map = r#"{"SUCCESS":"accepted","DELIVERED":"shipped"}"#;
     let (sim, reg) = setup(sim_cfg, &[("field_map", field_map), ("status_map", status_map)]).await;
     let p = reg.get("rest-json").unwrap();

@@ -12,6 +12,9 @@ use common::*;
 use daifa_host::plugins::{CallError, LimitKind, PluginRuntime, Registry, RuntimeConfig};
 use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 
+/// (plugin name, mode, extra config, memory limit, expected error)
+type Case<'a> = (&'static str, &'static str, Vec<(&'static str, &'a str)>, Option<u64>, Expect);
+
 #[derive(Debug, Clone)]
 enum Expect {
     Limit(LimitKind),
@@ -47,16 +50,40 @@ async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
     let outside = format!("http://127.0.0.2:{}/stock", sim.addr().port());
     let via_redirect = format!("{base}/redirect?to={outside}");
     let huge_body = format!("{base}/big?bytes=100000000");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Option<u64>, Expect)> = vec![
+    let cases: Vec<Case> = vec![
         ("h-loop", "loop", vec![], None, Expect::Limit(LimitKind::Deadline)),
         ("h-memory", "memory", vec![], None, Expect::Limit(LimitKind::Memory)),
         ("h-recursion", "recursion", vec![], None, Expect::Limit(LimitKind::Stack)),
         ("h-panic", "panic", vec![], None, Expect::Trap("panicked on purpose")),
-        ("h-http-direct", "http", vec![("target", "http://example.com/"), ("allowed", &base)], None, Expect::Denied("example.com")),
-        ("h-http-redirect", "http", vec![("target", &via_redirect), ("allowed", &base)], None, Expect::Denied("127.0.0.2")),
-        ("h-http-100mb", "http", vec![("target", &huge_body), ("allowed", &base)], None, Expect::Limit(LimitKind::HttpResponseBytes)),
+        (
+            "h-http-direct",
+            "http",
+            vec![("target", "http://example.com/"), ("allowed", &base)],
+            None,
+            Expect::Denied("example.com"),
+        ),
+        (
+            "h-http-redirect",
+            "http",
+            vec![("target", &via_redirect), ("allowed", &base)],
+            None,
+            Expect::Denied("127.0.0.2"),
+        ),
+        (
+            "h-http-100mb",
+            "http",
+            vec![("target", &huge_body), ("allowed", &base)],
+            None,
+            Expect::Limit(LimitKind::HttpResponseBytes),
+        ),
         ("h-log-flood", "log-flood", vec![], None, Expect::Limit(LimitKind::LogBytes)),
-        ("h-huge-output", "huge-output", vec![("size", "4194304")], Some(64 << 20), Expect::Limit(LimitKind::OutputBytes)),
+        (
+            "h-huge-output",
+            "huge-output",
+            vec![("size", "4194304")],
+            Some(64 << 20),
+            Expect::Limit(LimitKind::OutputBytes),
+        ),
     ];
     for (name, mode, extra, mem, _) in &cases {
         install_hostile(&reg, name, mode, extra, *mem).await;
@@ -171,7 +198,9 @@ async fn adapter_errors_and_kv_pass_through() {
     reg.activate("h-error", &pkg.manifest.version).await.unwrap();
     let p = reg.get("h-error").unwrap();
     match p.submit_order(&order("E-1", 1)).await {
-        Err(CallError::Adapter { error: daifa_host::plugins::AdapterErrorKind::Transient { retry_after, .. }, .. }) => {
+        Err(CallError::Adapter {
+            error: daifa_host::plugins::AdapterErrorKind::Transient { retry_after, .. }, ..
+        }) => {
             assert_eq!(retry_after, Some(Duration::from_millis(1500)));
         }
         other => panic!("expected a transient adapter error, got {other:?}"),

@@ -15,9 +15,7 @@ fn manifest_for(name: &str) -> Manifest {
 /// A component exporting one instance under `export`, optionally importing
 /// `import` — enough to exercise the world and version checks.
 fn wat_component(export: &str, import: Option<&str>) -> Vec<u8> {
-    let import = import
-        .map(|i| format!(r#"(import "{i}" (instance (export "steal" (func))))"#))
-        .unwrap_or_default();
+    let import = import.map(|i| format!(r#"(import "{i}" (instance (export "steal" (func))))"#)).unwrap_or_default();
     let text = format!(
         r#"(component
             {import}
@@ -114,7 +112,8 @@ async fn refuses_a_sha256_mismatch() {
 #[tokio::test]
 async fn refuses_exports_of_the_wrong_shape() {
     // Right export name and version, but not the functions of the contract.
-    let msg = refuse(PluginPackage::pack(manifest_for("v-shape"), wat_component("daifa:supplier/adapter@0.1.0", None))).await;
+    let msg =
+        refuse(PluginPackage::pack(manifest_for("v-shape"), wat_component("daifa:supplier/adapter@0.1.0", None))).await;
     assert!(msg.contains("does not match the supplier-adapter world"), "{msg}");
 }
 

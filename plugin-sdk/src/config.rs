@@ -10,7 +10,9 @@ pub fn get(key: &str) -> Option<String> {
 
 /// The value of `key`, or a `misconfigured` error naming it.
 pub fn require(key: &str) -> Result<String, AdapterError> {
-    get(key).filter(|v| !v.is_empty()).ok_or_else(|| AdapterError::misconfigured(format!("config key `{key}` is not set")))
+    get(key)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AdapterError::misconfigured(format!("config key `{key}` is not set")))
 }
 
 /// The value of `key`, or `default`.

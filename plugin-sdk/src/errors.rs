@@ -39,9 +39,7 @@ impl AdapterError {
 impl From<HttpError> for AdapterError {
     fn from(e: HttpError) -> Self {
         match e {
-            HttpError::Denied(target) => {
-                AdapterError::misconfigured(format!("the host denied the request: {target}"))
-            }
+            HttpError::Denied(target) => AdapterError::misconfigured(format!("the host denied the request: {target}")),
             HttpError::Timeout => AdapterError::transient("supplier did not answer in time"),
             HttpError::ResponseTooLarge(limit) => {
                 AdapterError::rejected(format!("supplier response larger than {limit} bytes"))

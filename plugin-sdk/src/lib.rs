@@ -74,9 +74,9 @@ pub mod bindings {
 pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::daifa::supplier::types::{
-    AdapterError, AdapterInfo, Address, CallbackRequest, CallbackResult, CancelOutcome, Capabilities,
-    ErpRef, LineResult, LineStatus, OrderLine, Parcel, ParcelLine, PollBatch, PurchaseOrder, RetryHint,
-    StatusUpdate, StockLevel, SubmitReceipt, UpdateKind,
+    AdapterError, AdapterInfo, Address, CallbackRequest, CallbackResult, CancelOutcome, Capabilities, ErpRef,
+    LineResult, LineStatus, OrderLine, Parcel, ParcelLine, PollBatch, PurchaseOrder, RetryHint, StatusUpdate,
+    StockLevel, SubmitReceipt, UpdateKind,
 };
 
 pub mod clock;
@@ -93,9 +93,9 @@ pub const API_VERSION: &str = "0.1.0";
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        AdapterError, AdapterInfo, Address, CallbackRequest, CallbackResult, CancelOutcome, Capabilities,
-        ErpRef, LineResult, LineStatus, OrderLine, Parcel, ParcelLine, PollBatch, PurchaseOrder,
-        RetryHint, StatusUpdate, StockLevel, SubmitReceipt, SupplierAdapter, UpdateKind,
+        AdapterError, AdapterInfo, Address, CallbackRequest, CallbackResult, CancelOutcome, Capabilities, ErpRef,
+        LineResult, LineStatus, OrderLine, Parcel, ParcelLine, PollBatch, PurchaseOrder, RetryHint, StatusUpdate,
+        StockLevel, SubmitReceipt, SupplierAdapter, UpdateKind,
     };
     pub use crate::{adapter_info, clock, config, debug, error, export_adapter, http, info, kv, warn};
 }
@@ -118,7 +118,11 @@ pub trait SupplierAdapter {
     }
 
     /// Asks the supplier to cancel an order.
-    fn cancel_order(po_number: String, supplier_ref: Option<String>, reason: String) -> Result<CancelOutcome, AdapterError> {
+    fn cancel_order(
+        po_number: String,
+        supplier_ref: Option<String>,
+        reason: String,
+    ) -> Result<CancelOutcome, AdapterError> {
         let _ = (po_number, supplier_ref, reason);
         Err(AdapterError::unsupported("cancel-order"))
     }
@@ -146,7 +150,11 @@ impl<T: SupplierAdapter> bindings::exports::daifa::supplier::adapter::Guest for 
     fn poll_updates(cursor: Option<String>) -> Result<PollBatch, AdapterError> {
         T::poll_updates(cursor)
     }
-    fn cancel_order(po_number: String, supplier_ref: Option<String>, reason: String) -> Result<CancelOutcome, AdapterError> {
+    fn cancel_order(
+        po_number: String,
+        supplier_ref: Option<String>,
+        reason: String,
+    ) -> Result<CancelOutcome, AdapterError> {
         T::cancel_order(po_number, supplier_ref, reason)
     }
     fn query_stock(supplier_skus: Vec<String>) -> Result<Vec<StockLevel>, AdapterError> {

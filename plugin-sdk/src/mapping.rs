@@ -36,11 +36,9 @@ fn rename(v: Value, map: &BTreeMap<String, String>) -> Value {
         return v;
     }
     match v {
-        Value::Object(obj) => Value::Object(
-            obj.into_iter()
-                .map(|(k, v)| (map.get(&k).cloned().unwrap_or(k), rename(v, map)))
-                .collect(),
-        ),
+        Value::Object(obj) => {
+            Value::Object(obj.into_iter().map(|(k, v)| (map.get(&k).cloned().unwrap_or(k), rename(v, map))).collect())
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(|v| rename(v, map)).collect()),
         other => other,
     }

@@ -86,11 +86,7 @@ impl Allowlist {
                     }
                 }
         });
-        if allowed {
-            Ok(())
-        } else {
-            Err(Denied::NotAllowed(format!("{scheme}://{host}:{port}")))
-        }
+        if allowed { Ok(()) } else { Err(Denied::NotAllowed(format!("{scheme}://{host}:{port}"))) }
     }
 }
 
@@ -120,13 +116,11 @@ fn expand(raw: &str, config: &PluginConfig) -> Result<String, String> {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("allowed_outbound_hosts `{raw}`: unclosed `{{{{`"))?;
+        let end = after.find("}}").ok_or_else(|| format!("allowed_outbound_hosts `{raw}`: unclosed `{{{{`"))?;
         let key = after[..end].trim();
-        let value = config.get(key).ok_or_else(|| {
-            format!("allowed_outbound_hosts `{raw}` uses config key `{key}`, which is not set")
-        })?;
+        let value = config
+            .get(key)
+            .ok_or_else(|| format!("allowed_outbound_hosts `{raw}` uses config key `{key}`, which is not set"))?;
         out.push_str(value);
         rest = &after[end + 2..];
     }
@@ -135,9 +129,7 @@ fn expand(raw: &str, config: &PluginConfig) -> Result<String, String> {
 }
 
 fn parse_entry(s: &str) -> Result<Entry, String> {
-    let (scheme, rest) = s
-        .split_once("://")
-        .ok_or_else(|| "expected scheme://host[:port]".to_string())?;
+    let (scheme, rest) = s.split_once("://").ok_or_else(|| "expected scheme://host[:port]".to_string())?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "http" && scheme != "https" {
         return Err(format!("scheme `{scheme}` is not http or https"));
@@ -160,15 +152,10 @@ fn parse_entry(s: &str) -> Result<Entry, String> {
     }
     // Normalise the way `Url` will (case, IDNA, IPv6 brackets) so matching
     // compares like with like.
-    let url = Url::parse(&format!("{scheme}://{authority}/"))
-        .map_err(|e| format!("bad host or port: {e}"))?;
+    let url = Url::parse(&format!("{scheme}://{authority}/")).map_err(|e| format!("bad host or port: {e}"))?;
     let host = url.host_str().ok_or("missing host")?.to_string();
     let port = if any_port { None } else { url.port_or_known_default() };
-    let host = if subdomains {
-        HostPattern::Subdomains(host)
-    } else {
-        HostPattern::Exact(host)
-    };
+    let host = if subdomains { HostPattern::Subdomains(host) } else { HostPattern::Exact(host) };
     Ok(Entry { scheme, host, port })
 }
 
@@ -208,7 +195,7 @@ mod tests {
         // Looks like 127.0.0.1:8080 to a careless parser, really goes to evil.com.
         assert!(matches!(a.check("http://127.0.0.1:8080@evil.com/"), Err(Denied::UserInfo(_))));
         assert!(matches!(a.check("http://user:pw@127.0.0.1:8080/"), Err(Denied::UserInfo(_))));
-        assert!(matches!(a.check("http://evil.com\\@127.0.0.1:8080/"), Err(_)));
+        assert!(a.check("http://evil.com\\@127.0.0.1:8080/").is_err());
         assert!(matches!(a.check("file:///etc/passwd"), Err(Denied::Scheme(_))));
         assert!(matches!(a.check("/relative"), Err(Denied::Invalid(_))));
     }

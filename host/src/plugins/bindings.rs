@@ -41,10 +41,7 @@ impl ApiVersion {
 
     /// Finds the supported version for a plugin's semver.
     pub fn from_semver(v: &semver::Version) -> Option<ApiVersion> {
-        Self::SUPPORTED
-            .iter()
-            .copied()
-            .find(|a| a.series() == (v.major, v.minor) && v.pre.is_empty())
+        Self::SUPPORTED.iter().copied().find(|a| a.series() == (v.major, v.minor) && v.pre.is_empty())
     }
 
     /// "0.1.x" style list for error messages.
@@ -174,9 +171,9 @@ impl WireSize for CancelOutcome {
 impl WireSize for AdapterError {
     fn wire_size(&self) -> usize {
         match self {
-            AdapterError::Rejected(m)
-            | AdapterError::Unauthorized(m)
-            | AdapterError::Misconfigured(m) => 1 + m.wire_size(),
+            AdapterError::Rejected(m) | AdapterError::Unauthorized(m) | AdapterError::Misconfigured(m) => {
+                1 + m.wire_size()
+            }
             AdapterError::Transient(h) => 1 + h.wire_size(),
         }
     }

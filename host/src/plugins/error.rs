@@ -68,17 +68,10 @@ impl fmt::Display for LimitKind {
 pub enum CallError {
     /// The adapter ran and reported a supplier-side failure.
     #[error("plugin `{plugin}` reported: {error}")]
-    Adapter {
-        plugin: String,
-        error: AdapterErrorKind,
-    },
+    Adapter { plugin: String, error: AdapterErrorKind },
     /// The call hit a sandbox limit.
     #[error("plugin `{plugin}` exceeded its {kind} limit: {detail}")]
-    LimitExceeded {
-        plugin: String,
-        kind: LimitKind,
-        detail: String,
-    },
+    LimitExceeded { plugin: String, kind: LimitKind, detail: String },
     /// The plugin asked for something it is not granted (e.g. an HTTP target
     /// outside its allowlist).
     #[error("plugin `{plugin}` was denied {target}")]
@@ -119,10 +112,7 @@ pub enum AdapterErrorKind {
     #[error("rejected: {0}")]
     Rejected(String),
     #[error("transient: {message}")]
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { message: String, retry_after: Option<Duration> },
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("misconfigured: {0}")]
@@ -153,17 +143,11 @@ pub enum ValidationError {
     Sha256Mismatch { expected: String, actual: String },
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
-    #[error(
-        "component does not implement daifa:supplier/adapter (world supplier-adapter); it exports: {exports}"
-    )]
+    #[error("component does not implement daifa:supplier/adapter (world supplier-adapter); it exports: {exports}")]
     WrongWorld { exports: String },
-    #[error(
-        "unsupported API version: the plugin targets daifa:supplier@{wanted}; this host supports {supported}"
-    )]
+    #[error("unsupported API version: the plugin targets daifa:supplier@{wanted}; this host supports {supported}")]
     UnsupportedApiVersion { wanted: String, supported: String },
-    #[error(
-        "manifest says api_version {manifest}, but the component implements daifa:supplier@{component}"
-    )]
+    #[error("manifest says api_version {manifest}, but the component implements daifa:supplier@{component}")]
     ApiVersionMismatch { manifest: String, component: String },
     #[error("component imports {import}, which this host does not provide ({provided})")]
     UnsatisfiedImport { import: String, provided: String },

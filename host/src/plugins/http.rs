@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, COOKIE, LOCATION};
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use url::Url;
 
 use super::allowlist::{Allowlist, Denied};
@@ -88,14 +88,15 @@ impl OutboundHttp {
             if status.is_redirection()
                 && let Some(location) = resp.headers().get(LOCATION)
             {
-                let location = location
-                    .to_str()
-                    .map_err(|_| OutboundError::Transport("redirect Location is not text".into()))?;
+                let location =
+                    location.to_str().map_err(|_| OutboundError::Transport("redirect Location is not text".into()))?;
                 let next = url
                     .join(location)
                     .map_err(|_| OutboundError::Transport(format!("bad redirect Location `{location}`")))?;
                 allow.check_url(&next).map_err(|d| match d {
-                    Denied::NotAllowed(t) => OutboundError::Denied(format!("redirect to {t} is not on the plugin's allowlist")),
+                    Denied::NotAllowed(t) => {
+                        OutboundError::Denied(format!("redirect to {t} is not on the plugin's allowlist"))
+                    }
                     other => OutboundError::Denied(format!("redirect: {other}")),
                 })?;
                 if next.origin() != url.origin() {
@@ -128,11 +129,7 @@ async fn read_capped(mut resp: reqwest::Response, max_body: u64) -> Result<HttpR
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| OutboundError::Transport(error_chain(&e)))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| OutboundError::Transport(error_chain(&e)))? {
         if (body.len() + chunk.len()) as u64 > max_body {
             return Err(OutboundError::TooLarge { limit: max_body });
         }

@@ -36,12 +36,10 @@ impl KvStore {
     pub fn open(path: PathBuf) -> std::io::Result<KvStore> {
         let data = match std::fs::read(&path) {
             Ok(bytes) => {
-                let hexed: BTreeMap<String, String> = serde_json::from_slice(&bytes)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
-                hexed
-                    .into_iter()
-                    .filter_map(|(k, v)| hex::decode(v).ok().map(|v| (k, v)))
-                    .collect()
+                let hexed: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                })?;
+                hexed.into_iter().filter_map(|(k, v)| hex::decode(v).ok().map(|v| (k, v))).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
@@ -72,12 +70,7 @@ impl KvStore {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), KvError> {
-        let removed = self
-            .data
-            .lock()
-            .map_err(|_| KvError::Io("store poisoned".into()))?
-            .remove(key)
-            .is_some();
+        let removed = self.data.lock().map_err(|_| KvError::Io("store poisoned".into()))?.remove(key).is_some();
         if removed { self.persist().await } else { Ok(()) }
     }
 

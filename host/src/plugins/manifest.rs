@@ -128,24 +128,16 @@ impl Manifest {
         let bad = |m: String| Err(ValidationError::Manifest(m));
         if self.name.is_empty()
             || self.name.len() > 64
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return bad(format!(
-                "name `{}`: use 1-64 lower-case letters, digits and `-`",
-                self.name
-            ));
+            return bad(format!("name `{}`: use 1-64 lower-case letters, digits and `-`", self.name));
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad(format!("sha256 `{}` is not 64 hex digits", self.sha256));
         }
         let l = &self.limits;
         let over = |field: &str, got: u64, max: u64| {
-            bad(format!(
-                "limits.{field} = {got} exceeds this host's ceiling of {max}"
-            ))
+            bad(format!("limits.{field} = {got} exceeds this host's ceiling of {max}"))
         };
         if l.memory_bytes > ceilings.memory_bytes {
             return over("memory_bytes", l.memory_bytes, ceilings.memory_bytes);
@@ -154,11 +146,7 @@ impl Manifest {
             return over("timeout_ms", l.timeout_ms, ceilings.timeout_ms);
         }
         if l.http_response_bytes > ceilings.http_response_bytes {
-            return over(
-                "http_response_bytes",
-                l.http_response_bytes,
-                ceilings.http_response_bytes,
-            );
+            return over("http_response_bytes", l.http_response_bytes, ceilings.http_response_bytes);
         }
         if l.output_bytes > ceilings.output_bytes {
             return over("output_bytes", l.output_bytes, ceilings.output_bytes);
@@ -175,9 +163,7 @@ impl Manifest {
         }
         for (key, field) in &self.config {
             if field.secret && field.default.is_some() {
-                return bad(format!(
-                    "config.{key}: a secret field cannot ship a default value"
-                ));
+                return bad(format!("config.{key}: a secret field cannot ship a default value"));
             }
         }
         Ok(())
@@ -227,12 +213,8 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    const CEIL: Ceilings = Ceilings {
-        memory_bytes: 64 << 20,
-        timeout_ms: 60_000,
-        http_response_bytes: 16 << 20,
-        output_bytes: 4 << 20,
-    };
+    const CEIL: Ceilings =
+        Ceilings { memory_bytes: 64 << 20, timeout_ms: 60_000, http_response_bytes: 16 << 20, output_bytes: 4 << 20 };
 
     fn manifest(extra: &str) -> Result<Manifest, ValidationError> {
         Manifest::from_toml(&format!(

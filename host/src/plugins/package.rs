@@ -103,10 +103,8 @@ pub async fn validate(
     let allowlist =
         Allowlist::compile(&m.permissions.allowed_outbound_hosts, &config).map_err(ValidationError::Config)?;
 
-    let component = runtime
-        .compile(bytes.clone(), actual.clone())
-        .await
-        .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+    let component =
+        runtime.compile(bytes.clone(), actual.clone()).await.map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
     let ty = component.component_type();
 
     let exports: Vec<String> = ty.exports(&rt.engine).map(|(n, _)| n.to_string()).collect();
@@ -115,9 +113,7 @@ pub async fn validate(
         return Err(ValidationError::WrongWorld { exports: list });
     };
     let wanted = &export[ADAPTER_EXPORT.len()..];
-    let api = semver::Version::parse(wanted)
-        .ok()
-        .and_then(|v| ApiVersion::from_semver(&v).map(|a| (a, v)));
+    let api = semver::Version::parse(wanted).ok().and_then(|v| ApiVersion::from_semver(&v).map(|a| (a, v)));
     let Some((api, component_version)) = api else {
         return Err(ValidationError::UnsupportedApiVersion {
             wanted: wanted.to_string(),
@@ -144,7 +140,8 @@ pub async fn validate(
     })?;
     let pre = match api {
         ApiVersion::V0_1 => AdapterPre::V0_1(
-            v0_1::SupplierAdapterPre::new(instance_pre).map_err(|e| ValidationError::ExportMismatch(format!("{e:#}")))?,
+            v0_1::SupplierAdapterPre::new(instance_pre)
+                .map_err(|e| ValidationError::ExportMismatch(format!("{e:#}")))?,
         ),
     };
 
@@ -182,9 +179,7 @@ pub async fn validate(
 /// version/layer word; telling them apart up front gives a clear message.
 fn check_header(bytes: &[u8]) -> Result<(), ValidationError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(ValidationError::NotAComponent(
-            "no `\\0asm` header: this is not WebAssembly at all".into(),
-        ));
+        return Err(ValidationError::NotAComponent("no `\\0asm` header: this is not WebAssembly at all".into()));
     }
     match bytes[6..8] {
         [1, 0] => Ok(()),

@@ -9,8 +9,8 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{
-    AdapterError, AdapterInfo, ApiVersion, CallbackRequest, CallbackResult, CancelOutcome, PollBatch,
-    PurchaseOrder, StockLevel, SubmitReceipt, WireSize, v0_1,
+    AdapterError, AdapterInfo, ApiVersion, CallbackRequest, CallbackResult, CancelOutcome, PollBatch, PurchaseOrder,
+    StockLevel, SubmitReceipt, WireSize, v0_1,
 };
 use super::error::{CallError, LimitKind};
 use super::host_state::{HostState, PluginContext, Violation};
@@ -67,7 +67,10 @@ pub struct PinnedInstance {
 
 impl PinnedInstance {
     /// Calls `submit-order` on the reused instance.
-    pub async fn submit_order(&mut self, order: &PurchaseOrder) -> wasmtime::Result<Result<SubmitReceipt, AdapterError>> {
+    pub async fn submit_order(
+        &mut self,
+        order: &PurchaseOrder,
+    ) -> wasmtime::Result<Result<SubmitReceipt, AdapterError>> {
         self.guest.daifa_supplier_adapter().call_submit_order(&mut self.store, order).await
     }
 }

@@ -130,8 +130,7 @@ impl Registry {
         let slot = self.slot_or_create(name)?;
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let vdir = entry.map_err(io)?.path();
-            let Some(version) = vdir.file_name().and_then(|n| n.to_str()).and_then(|v| Version::parse(v).ok())
-            else {
+            let Some(version) = vdir.file_name().and_then(|n| n.to_str()).and_then(|v| Version::parse(v).ok()) else {
                 continue;
             };
             let loaded = async {
@@ -140,9 +139,8 @@ impl Registry {
                     &std::fs::read(vdir.join("config.json")).map_err(|e| format!("config.json: {e}"))?,
                 )
                 .map_err(|e| format!("config.json: {e}"))?;
-                let (plugin, _) = validate(&self.runtime, &pkg, &config, slot.kv.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (plugin, _) =
+                    validate(&self.runtime, &pkg, &config, slot.kv.clone()).await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(Installed { plugin: Arc::new(plugin), config })
             }
             .await;
@@ -170,12 +168,7 @@ impl Registry {
     }
 
     fn slot(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
-        self.slots
-            .read()
-            .map_err(io)?
-            .get(name)
-            .cloned()
-            .ok_or_else(|| RegistryError::UnknownPlugin(name.to_string()))
+        self.slots.read().map_err(io)?.get(name).cloned().ok_or_else(|| RegistryError::UnknownPlugin(name.to_string()))
     }
 
     fn slot_or_create(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
@@ -213,6 +206,11 @@ impl Registry {
         Ok(slot)
     }
 
+    /// Largest component the runtime accepts (sizes upload limits).
+    pub fn max_package_bytes(&self) -> usize {
+        self.runtime.config().max_package_bytes
+    }
+
     /// The active version of `name`, for one call. The hot path: one read
     /// lock and one atomic load.
     pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, CallError> {
@@ -222,7 +220,11 @@ impl Registry {
     }
 
     /// Runs every check on a package without installing it.
-    pub async fn validate(&self, pkg: &PluginPackage, config: &PluginConfig) -> Result<ValidationReport, RegistryError> {
+    pub async fn validate(
+        &self,
+        pkg: &PluginPackage,
+        config: &PluginConfig,
+    ) -> Result<ValidationReport, RegistryError> {
         let kv = Arc::new(KvStore::in_memory());
         let (_, report) = validate(&self.runtime, pkg, config, kv).await?;
         Ok(report)
@@ -304,7 +306,9 @@ impl Registry {
             let mut next = inner.state.clone();
             let target = loop {
                 let Some(v) = next.history.pop() else {
-                    return Err(RegistryError::Conflict(format!("plugin `{name}` has no earlier version to roll back to")));
+                    return Err(RegistryError::Conflict(format!(
+                        "plugin `{name}` has no earlier version to roll back to"
+                    )));
                 };
                 // Skip versions that are no longer loadable.
                 if inner.versions.contains_key(&v) {
@@ -341,9 +345,7 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         if let Some(root) = &self.root {
             let bytes = serde_json::to_vec_pretty(&next).map_err(io)?;
-            crate::util::write_atomic(&root.join("plugins").join(name).join("state.json"), &bytes)
-                .await
-                .map_err(io)?;
+            crate::util::write_atomic(&root.join("plugins").join(name).join("state.json"), &bytes).await.map_err(io)?;
         }
         let mut inner = slot.inner.lock().map_err(io)?;
         inner.state = next;

@@ -82,7 +82,7 @@ impl PluginStats {
                 .map(|(k, c)| (*k, c.load(Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
-            mean_us: if calls == 0 { 0 } else { self.total_ns.load(Relaxed) / calls / 1000 },
+            mean_us: self.total_ns.load(Relaxed).checked_div(calls).unwrap_or(0) / 1000,
             max_us: self.max_ns.load(Relaxed) / 1000,
             fuel_consumed: self.fuel.load(Relaxed),
             peak_memory_bytes: self.peak_memory.load(Relaxed),

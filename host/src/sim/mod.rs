@@ -4,4 +4,5 @@
 //!
 //! Owns: the simulated systems' state. May call: nothing in daifa.
 
+pub mod orders;
 pub mod rest_supplier;

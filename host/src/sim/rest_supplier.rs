@@ -101,10 +101,8 @@ impl SupplierSim {
     pub async fn start(config: SupplierSimConfig, port: u16) -> std::io::Result<SupplierSim> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Sim {
-            inner: Mutex::new(Inner { stock: config.stock.clone(), ..Default::default() }),
-            config,
-        });
+        let state =
+            Arc::new(Sim { inner: Mutex::new(Inner { stock: config.stock.clone(), ..Default::default() }), config });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -194,22 +192,37 @@ fn router(state: Arc<Sim>) -> Router {
         .with_state(state)
 }
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, SimError>;
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": msg.into() }))).into_response()
+/// An error answer of the simulated supplier.
+struct SimError {
+    status: StatusCode,
+    message: String,
+    retry_after: bool,
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> SimError {
+    SimError { status, message: msg.into(), retry_after: false }
 }
 
 /// Auth and fault injection, shared by the API endpoints.
-fn gate(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+fn gate(sim: &Sim, headers: &HeaderMap) -> Result<(), SimError> {
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     inner.requests += 1;
     if let Some((n, status)) = inner.fail_next {
         inner.fail_next = if n > 1 { Some((n - 1, status)) } else { None };
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let mut resp = error(code, "injected fault");
-        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return Err(resp);
+        return Err(SimError { status: code, message: "injected fault".into(), retry_after: true });
     }
     drop(inner);
     if let Some(token) = &sim.config.token {

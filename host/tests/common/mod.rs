@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use daifa_host::plugins::{
-    Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry, RuntimeConfig,
-};
+use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry, RuntimeConfig};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

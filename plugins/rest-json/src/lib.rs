@@ -57,7 +57,11 @@ impl Settings {
 impl SupplierAdapter for RestJson {
     fn describe() -> AdapterInfo {
         adapter_info!(
-            Capabilities::SUBMIT | Capabilities::POLL | Capabilities::CANCEL | Capabilities::STOCK | Capabilities::CALLBACK
+            Capabilities::SUBMIT
+                | Capabilities::POLL
+                | Capabilities::CANCEL
+                | Capabilities::STOCK
+                | Capabilities::CALLBACK
         )
     }
 
@@ -90,7 +94,11 @@ impl SupplierAdapter for RestJson {
         page.into_batch(&s.statuses)
     }
 
-    fn cancel_order(po_number: String, supplier_ref: Option<String>, reason: String) -> Result<CancelOutcome, AdapterError> {
+    fn cancel_order(
+        po_number: String,
+        supplier_ref: Option<String>,
+        reason: String,
+    ) -> Result<CancelOutcome, AdapterError> {
         let s = Settings::load()?;
         let path = config::get_or("cancel_path", "/orders/{supplier_ref}/cancel");
         if path.contains("{supplier_ref}") && supplier_ref.is_none() {

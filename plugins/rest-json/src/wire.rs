@@ -95,8 +95,8 @@ pub struct SubmitAnswer {
 
 impl SubmitAnswer {
     pub fn into_receipt(self, order: &PurchaseOrder, words: &StatusWords) -> Result<SubmitReceipt, AdapterError> {
-        let supplier_ref = scalar(&self.order_id)
-            .ok_or_else(|| AdapterError::rejected("supplier answer has no order_id"))?;
+        let supplier_ref =
+            scalar(&self.order_id).ok_or_else(|| AdapterError::rejected("supplier answer has no order_id"))?;
         if self.items.is_empty() {
             // Suppliers that do not answer per line accept the whole order.
             return Ok(SubmitReceipt::all_accepted(supplier_ref, order));
@@ -161,7 +161,11 @@ impl EventsPage {
                         .map(|p| Parcel {
                             carrier: p.carrier,
                             tracking_number: p.tracking_no,
-                            lines: p.items.into_iter().map(|i| ParcelLine { line_id: i.line_id, quantity: i.qty }).collect(),
+                            lines: p
+                                .items
+                                .into_iter()
+                                .map(|i| ParcelLine { line_id: i.line_id, quantity: i.qty })
+                                .collect(),
                             shipped_at: p.shipped_at,
                         })
                         .collect(),

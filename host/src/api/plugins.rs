@@ -1,0 +1,106 @@
+//! `/api/v1/plugins`: validate, install, activate, roll back, disable, list.
+//! Every change is logged with what was done (the audit trail).
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::plugins::{Manifest, PluginConfig, PluginPackage, PluginSummary, RegistryError, ValidationReport};
+
+pub(super) fn routes(max_body: usize) -> Router<ApiState> {
+    Router::new()
+        .route("/plugins", get(list).post(install))
+        .route("/plugins/validate", post(validate))
+        .route("/plugins/{name}/versions/{version}/activate", post(activate))
+        .route("/plugins/{name}/rollback", post(rollback))
+        .route("/plugins/{name}/disable", post(disable))
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// An uploaded package.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PackageUpload {
+    /// `manifest.toml` text.
+    pub manifest: String,
+    /// The component, base64 (standard alphabet).
+    pub component_base64: String,
+    #[serde(default)]
+    pub config: PluginConfig,
+    /// Activate right after a successful install.
+    #[serde(default)]
+    pub activate: bool,
+}
+
+impl PackageUpload {
+    fn package(&self) -> Result<PluginPackage, ApiError> {
+        let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+        let manifest = Manifest::from_toml(&self.manifest).map_err(|e| bad(e.to_string()))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.component_base64.trim())
+            .map_err(|e| bad(format!("component_base64: {e}")))?;
+        Ok(PluginPackage { manifest, component: bytes.into() })
+    }
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    let (status, kind) = match &e {
+        RegistryError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        RegistryError::UnknownPlugin(_) | RegistryError::UnknownVersion { .. } => (StatusCode::NOT_FOUND, "not-found"),
+        RegistryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        RegistryError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+    };
+    ApiError::new(status, kind, e.to_string())
+}
+
+async fn list(State(s): State<ApiState>) -> Json<Vec<PluginSummary>> {
+    Json(s.registry.list())
+}
+
+async fn validate(
+    State(s): State<ApiState>,
+    Json(up): Json<PackageUpload>,
+) -> Result<Json<ValidationReport>, ApiError> {
+    let pkg = up.package()?;
+    s.registry.validate(&pkg, &up.config).await.map(Json).map_err(registry_error)
+}
+
+async fn install(
+    State(s): State<ApiState>,
+    Json(up): Json<PackageUpload>,
+) -> Result<(StatusCode, Json<ValidationReport>), ApiError> {
+    let pkg = up.package()?;
+    let report = s.registry.install(&pkg, &up.config).await.map_err(registry_error)?;
+    tracing::info!(target: "daifa::audit", plugin = %report.name, version = %report.version, sha256 = %report.sha256, "admin: install");
+    if up.activate {
+        s.registry.activate(&pkg.manifest.name, &pkg.manifest.version).await.map_err(registry_error)?;
+        tracing::info!(target: "daifa::audit", plugin = %report.name, version = %report.version, "admin: activate");
+    }
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+async fn activate(
+    State(s): State<ApiState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = semver::Version::parse(&version)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))?;
+    s.registry.activate(&name, &v).await.map_err(registry_error)?;
+    tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: activate");
+    Ok(Json(serde_json::json!({ "plugin": name, "active": version })))
+}
+
+async fn rollback(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = s.registry.rollback(&name).await.map_err(registry_error)?;
+    tracing::info!(target: "daifa::audit", plugin = %name, version = %v, "admin: rollback");
+    Ok(Json(serde_json::json!({ "plugin": name, "active": v.to_string() })))
+}
+
+async fn disable(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    s.registry.disable(&name).await.map_err(registry_error)?;
+    tracing::info!(target: "daifa::audit", plugin = %name, "admin: disable");
+    Ok(Json(serde_json::json!({ "plugin": name, "disabled": true })))
+}

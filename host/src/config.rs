@@ -1,0 +1,88 @@
+//! Host configuration: defaults, then `daifa.toml` (or `--config FILE`), then
+//! `DAIFA_*` environment variables (`DAIFA_ADMIN__TOKEN` sets `admin.token`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::plugins::RuntimeConfig;
+
+/// Everything the host reads at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Installed plugins, their kv stores and the compiled-code cache.
+    pub data_dir: PathBuf,
+    pub runtime: RuntimeConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub bind: SocketAddr,
+    /// Bearer token every admin request must carry. The API refuses to start
+    /// without one.
+    pub token: Option<String>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            data_dir: PathBuf::from("daifa-data"),
+            runtime: RuntimeConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { bind: SocketAddr::from(([127, 0, 0, 1], 8700)), token: None }
+    }
+}
+
+impl HostConfig {
+    /// Loads the layered configuration. A named file must exist; the default
+    /// `daifa.toml` is optional.
+    pub fn load(file: Option<&Path>) -> Result<HostConfig, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(HostConfig::default()));
+        fig = match file {
+            Some(f) => fig.merge(Toml::file_exact(f)),
+            None => fig.merge(Toml::file("daifa.toml")),
+        };
+        let mut cfg: HostConfig = fig.merge(Env::prefixed("DAIFA_").split("__")).extract().map_err(Box::new)?;
+        if cfg.runtime.cache_dir.is_none() {
+            cfg.runtime.cache_dir = Some(cfg.data_dir.join("cache"));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // figment's test jail fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn file_then_env_layering_and_unknown_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("d.toml", "data_dir = \"/x\"\n[runtime]\nmax_concurrent_calls = 7\n")?;
+            jail.set_env("DAIFA_ADMIN__TOKEN", "t0k");
+            let c = HostConfig::load(Some(Path::new("d.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.data_dir, PathBuf::from("/x"));
+            assert_eq!(c.runtime.max_concurrent_calls, 7);
+            assert_eq!(c.admin.token.as_deref(), Some("t0k"));
+            assert_eq!(c.runtime.cache_dir, Some(PathBuf::from("/x/cache")));
+            jail.create_file("bad.toml", "[runtime]\nmax_concurent_calls = 7\n")?;
+            let e = HostConfig::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(e.contains("max_concurent_calls"), "{e}");
+            Ok(())
+        });
+    }
+}
