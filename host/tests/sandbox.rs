@@ -208,3 +208,17 @@ async fn adapter_errors_and_kv_pass_through() {
     let batch = p.poll_updates(Some("41")).await.unwrap();
     assert_eq!(batch.next_cursor.as_deref(), Some("42"));
 }
+
+#[tokio::test]
+async fn undeclared_operations_are_incompatible() {
+    let reg = registry().await;
+    let pkg = hostile_named("h-caps", |_| {});
+    reg.install(&pkg, &config(&[])).await.unwrap();
+    reg.activate("h-caps", &pkg.manifest.version).await.unwrap();
+    let p = reg.get("h-caps").unwrap();
+    // The fixture declares submit and poll only.
+    let err = p.cancel_order("PO-1", None, "test").await.unwrap_err();
+    assert!(matches!(&err, CallError::Incompatible { detail, .. } if detail.contains("`cancel`")), "{err:?}");
+    assert!(matches!(p.query_stock(&["A".into()]).await, Err(CallError::Incompatible { .. })));
+    assert_eq!(p.stats.snapshot().incompatible, 2);
+}

@@ -9,8 +9,8 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{
-    AdapterError, AdapterInfo, ApiVersion, CallbackRequest, CallbackResult, CancelOutcome, PollBatch, PurchaseOrder,
-    StockLevel, SubmitReceipt, WireSize, v0_1,
+    AdapterError, AdapterInfo, ApiVersion, CallbackRequest, CallbackResult, CancelOutcome, Capabilities, PollBatch,
+    PurchaseOrder, StockLevel, SubmitReceipt, WireSize, v0_1,
 };
 use super::error::{CallError, LimitKind};
 use super::host_state::{HostState, PluginContext, Violation};
@@ -32,6 +32,7 @@ pub struct LoadedPlugin {
     pub api: ApiVersion,
     /// What the plugin said of itself in the dry run.
     pub info: AdapterInfo,
+    info_known: bool,
     pub stats: PluginStats,
     pub(crate) ctx: Arc<PluginContext>,
     pub(crate) component: Component,
@@ -78,6 +79,7 @@ impl PinnedInstance {
 /// Runs one export through the full host path.
 macro_rules! invoke {
     ($self:ident, $op:expr, |$guest:ident, $store:ident| $call:expr) => {{
+        $self.require($op)?;
         let Call { mut store, guest, started, timeout, _permit } = $self.begin($op).await?;
         let outcome = {
             let $store = &mut store;
@@ -103,6 +105,7 @@ impl LoadedPlugin {
                 version: manifest.version.to_string(),
                 capabilities: Default::default(),
             },
+            info_known: false,
             manifest,
             api,
             stats: PluginStats::default(),
@@ -115,6 +118,7 @@ impl LoadedPlugin {
 
     pub(crate) fn set_info(&mut self, info: AdapterInfo) {
         self.info = info;
+        self.info_known = true;
     }
 
     /// The compiled component (for tooling and benchmarks).
@@ -178,6 +182,28 @@ impl LoadedPlugin {
         let AdapterPre::V0_1(pre) = &self.pre;
         let guest = pre.instantiate_async(&mut store).await.map_err(|e| self.map_error(&mut store, e))?;
         Ok(PinnedInstance { store, guest })
+    }
+
+    /// Refuses an operation the plugin did not declare in `describe`.
+    fn require(&self, op: Op) -> Result<(), CallError> {
+        let (flag, name) = match op {
+            Op::Describe => return Ok(()),
+            Op::SubmitOrder => (Capabilities::SUBMIT, "submit"),
+            Op::PollUpdates => (Capabilities::POLL, "poll"),
+            Op::CancelOrder => (Capabilities::CANCEL, "cancel"),
+            Op::QueryStock => (Capabilities::STOCK, "stock"),
+            Op::HandleCallback => (Capabilities::CALLBACK, "callback"),
+        };
+        // Before the dry run has told us anything, let every call through.
+        if self.info_known && !self.info.capabilities.contains(flag) {
+            let err = CallError::Incompatible {
+                plugin: self.id(),
+                detail: format!("{op:?} needs capability `{name}`, which the plugin does not declare"),
+            };
+            self.stats.record(Duration::ZERO, Err(&err), 0, 0);
+            return Err(err);
+        }
+        Ok(())
     }
 
     async fn begin(&self, op: Op) -> Result<Call, CallError> {
