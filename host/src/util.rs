@@ -17,7 +17,14 @@ pub fn write_atomic_blocking(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    // Owner-only: plugin configs carry supplier credentials.
+    let mut f = {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        o.open(&tmp)?
+    };
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)

@@ -125,6 +125,9 @@ async fn kv_is_shared_by_versions_and_persists() {
     reg.activate("hostile", &"1.0.0".parse().unwrap()).await.unwrap();
     reg.get("hostile").unwrap().poll_updates(Some("7")).await.unwrap();
     drop(reg);
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = std::fs::metadata(dir.path().join("plugins/hostile/1.0.0/config.json")).unwrap();
+    assert_eq!(cfg.permissions().mode() & 0o777, 0o600, "config (secrets) is owner-only");
     let kv = std::fs::read_to_string(dir.path().join("kv/hostile.json")).unwrap();
     assert!(kv.contains("last-cursor") && kv.contains(&hex_of("7")), "{kv}");
 }

@@ -84,7 +84,8 @@ macro_rules! invoke {
         let outcome = {
             let $store = &mut store;
             let $guest = guest.daifa_supplier_adapter();
-            tokio::time::timeout(timeout, $call).await
+            // One deadline for the whole call, instantiation included.
+            tokio::time::timeout_at((started + timeout).into(), $call).await
         };
         $self.finish(store, started, timeout, outcome)
     }};
@@ -241,7 +242,7 @@ impl LoadedPlugin {
         });
 
         let AdapterPre::V0_1(pre) = &self.pre;
-        let guest = match tokio::time::timeout(timeout, pre.instantiate_async(&mut store)).await {
+        let guest = match tokio::time::timeout_at(deadline.into(), pre.instantiate_async(&mut store)).await {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => return Err(self.map_error(&mut store, e)),
             Err(_) => return Err(self.limit(LimitKind::Deadline, format!("instantiation took over {timeout:?}"))),
