@@ -39,24 +39,12 @@ impl AdminClient {
         config: &PluginConfig,
         activate: bool,
     ) -> Result<serde_json::Value, ClientError> {
-        let up = PackageUpload {
-            manifest: pkg.manifest.to_toml(),
-            component_base64: base64::engine::general_purpose::STANDARD.encode(pkg.component.as_slice()),
-            config: config.clone(),
-            activate,
-        };
-        self.send(self.http.post(self.url("/plugins")).json(&up)).await
+        self.send(self.http.post(self.url("/plugins")).json(&upload(pkg, config, activate))).await
     }
 
     /// Validates a package without installing it.
     pub async fn validate(&self, pkg: &PluginPackage, config: &PluginConfig) -> Result<serde_json::Value, ClientError> {
-        let up = PackageUpload {
-            manifest: pkg.manifest.to_toml(),
-            component_base64: base64::engine::general_purpose::STANDARD.encode(pkg.component.as_slice()),
-            config: config.clone(),
-            activate: false,
-        };
-        self.send(self.http.post(self.url("/plugins/validate")).json(&up)).await
+        self.send(self.http.post(self.url("/plugins/validate")).json(&upload(pkg, config, false))).await
     }
 
     pub async fn activate(&self, name: &str, version: &str) -> Result<serde_json::Value, ClientError> {
@@ -93,5 +81,14 @@ impl AdminClient {
         }
         serde_json::from_value(body)
             .map_err(|e| ClientError::Refused { status, message: format!("unexpected answer: {e}") })
+    }
+}
+
+fn upload(pkg: &PluginPackage, config: &PluginConfig, activate: bool) -> PackageUpload {
+    PackageUpload {
+        manifest: pkg.manifest.to_toml(),
+        component_base64: base64::engine::general_purpose::STANDARD.encode(pkg.component.as_slice()),
+        config: config.clone(),
+        activate,
     }
 }
