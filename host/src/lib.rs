@@ -7,6 +7,8 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod plugins;
 pub mod sim;
+pub mod store;
 pub mod util;

@@ -1,0 +1,13 @@
+//! The domain: orders, suppliers, purchase orders, shipments, and the order
+//! state machine. Pure types and rules, no I/O.
+//!
+//! Owns: what an order is and which state changes are legal. May call:
+//! nothing (every other module calls it).
+
+pub mod ids;
+pub mod order;
+pub mod supplier;
+
+pub use ids::*;
+pub use order::*;
+pub use supplier::*;

@@ -1,0 +1,394 @@
+//! Sales orders and their state machine. Every state change goes through
+//! [`SalesOrder::transition`], which checks it is legal and appends who, why
+//! and when to the order's history.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::ids::{BillNo, ErpLineId, ExternalId, OrderId, Sku, Source};
+
+/// Where the goods go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipTo {
+    pub name: String,
+    pub phone: String,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub street: String,
+    pub postcode: String,
+    pub country: String,
+}
+
+/// One line of a sales order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub erp_line_id: ErpLineId,
+    pub sku: Sku,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    /// Percent, e.g. 13 for 13 %.
+    pub tax_rate: Decimal,
+}
+
+/// A sales order as it came from its source, before daifa's decisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderContent {
+    pub source: Source,
+    pub external_id: ExternalId,
+    pub bill_no: BillNo,
+    pub platform_order_no: Option<String>,
+    pub customer: String,
+    pub ship_to: ShipTo,
+    pub lines: Vec<OrderLine>,
+    pub remark: String,
+    /// The source's modification stamp, verbatim (Kingdee `FModifyDate`).
+    pub source_modified: String,
+    /// The source says the order is cancelled / closed.
+    pub cancelled: bool,
+}
+
+/// The states of an order. Exactly one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Received,
+    Routed,
+    Dispatched,
+    Acknowledged,
+    PartiallyShipped,
+    Shipped,
+    WrittenBack,
+    Backordered,
+    Rejected,
+    Cancelled,
+    OnHold,
+    Exception,
+}
+
+impl OrderState {
+    pub const ALL: [OrderState; 12] = [
+        OrderState::Received,
+        OrderState::Routed,
+        OrderState::Dispatched,
+        OrderState::Acknowledged,
+        OrderState::PartiallyShipped,
+        OrderState::Shipped,
+        OrderState::WrittenBack,
+        OrderState::Backordered,
+        OrderState::Rejected,
+        OrderState::Cancelled,
+        OrderState::OnHold,
+        OrderState::Exception,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Received => "received",
+            OrderState::Routed => "routed",
+            OrderState::Dispatched => "dispatched",
+            OrderState::Acknowledged => "acknowledged",
+            OrderState::PartiallyShipped => "partially_shipped",
+            OrderState::Shipped => "shipped",
+            OrderState::WrittenBack => "written_back",
+            OrderState::Backordered => "backordered",
+            OrderState::Rejected => "rejected",
+            OrderState::Cancelled => "cancelled",
+            OrderState::OnHold => "on_hold",
+            OrderState::Exception => "exception",
+        }
+    }
+
+    /// States from which `to` may follow.
+    pub fn can_go_to(self, to: OrderState) -> bool {
+        use OrderState::*;
+        matches!(
+            (self, to),
+            (Received, Routed | OnHold | Exception | Cancelled)
+                | (Routed, Dispatched | Received | OnHold | Exception | Cancelled)
+                | (
+                    Dispatched,
+                    Acknowledged | Backordered | Rejected | PartiallyShipped | Shipped | Exception | Cancelled
+                )
+                | (Acknowledged, PartiallyShipped | Shipped | Backordered | Rejected | Exception | Cancelled)
+                | (Backordered, Acknowledged | Routed | PartiallyShipped | Shipped | Exception | Cancelled)
+                | (PartiallyShipped, Shipped | Exception | Cancelled)
+                | (Shipped, WrittenBack | Exception)
+                | (WrittenBack, Exception)
+                | (Rejected, Routed | Exception | Cancelled)
+                | (OnHold, Received | Routed | Exception | Cancelled)
+                | (Exception, Received | Routed | OnHold | Cancelled)
+        )
+    }
+
+    /// Has the order been handed to a supplier (so ERP changes need a human)?
+    pub fn is_dispatched(self) -> bool {
+        use OrderState::*;
+        matches!(self, Dispatched | Acknowledged | Backordered | PartiallyShipped | Shipped | WrittenBack | Rejected)
+    }
+}
+
+impl fmt::Display for OrderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown order state `{s}`"))
+    }
+}
+
+/// Who caused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// An ingester (`kingdee`, `api`, `csv`).
+    Ingest(String),
+    Router,
+    Dispatcher,
+    Tracker,
+    /// An operator, by name.
+    Operator(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Ingest(s) => write!(f, "ingest:{s}"),
+            Actor::Router => f.write_str("router"),
+            Actor::Dispatcher => f.write_str("dispatcher"),
+            Actor::Tracker => f.write_str("tracker"),
+            Actor::Operator(n) => write!(f, "operator:{n}"),
+        }
+    }
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// `None` for the first state.
+    pub from: Option<OrderState>,
+    pub to: OrderState,
+    pub actor: String,
+    pub reason: String,
+    /// Unix ms.
+    pub at: i64,
+}
+
+/// A refused state change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order {order}: {from} → {to} is not a legal transition")]
+pub struct IllegalTransition {
+    pub order: String,
+    pub from: OrderState,
+    pub to: OrderState,
+}
+
+/// An order with its state and history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesOrder {
+    pub id: Option<OrderId>,
+    pub content: OrderContent,
+    pub state: OrderState,
+    /// Why it is in its state (the exception's message, the hold's reason).
+    pub state_reason: String,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl SalesOrder {
+    /// A new order: `Received`, or `Exception` if its data has problems.
+    pub fn receive(content: OrderContent, actor: &Actor, at: i64) -> SalesOrder {
+        let problems = content.problems();
+        let (state, reason) = if problems.is_empty() {
+            (OrderState::Received, "received".to_string())
+        } else {
+            (OrderState::Exception, problems.join("; "))
+        };
+        SalesOrder {
+            id: None,
+            content,
+            state,
+            state_reason: reason.clone(),
+            history: vec![HistoryEntry { from: None, to: state, actor: actor.to_string(), reason, at }],
+        }
+    }
+
+    /// The only way to change state: checks legality, records history.
+    pub fn transition(
+        &mut self,
+        to: OrderState,
+        actor: &Actor,
+        reason: impl Into<String>,
+        at: i64,
+    ) -> Result<&HistoryEntry, IllegalTransition> {
+        if !self.state.can_go_to(to) {
+            return Err(IllegalTransition { order: self.content.bill_no.to_string(), from: self.state, to });
+        }
+        let reason = reason.into();
+        self.history.push(HistoryEntry {
+            from: Some(self.state),
+            to,
+            actor: actor.to_string(),
+            reason: reason.clone(),
+            at,
+        });
+        self.state = to;
+        self.state_reason = reason;
+        Ok(self.history.last().expect("just pushed"))
+    }
+}
+
+impl OrderContent {
+    /// What is wrong with the data, each naming the field (empty = fine).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let a = &self.ship_to;
+        for (field, v) in [
+            ("ship_to.name", &a.name),
+            ("ship_to.phone", &a.phone),
+            ("ship_to.province", &a.province),
+            ("ship_to.city", &a.city),
+            ("ship_to.street", &a.street),
+        ] {
+            if v.trim().is_empty() {
+                p.push(format!("{field} is missing"));
+            }
+        }
+        if self.lines.is_empty() {
+            p.push("the order has no lines".into());
+        }
+        for l in &self.lines {
+            if l.sku.as_str().trim().is_empty() {
+                p.push(format!("line {}: SKU is missing", l.erp_line_id));
+            }
+            if l.quantity <= Decimal::ZERO {
+                p.push(format!("line {}: quantity {} is not positive", l.erp_line_id, l.quantity));
+            }
+            if l.unit_price < Decimal::ZERO {
+                p.push(format!("line {}: unit price {} is negative", l.erp_line_id, l.unit_price));
+            }
+        }
+        p
+    }
+
+    /// Hash of what matters for fulfilment, to tell real changes from noise.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        let a = &self.ship_to;
+        for part in [&a.name, &a.phone, &a.province, &a.city, &a.district, &a.street, &a.postcode, &a.country] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        for l in &self.lines {
+            for part in [l.erp_line_id.as_str(), l.sku.as_str(), &l.quantity.normalize().to_string()] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+        }
+        h.update([self.cancelled as u8]);
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// How `newer` differs from `self` in ways a supplier cares about.
+    pub fn material_changes(&self, newer: &OrderContent) -> Vec<String> {
+        let mut c = Vec::new();
+        if self.ship_to != newer.ship_to {
+            c.push("ship-to address changed".to_string());
+        }
+        if newer.cancelled && !self.cancelled {
+            c.push("cancelled in the ERP".to_string());
+        }
+        let key = |l: &OrderLine| (l.erp_line_id.clone(), l.sku.clone(), l.quantity.normalize());
+        let old: Vec<_> = self.lines.iter().map(key).collect();
+        let new: Vec<_> = newer.lines.iter().map(key).collect();
+        if old != new {
+            c.push("lines or quantities changed".to_string());
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn content() -> OrderContent {
+        OrderContent {
+            source: "kingdee".into(),
+            external_id: "100001".into(),
+            bill_no: "XSDD000001".into(),
+            platform_order_no: Some("TB123".into()),
+            customer: "CUST001".into(),
+            ship_to: ShipTo {
+                name: "张三".into(),
+                phone: "13800138000".into(),
+                province: "广东省".into(),
+                city: "深圳市".into(),
+                district: "南山区".into(),
+                street: "科技园路 1 号".into(),
+                postcode: "518057".into(),
+                country: "CN".into(),
+            },
+            lines: vec![OrderLine {
+                erp_line_id: "1".into(),
+                sku: "MAT001".into(),
+                quantity: Decimal::from(2),
+                unit_price: Decimal::new(1250, 2),
+                tax_rate: Decimal::from(13),
+            }],
+            remark: String::new(),
+            source_modified: "2026-11-25T10:00:00".into(),
+            cancelled: false,
+        }
+    }
+
+    #[test]
+    fn transitions_are_checked_and_recorded() {
+        let mut o = SalesOrder::receive(content(), &Actor::Ingest("kingdee".into()), 1);
+        assert_eq!(o.state, OrderState::Received);
+        o.transition(OrderState::Routed, &Actor::Router, "cheapest: S1", 2).unwrap();
+        let err = o.transition(OrderState::Shipped, &Actor::Tracker, "?", 3).unwrap_err();
+        assert_eq!(err.to_string(), "order XSDD000001: routed → shipped is not a legal transition");
+        assert_eq!(o.state, OrderState::Routed, "a refused transition changes nothing");
+        assert_eq!(o.history.len(), 2);
+        assert_eq!(o.history[1].actor, "router");
+        // Cancelled is terminal.
+        o.transition(OrderState::Cancelled, &Actor::Operator("li".into()), "customer asked", 4).unwrap();
+        for s in OrderState::ALL {
+            assert!(!OrderState::Cancelled.can_go_to(s));
+        }
+    }
+
+    #[test]
+    fn bad_data_lands_in_exception_with_reasons() {
+        let mut c = content();
+        c.ship_to.city.clear();
+        c.lines[0].quantity = Decimal::from(-1);
+        let o = SalesOrder::receive(c, &Actor::Ingest("csv".into()), 1);
+        assert_eq!(o.state, OrderState::Exception);
+        assert!(o.state_reason.contains("ship_to.city is missing"), "{}", o.state_reason);
+        assert!(o.state_reason.contains("quantity -1 is not positive"), "{}", o.state_reason);
+        // Retryable once fixed.
+        let mut o = o;
+        o.transition(OrderState::Received, &Actor::Operator("li".into()), "address fixed", 2).unwrap();
+    }
+
+    #[test]
+    fn material_changes_ignore_noise() {
+        let a = content();
+        let mut b = a.clone();
+        b.remark = "please hurry".into();
+        b.lines[0].quantity = Decimal::new(200, 2); // 2.00 == 2
+        assert!(a.material_changes(&b).is_empty());
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.lines[0].quantity = Decimal::from(3);
+        b.ship_to.street = "elsewhere".into();
+        assert_eq!(a.material_changes(&b).len(), 2);
+    }
+}

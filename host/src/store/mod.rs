@@ -1,0 +1,191 @@
+//! Persistence with sqlx: one store, two backends — a SQLite file (WAL) as
+//! the embedded default and PostgreSQL for production and several hosts.
+//! One SQL code path through sqlx's `Any` driver; only the migrations differ
+//! (per-backend directories, embedded, applied on start).
+//!
+//! Owns: the schema, transactions, the outbox. May call: `domain`.
+
+mod orders;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use orders::{IngestOutcome, OrderSummary};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}` (use sqlite:PATH or postgres://...)")]
+    Url(String),
+    #[error("order {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Transition(#[from] crate::domain::IllegalTransition),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("order {0} changed concurrently; retry")]
+    Conflict(String),
+}
+
+/// Connection settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite:daifa-data/daifa.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// PostgreSQL schema to use (created if missing); isolates deployments and tests.
+    pub schema: Option<String>,
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: "sqlite:daifa-data/daifa.db".into(), schema: None, max_connections: 8 }
+    }
+}
+
+/// The store: a pool and which backend it talks to.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has one writer; taking turns here avoids lock-upgrade failures
+    /// (`SQLITE_BUSY`) when a read-then-write transaction meets another.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects and applies pending migrations.
+    pub async fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Store::connect(cfg).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating (`daifa migrate` migrates explicitly).
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let url = cfg.url.as_str();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = path.split('?').next().unwrap_or(path);
+                if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                }
+                if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") }
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        if let (Backend::Postgres, Some(schema)) = (backend, &cfg.schema) {
+            // The schema must exist before connections put it on their path.
+            let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", ident(schema))))
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+        }
+        let schema = cfg.schema.clone();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { cfg.max_connections.min(4) } else { cfg.max_connections })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(s) = schema {
+                                sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO \"{}\"", ident(&s))))
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Store { pool, backend, write_lock: Default::default() })
+    }
+
+    /// Applies embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Serialises writers on SQLite; free on PostgreSQL.
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Schema names go into SQL text: allow only a safe alphabet.
+fn ident(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+/// `$1, $2, ...` groups for a multi-row VALUES clause.
+fn placeholders(rows: usize, cols: usize, start: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(start + r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}

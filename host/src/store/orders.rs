@@ -1,0 +1,650 @@
+//! Orders: the batched ingest upsert, reads with history, transitions. A
+//! state change, its history row and its outbox row commit together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::{Store, StoreError, placeholders};
+use crate::domain::*;
+
+/// Orders per multi-row INSERT: ~20 parameters each stays far below both
+/// backends' parameter limits.
+const CHUNK: usize = 400;
+
+/// What one ingest batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// New orders, `received`.
+    pub received: usize,
+    /// New orders with bad data, stored in `exception` with the reason.
+    pub exceptions: usize,
+    /// Known orders whose content changed before dispatch (updated in place).
+    pub updated: usize,
+    /// Known orders seen again with the same modification stamp (overlap / replay).
+    pub unchanged: usize,
+    /// Dispatched orders changed in the ERP in a way that matters: raised as exceptions.
+    pub raised: usize,
+}
+
+/// One row of an order listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderSummary {
+    pub id: OrderId,
+    pub source: String,
+    pub external_id: String,
+    pub bill_no: String,
+    pub state: OrderState,
+    pub state_reason: String,
+}
+
+struct Known {
+    id: i64,
+    source_modified: String,
+    content_hash: String,
+    state: OrderState,
+}
+
+const ORDER_COLS: &str = "source, external_id, bill_no, platform_order_no, customer, ship_name, ship_phone, \
+    ship_province, ship_city, ship_district, ship_street, ship_postcode, ship_country, remark, source_modified, \
+    cancelled, content_hash, state, state_reason, created_at, updated_at";
+const ORDER_NCOLS: usize = 21;
+
+impl Store {
+    /// Upserts a batch of orders from one source in one transaction:
+    /// new ones are inserted (received, or exception with the reason), ones
+    /// seen with the same modification stamp are skipped, changed ones are
+    /// updated — or raised as exceptions if already dispatched.
+    pub async fn ingest_batch(
+        &self,
+        batch: Vec<OrderContent>,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut out = IngestOutcome::default();
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        // The newest revision of each order wins within a batch.
+        let mut latest: HashMap<(Source, ExternalId), OrderContent> = HashMap::with_capacity(batch.len());
+        for c in batch {
+            let key = (c.source.clone(), c.external_id.clone());
+            match latest.get(&key) {
+                Some(prev) if prev.source_modified >= c.source_modified => {}
+                _ => {
+                    latest.insert(key, c);
+                }
+            }
+        }
+        let mut by_source: BTreeMap<Source, Vec<OrderContent>> = BTreeMap::new();
+        for ((source, _), c) in latest {
+            by_source.entry(source).or_default().push(c);
+        }
+
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        for (source, mut contents) in by_source {
+            contents.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+            for chunk in contents.chunks(CHUNK) {
+                let known = load_known(&mut tx, &source, chunk).await?;
+                let mut fresh = Vec::new();
+                for c in chunk {
+                    match known.get(c.external_id.as_str()) {
+                        None => fresh.push(SalesOrder::receive(c.clone(), actor, now)),
+                        Some(k) if k.source_modified == c.source_modified => out.unchanged += 1,
+                        Some(k) => apply_revision(&mut tx, k, c, actor, now, &mut out).await?,
+                    }
+                }
+                insert_new(&mut tx, &fresh, now, &mut out).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One order with lines and history.
+    pub async fn order(&self, id: OrderId) -> Result<SalesOrder, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT id, {ORDER_COLS} FROM sales_orders WHERE id = $1")))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        self.hydrate(row).await
+    }
+
+    /// The order a source knows by `external_id`.
+    pub async fn order_by_external(&self, source: &str, external_id: &str) -> Result<Option<SalesOrder>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, {ORDER_COLS} FROM sales_orders WHERE source = $1 AND external_id = $2"
+        )))
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(self.hydrate(r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn hydrate(&self, row: AnyRow) -> Result<SalesOrder, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        let lines = sqlx::query(
+            "SELECT erp_line_id, sku, quantity, unit_price, tax_rate FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|l| {
+            Ok(OrderLine {
+                erp_line_id: ErpLineId(l.try_get("erp_line_id")?),
+                sku: Sku(l.try_get("sku")?),
+                quantity: dec(l.try_get("quantity")?)?,
+                unit_price: dec(l.try_get("unit_price")?)?,
+                tax_rate: dec(l.try_get("tax_rate")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let history = sqlx::query(
+            "SELECT from_state, to_state, actor, reason, at FROM order_history WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|h| {
+            let from: Option<String> = h.try_get("from_state")?;
+            Ok(HistoryEntry {
+                from: from.map(|f| state(&f)).transpose()?,
+                to: state(&h.try_get::<String, _>("to_state")?)?,
+                actor: h.try_get("actor")?,
+                reason: h.try_get("reason")?,
+                at: h.try_get("at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(SalesOrder {
+            id: Some(OrderId(id)),
+            content: content_from_row(&row, lines)?,
+            state: state(&row.try_get::<String, _>("state")?)?,
+            state_reason: row.try_get("state_reason")?,
+            history,
+        })
+    }
+
+    /// Moves an order to `to`, recording history and an outbox row in the
+    /// same transaction. Refuses illegal transitions and concurrent changes.
+    pub async fn transition(
+        &self,
+        id: OrderId,
+        to: OrderState,
+        actor: &Actor,
+        reason: &str,
+        now: i64,
+    ) -> Result<SalesOrder, StoreError> {
+        let mut order = self.order(id).await?;
+        let from = order.state;
+        order.transition(to, actor, reason, now)?;
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(id.0)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(id.to_string()));
+        }
+        record(&mut tx, id.0, Some(from), to, &actor.to_string(), reason, now).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// Replaces an order's data (an operator's fix) and, if it was in
+    /// exception and is now valid, returns it to `received`.
+    pub async fn fix_content(
+        &self,
+        id: OrderId,
+        content: OrderContent,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<SalesOrder, StoreError> {
+        let order = self.order(id).await?;
+        if order.state.is_dispatched() {
+            return Err(StoreError::Conflict(format!("{id} is already dispatched; its data can no longer be edited")));
+        }
+        {
+            let _w = self.writer().await;
+            let mut tx = self.pool.begin().await?;
+            write_content(&mut tx, id.0, &content, now).await?;
+            tx.commit().await?;
+        }
+        let problems = content.problems();
+        if order.state == OrderState::Exception && problems.is_empty() {
+            return self.transition(id, OrderState::Received, actor, "data fixed; retrying", now).await;
+        }
+        self.order(id).await
+    }
+
+    /// How many orders are in each state.
+    pub async fn count_by_state(&self) -> Result<BTreeMap<OrderState, i64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM sales_orders GROUP BY state").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((state(&r.try_get::<String, _>("state")?)?, r.try_get::<i64, _>("n")?))).collect()
+    }
+
+    /// Orders in `state` (all states if `None`), oldest first.
+    pub async fn list_orders(&self, st: Option<OrderState>, limit: i64) -> Result<Vec<OrderSummary>, StoreError> {
+        let q = "SELECT id, source, external_id, bill_no, state, state_reason FROM sales_orders";
+        let rows = match st {
+            Some(s) => sqlx::query(AssertSqlSafe(format!("{q} WHERE state = $1 ORDER BY id LIMIT $2")))
+                .bind(s.as_str())
+                .bind(limit),
+            None => sqlx::query(AssertSqlSafe(format!("{q} ORDER BY id LIMIT $1"))).bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OrderSummary {
+                    id: OrderId(r.try_get("id")?),
+                    source: r.try_get("source")?,
+                    external_id: r.try_get("external_id")?,
+                    bill_no: r.try_get("bill_no")?,
+                    state: state(&r.try_get::<String, _>("state")?)?,
+                    state_reason: r.try_get("state_reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The ingest cursor of `source`.
+    pub async fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT value FROM ingest_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?)
+    }
+
+    /// Moves the ingest cursor of `source`.
+    pub async fn set_cursor(&self, source: &str, value: &str, now: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        sqlx::query(
+            "INSERT INTO ingest_cursors (source, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(source)
+        .bind(value)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps a row that could not become an order at all (no usable id), so
+    /// nothing is dropped silently.
+    pub async fn reject_row(&self, source: &str, raw: &str, reason: &str, now: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        sqlx::query("INSERT INTO ingest_rejects (source, raw, reason, at) VALUES ($1, $2, $3, $4)")
+            .bind(source)
+            .bind(raw)
+            .bind(reason)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows that could not become orders, newest first.
+    pub async fn rejects(&self, limit: i64) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT source, raw, reason FROM ingest_rejects ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("source")?, r.try_get("raw")?, r.try_get("reason")?))).collect()
+    }
+
+    /// Outbox rows not yet handled, oldest first: `(id, topic, order_id)`.
+    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<(i64, String, Option<i64>)>, StoreError> {
+        let rows = sqlx::query("SELECT id, topic, order_id FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("topic")?, r.try_get("order_id")?))).collect()
+    }
+}
+
+async fn load_known(
+    tx: &mut Transaction<'static, Any>,
+    source: &Source,
+    chunk: &[OrderContent],
+) -> Result<HashMap<String, Known>, StoreError> {
+    let list = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT id, external_id, source_modified, content_hash, state FROM sales_orders \
+         WHERE source = $1 AND external_id IN ({list})"
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(source.as_str());
+    for c in chunk {
+        q = q.bind(c.external_id.as_str());
+    }
+    let mut known = HashMap::new();
+    for r in q.fetch_all(&mut **tx).await? {
+        known.insert(
+            r.try_get::<String, _>("external_id")?,
+            Known {
+                id: r.try_get("id")?,
+                source_modified: r.try_get("source_modified")?,
+                content_hash: r.try_get("content_hash")?,
+                state: state(&r.try_get::<String, _>("state")?)?,
+            },
+        );
+    }
+    Ok(known)
+}
+
+/// A known order came again with a new modification stamp.
+async fn apply_revision(
+    tx: &mut Transaction<'static, Any>,
+    k: &Known,
+    c: &OrderContent,
+    actor: &Actor,
+    now: i64,
+    out: &mut IngestOutcome,
+) -> Result<(), StoreError> {
+    let actor_s = actor.to_string();
+    if c.content_hash() == k.content_hash {
+        // Noise (remark, prices): keep the newer stamp, nothing to decide.
+        sqlx::query("UPDATE sales_orders SET source_modified = $1, remark = $2, updated_at = $3 WHERE id = $4")
+            .bind(&c.source_modified)
+            .bind(&c.remark)
+            .bind(now)
+            .bind(k.id)
+            .execute(&mut **tx)
+            .await?;
+        out.unchanged += 1;
+        return Ok(());
+    }
+    if k.state.is_dispatched() || matches!(k.state, OrderState::Cancelled) {
+        // A supplier already has it: a human decides. Keep what was sent,
+        // park the new revision beside it.
+        let reason = format!("changed in the ERP after dispatch (revision {}); needs review", c.source_modified);
+        let revision = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE sales_orders SET source_modified = $1, pending_revision = $2, state = $3, state_reason = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(&c.source_modified)
+        .bind(revision)
+        .bind(if k.state == OrderState::Cancelled { k.state.as_str() } else { OrderState::Exception.as_str() })
+        .bind(&reason)
+        .bind(now)
+        .bind(k.id)
+        .execute(&mut **tx)
+        .await?;
+        if k.state != OrderState::Cancelled && k.state.can_go_to(OrderState::Exception) {
+            record(tx, k.id, Some(k.state), OrderState::Exception, &actor_s, &reason, now).await?;
+        }
+        out.raised += 1;
+        return Ok(());
+    }
+    // Not yet with a supplier: take the new data and re-check it.
+    write_content(tx, k.id, c, now).await?;
+    let problems = c.problems();
+    let next = if c.cancelled {
+        Some((OrderState::Cancelled, "cancelled in the ERP".to_string()))
+    } else if !problems.is_empty() {
+        Some((OrderState::Exception, problems.join("; ")))
+    } else if k.state == OrderState::Exception {
+        Some((OrderState::Received, "data fixed in the ERP".to_string()))
+    } else {
+        None
+    };
+    match next {
+        Some((to, reason)) if to != k.state && k.state.can_go_to(to) => {
+            set_state(tx, k.id, to, &reason, now).await?;
+            record(tx, k.id, Some(k.state), to, &actor_s, &reason, now).await?;
+        }
+        Some((to, reason)) if to == k.state => set_state(tx, k.id, to, &reason, now).await?,
+        _ => {}
+    }
+    out.updated += 1;
+    Ok(())
+}
+
+async fn set_state(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    to: OrderState,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn write_content(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    c: &OrderContent,
+    now: i64,
+) -> Result<(), StoreError> {
+    let a = &c.ship_to;
+    sqlx::query(
+        "UPDATE sales_orders SET bill_no = $1, platform_order_no = $2, customer = $3, ship_name = $4, ship_phone = $5, \
+         ship_province = $6, ship_city = $7, ship_district = $8, ship_street = $9, ship_postcode = $10, ship_country = $11, \
+         remark = $12, source_modified = $13, cancelled = $14, content_hash = $15, updated_at = $16 WHERE id = $17",
+    )
+    .bind(c.bill_no.as_str())
+    .bind(c.platform_order_no.clone())
+    .bind(&c.customer)
+    .bind(&a.name)
+    .bind(&a.phone)
+    .bind(&a.province)
+    .bind(&a.city)
+    .bind(&a.district)
+    .bind(&a.street)
+    .bind(&a.postcode)
+    .bind(&a.country)
+    .bind(&c.remark)
+    .bind(&c.source_modified)
+    .bind(c.cancelled as i64)
+    .bind(c.content_hash())
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM order_lines WHERE order_id = $1").bind(id).execute(&mut **tx).await?;
+    insert_lines(tx, &[(id, &c.lines)]).await
+}
+
+async fn insert_new(
+    tx: &mut Transaction<'static, Any>,
+    fresh: &[SalesOrder],
+    now: i64,
+    out: &mut IngestOutcome,
+) -> Result<(), StoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO sales_orders ({ORDER_COLS}) VALUES {} ON CONFLICT (source, external_id) DO NOTHING \
+         RETURNING id, external_id",
+        placeholders(fresh.len(), ORDER_NCOLS, 0)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for o in fresh {
+        let c = &o.content;
+        let a = &c.ship_to;
+        q = q
+            .bind(c.source.as_str())
+            .bind(c.external_id.as_str())
+            .bind(c.bill_no.as_str())
+            .bind(c.platform_order_no.clone())
+            .bind(&c.customer)
+            .bind(&a.name)
+            .bind(&a.phone)
+            .bind(&a.province)
+            .bind(&a.city)
+            .bind(&a.district)
+            .bind(&a.street)
+            .bind(&a.postcode)
+            .bind(&a.country)
+            .bind(&c.remark)
+            .bind(&c.source_modified)
+            .bind(c.cancelled as i64)
+            .bind(c.content_hash())
+            .bind(o.state.as_str())
+            .bind(&o.state_reason)
+            .bind(now)
+            .bind(now);
+    }
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+    for r in q.fetch_all(&mut **tx).await? {
+        ids.insert(r.try_get("external_id")?, r.try_get("id")?);
+    }
+    // Rows another host inserted meanwhile were skipped by ON CONFLICT; the
+    // next poll sees them as known.
+    let inserted: Vec<(&SalesOrder, i64)> =
+        fresh.iter().filter_map(|o| ids.get(o.content.external_id.as_str()).map(|id| (o, *id))).collect();
+    let lines: Vec<(i64, &Vec<OrderLine>)> = inserted.iter().map(|(o, id)| (*id, &o.content.lines)).collect();
+    insert_lines(tx, &lines).await?;
+
+    for chunk in inserted.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO order_history (order_id, from_state, to_state, actor, reason, at) VALUES {}",
+            placeholders(chunk.len(), 6, 0)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (o, id) in chunk {
+            let h = &o.history[0];
+            q = q.bind(*id).bind(None::<String>).bind(h.to.as_str()).bind(&h.actor).bind(&h.reason).bind(h.at);
+        }
+        q.execute(&mut **tx).await?;
+        let received: Vec<_> = chunk.iter().filter(|(o, _)| o.state == OrderState::Received).collect();
+        if !received.is_empty() {
+            let sql = format!(
+                "INSERT INTO outbox (topic, order_id, payload, created_at) VALUES {}",
+                placeholders(received.len(), 4, 0)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (_, id) in &received {
+                q = q.bind("order.received").bind(*id).bind("{}").bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    for (o, _) in &inserted {
+        if o.state == OrderState::Exception {
+            out.exceptions += 1;
+        } else {
+            out.received += 1;
+        }
+    }
+    out.unchanged += fresh.len() - inserted.len();
+    Ok(())
+}
+
+async fn insert_lines(tx: &mut Transaction<'static, Any>, orders: &[(i64, &Vec<OrderLine>)]) -> Result<(), StoreError> {
+    let rows: Vec<(i64, usize, &OrderLine)> =
+        orders.iter().flat_map(|(id, lines)| lines.iter().enumerate().map(move |(n, l)| (*id, n, l))).collect();
+    for chunk in rows.chunks(CHUNK * 2) {
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, erp_line_id, sku, quantity, unit_price, tax_rate) VALUES {}",
+            placeholders(chunk.len(), 7, 0)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, n, l) in chunk {
+            q = q
+                .bind(*id)
+                .bind(*n as i64)
+                .bind(l.erp_line_id.as_str())
+                .bind(l.sku.as_str())
+                .bind(l.quantity.to_string())
+                .bind(l.unit_price.to_string())
+                .bind(l.tax_rate.to_string());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn record(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    from: Option<OrderState>,
+    to: OrderState,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, from_state, to_state, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(from.map(|f| f.as_str().to_string()))
+    .bind(to.as_str())
+    .bind(actor)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO outbox (topic, order_id, payload, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(format!("order.{}", to.as_str()))
+        .bind(id)
+        .bind(serde_json::json!({ "from": from.map(|f| f.as_str()), "reason": reason }).to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn content_from_row(r: &AnyRow, lines: Vec<OrderLine>) -> Result<OrderContent, StoreError> {
+    Ok(OrderContent {
+        source: Source(r.try_get("source")?),
+        external_id: ExternalId(r.try_get("external_id")?),
+        bill_no: BillNo(r.try_get("bill_no")?),
+        platform_order_no: r.try_get("platform_order_no")?,
+        customer: r.try_get("customer")?,
+        ship_to: ShipTo {
+            name: r.try_get("ship_name")?,
+            phone: r.try_get("ship_phone")?,
+            province: r.try_get("ship_province")?,
+            city: r.try_get("ship_city")?,
+            district: r.try_get("ship_district")?,
+            street: r.try_get("ship_street")?,
+            postcode: r.try_get("ship_postcode")?,
+            country: r.try_get("ship_country")?,
+        },
+        lines,
+        remark: r.try_get("remark")?,
+        source_modified: r.try_get("source_modified")?,
+        cancelled: r.try_get::<i64, _>("cancelled")? != 0,
+    })
+}
+
+fn state(s: &str) -> Result<OrderState, StoreError> {
+    OrderState::from_str(s).map_err(StoreError::Corrupt)
+}
+
+fn dec(s: String) -> Result<Decimal, StoreError> {
+    Decimal::from_str(&s).map_err(|e| StoreError::Corrupt(format!("decimal `{s}`: {e}")))
+}
