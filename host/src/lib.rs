@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod erp;
 pub mod plugins;
 pub mod sim;
 pub mod store;
