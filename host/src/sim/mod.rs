@@ -4,5 +4,6 @@
 //!
 //! Owns: the simulated systems' state. May call: nothing in daifa.
 
+pub mod kingdee;
 pub mod orders;
 pub mod rest_supplier;

@@ -2,4 +2,10 @@
 //! session auth, ExecuteBillQuery, Save / Submit / Audit / Push / View, and
 //! the classification of its errors.
 
+pub mod client;
+pub mod protocol;
 pub mod sign;
+
+pub use client::{AuthMode, BillQuery, KingdeeClient, KingdeeConfig};
+pub use protocol::KingdeeError;
+pub use sign::AppCredentials;

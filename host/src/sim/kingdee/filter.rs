@@ -1,0 +1,323 @@
+//! The SQL-like FilterString of ExecuteBillQuery: comparisons, IN, LIKE,
+//! AND / OR / NOT and parentheses over field keys. Enough of Kingdee's
+//! dialect for what integrations send.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    All,
+    Cmp(String, &'static str, String),
+    In(String, Vec<String>, bool),
+    Like(String, String, bool),
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+}
+
+fn tokens(s: &str) -> Result<Vec<Tok>, String> {
+    let c: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        let ch = c[i];
+        match ch {
+            ' ' | '\t' | '\n' | '\r' => i += 1,
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1
+            }
+            '\'' => {
+                let mut v = String::new();
+                i += 1;
+                loop {
+                    match c.get(i) {
+                        None => return Err("unterminated string".into()),
+                        Some('\'') if c.get(i + 1) == Some(&'\'') => {
+                            v.push('\'');
+                            i += 2
+                        }
+                        Some('\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(x) => {
+                            v.push(*x);
+                            i += 1
+                        }
+                    }
+                }
+                out.push(Tok::Str(v));
+            }
+            '=' => {
+                out.push(Tok::Op("="));
+                i += 1
+            }
+            '<' | '>' | '!' => {
+                let two: String = c[i..(i + 2).min(c.len())].iter().collect();
+                let op = match two.as_str() {
+                    "<>" | "!=" => "<>",
+                    ">=" => ">=",
+                    "<=" => "<=",
+                    _ if ch == '<' => "<",
+                    _ if ch == '>' => ">",
+                    _ => return Err(format!("unexpected `{ch}`")),
+                };
+                i += op.len();
+                out.push(Tok::Op(op));
+            }
+            _ if ch.is_ascii_digit() || (ch == '-' && c.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+                let start = i;
+                i += 1;
+                while i < c.len() && (c[i].is_ascii_digit() || c[i] == '.') {
+                    i += 1;
+                }
+                out.push(Tok::Num(c[start..i].iter().collect()));
+            }
+            _ if ch.is_alphanumeric() || ch == '_' => {
+                let start = i;
+                while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_' || c[i] == '.') {
+                    i += 1;
+                }
+                out.push(Tok::Ident(c[start..i].iter().collect()));
+            }
+            other => return Err(format!("unexpected `{other}`")),
+        }
+    }
+    Ok(out)
+}
+
+struct P {
+    t: Vec<Tok>,
+    i: usize,
+}
+
+impl P {
+    fn peek_kw(&self, kw: &str) -> bool {
+        matches!(self.t.get(self.i), Some(Tok::Ident(w)) if w.eq_ignore_ascii_case(kw))
+    }
+    fn or(&mut self) -> Result<Filter, String> {
+        let mut l = self.and()?;
+        while self.peek_kw("or") {
+            self.i += 1;
+            l = Filter::Or(Box::new(l), Box::new(self.and()?));
+        }
+        Ok(l)
+    }
+    fn and(&mut self) -> Result<Filter, String> {
+        let mut l = self.unary()?;
+        while self.peek_kw("and") {
+            self.i += 1;
+            l = Filter::And(Box::new(l), Box::new(self.unary()?));
+        }
+        Ok(l)
+    }
+    fn unary(&mut self) -> Result<Filter, String> {
+        if self.peek_kw("not") {
+            self.i += 1;
+            return Ok(Filter::Not(Box::new(self.unary()?)));
+        }
+        if self.t.get(self.i) == Some(&Tok::LParen) {
+            self.i += 1;
+            let f = self.or()?;
+            if self.t.get(self.i) != Some(&Tok::RParen) {
+                return Err("missing `)`".into());
+            }
+            self.i += 1;
+            return Ok(f);
+        }
+        let Some(Tok::Ident(field)) = self.t.get(self.i).cloned() else {
+            return Err(format!("expected a field at token {}", self.i + 1));
+        };
+        self.i += 1;
+        let negated = self.peek_kw("not");
+        if negated {
+            self.i += 1;
+        }
+        if self.peek_kw("in") {
+            self.i += 1;
+            if self.t.get(self.i) != Some(&Tok::LParen) {
+                return Err("IN needs `(`".into());
+            }
+            self.i += 1;
+            let mut vals = Vec::new();
+            loop {
+                match self.t.get(self.i).cloned() {
+                    Some(Tok::Str(v) | Tok::Num(v)) => vals.push(v),
+                    _ => return Err("IN list needs values".into()),
+                }
+                self.i += 1;
+                match self.t.get(self.i) {
+                    Some(Tok::Comma) => self.i += 1,
+                    Some(Tok::RParen) => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err("IN list needs `,` or `)`".into()),
+                }
+            }
+            return Ok(Filter::In(field, vals, negated));
+        }
+        if self.peek_kw("like") {
+            self.i += 1;
+            let Some(Tok::Str(p)) = self.t.get(self.i).cloned() else { return Err("LIKE needs a string".into()) };
+            self.i += 1;
+            return Ok(Filter::Like(field, p, negated));
+        }
+        let Some(Tok::Op(op)) = self.t.get(self.i).cloned() else {
+            return Err(format!("expected an operator after {field}"));
+        };
+        self.i += 1;
+        let v = match self.t.get(self.i).cloned() {
+            Some(Tok::Str(v) | Tok::Num(v)) => v,
+            _ => return Err(format!("expected a value after {field} {op}")),
+        };
+        self.i += 1;
+        Ok(Filter::Cmp(field, op, v))
+    }
+}
+
+impl Filter {
+    /// Parses a FilterString (empty = everything).
+    pub fn parse(s: &str) -> Result<Filter, String> {
+        if s.trim().is_empty() {
+            return Ok(Filter::All);
+        }
+        let mut p = P { t: tokens(s)?, i: 0 };
+        let f = p.or()?;
+        if p.i != p.t.len() {
+            return Err(format!("unexpected text after token {}", p.i));
+        }
+        Ok(f)
+    }
+
+    /// Every field the filter reads.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            Filter::All => vec![],
+            Filter::Cmp(f, ..) | Filter::In(f, ..) | Filter::Like(f, ..) => vec![f.as_str()],
+            Filter::And(a, b) | Filter::Or(a, b) => [a.fields(), b.fields()].concat(),
+            Filter::Not(a) => a.fields(),
+        }
+    }
+
+    /// Evaluates against a row; `get` resolves a field (unknown fields were
+    /// rejected before evaluation).
+    pub fn eval(&self, get: &dyn Fn(&str) -> Value) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Cmp(f, op, v) => {
+                let ord = compare(&get(f), v);
+                match *op {
+                    "=" => ord == std::cmp::Ordering::Equal,
+                    "<>" => ord != std::cmp::Ordering::Equal,
+                    ">=" => ord != std::cmp::Ordering::Less,
+                    "<=" => ord != std::cmp::Ordering::Greater,
+                    ">" => ord == std::cmp::Ordering::Greater,
+                    _ => ord == std::cmp::Ordering::Less,
+                }
+            }
+            Filter::In(f, vals, neg) => {
+                let x = get(f);
+                vals.iter().any(|v| compare(&x, v) == std::cmp::Ordering::Equal) != *neg
+            }
+            Filter::Like(f, p, neg) => like(&text(&get(f)), p) != *neg,
+            Filter::And(a, b) => a.eval(get) && b.eval(get),
+            Filter::Or(a, b) => a.eval(get) || b.eval(get),
+            Filter::Not(a) => !a.eval(get),
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Numbers compare as numbers, dates with `T` or space alike, else text.
+fn compare(a: &Value, b: &str) -> std::cmp::Ordering {
+    let at = text(a);
+    if let (Ok(x), Ok(y)) = (at.parse::<f64>(), b.parse::<f64>()) {
+        return x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+    }
+    if let (Some(x), Some(y)) = (crate::erp::time::parse(&at), crate::erp::time::parse(b))
+        && at.len() >= 10
+        && b.len() >= 10
+    {
+        // Sub-second parts still order values within the same second.
+        return x.cmp(&y).then_with(|| frac(&at).cmp(&frac(b)));
+    }
+    at.as_str().cmp(b)
+}
+
+fn frac(s: &str) -> u32 {
+    s.split_once('.').map_or(0, |(_, f)| format!("{f:0<3}")[..3].parse().unwrap_or(0))
+}
+
+fn like(s: &str, pattern: &str) -> bool {
+    // % = any run, _ = one character.
+    fn m(s: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| m(&s[i..], &p[1..])),
+            Some('_') => !s.is_empty() && m(&s[1..], &p[1..]),
+            Some(c) => s.first() == Some(c) && m(&s[1..], &p[1..]),
+        }
+    }
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    m(&s, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_evaluates_the_usual_filters() {
+        let f = Filter::parse(
+            "FDocumentStatus = 'C' AND F_DAIFA_DropShip = '1' AND FModifyDate >= '2026-11-25 10:00:00' AND (FID > 5 OR FBillNo LIKE 'XS%') AND FID NOT IN (7, 8)",
+        )
+        .unwrap();
+        let row = |fid: i64, modified: &str| {
+            let m = modified.to_string();
+            move |k: &str| match k {
+                "FDocumentStatus" => json!("C"),
+                "F_DAIFA_DropShip" => json!("1"),
+                "FModifyDate" => json!(m.clone()),
+                "FID" => json!(fid),
+                "FBillNo" => json!("XSDD1"),
+                _ => Value::Null,
+            }
+        };
+        assert!(f.eval(&row(6, "2026-11-25T10:00:00.52")));
+        assert!(!f.eval(&row(7, "2026-11-25T10:00:00")), "NOT IN");
+        assert!(!f.eval(&row(6, "2026-11-25T09:59:59.99")), "dates compare as dates");
+        assert!(Filter::parse("FID >").is_err());
+        assert_eq!(Filter::parse("").unwrap(), Filter::All);
+    }
+}
