@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod erp;
+pub mod ingest;
 pub mod plugins;
 pub mod sim;
 pub mod store;

@@ -59,6 +59,7 @@ fn content(id: u32, modified: &str) -> OrderContent {
         remark: String::new(),
         source_modified: modified.into(),
         cancelled: false,
+        intake_problems: vec![],
     }
 }
 

@@ -50,6 +50,10 @@ pub struct OrderContent {
     pub source_modified: String,
     /// The source says the order is cancelled / closed.
     pub cancelled: bool,
+    /// What could not be read from the source row (unparseable values,
+    /// unknown SKUs), each naming the field; the order goes to exception.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intake_problems: Vec<String>,
 }
 
 /// The states of an order. Exactly one at a time.
@@ -247,7 +251,7 @@ impl SalesOrder {
 impl OrderContent {
     /// What is wrong with the data, each naming the field (empty = fine).
     pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+        let mut p = self.intake_problems.clone();
         let a = &self.ship_to;
         for (field, v) in [
             ("ship_to.name", &a.name),
@@ -345,6 +349,7 @@ mod tests {
             remark: String::new(),
             source_modified: "2026-11-25T10:00:00".into(),
             cancelled: false,
+            intake_problems: vec![],
         }
     }
 

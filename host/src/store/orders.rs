@@ -638,6 +638,7 @@ fn content_from_row(r: &AnyRow, lines: Vec<OrderLine>) -> Result<OrderContent, S
         remark: r.try_get("remark")?,
         source_modified: r.try_get("source_modified")?,
         cancelled: r.try_get::<i64, _>("cancelled")? != 0,
+        intake_problems: Vec::new(),
     })
 }
 

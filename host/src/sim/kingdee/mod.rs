@@ -255,9 +255,9 @@ fn parse_body(body: &[u8]) -> Result<(Option<String>, Value, Value), String> {
         let params = as_json(params);
         let arr = params.as_array().cloned().unwrap_or_default();
         return Ok(match arr.len() {
-            0 => (None, Value::Null, params),
-            1 => (None, as_json(arr[0].clone()), params),
-            _ => (arr[0].as_str().map(str::to_string), as_json(arr[1].clone()), params),
+            0 => (None, Value::Null, v.clone()),
+            1 => (None, as_json(arr[0].clone()), v.clone()),
+            _ => (arr[0].as_str().map(str::to_string), as_json(arr[1].clone()), v.clone()),
         });
     }
     let form = get("formid").or_else(|| get("FormId")).and_then(|f| f.as_str().map(str::to_string));
