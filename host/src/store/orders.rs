@@ -85,21 +85,22 @@ impl Store {
             by_source.entry(source).or_default().push(c);
         }
 
+        let pos = self.positional();
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
         for (source, mut contents) in by_source {
             contents.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             for chunk in contents.chunks(CHUNK) {
-                let known = load_known(&mut tx, &source, chunk).await?;
+                let known = load_known(&mut tx, &source, chunk, pos).await?;
                 let mut fresh = Vec::new();
                 for c in chunk {
                     match known.get(c.external_id.as_str()) {
                         None => fresh.push(SalesOrder::receive(c.clone(), actor, now)),
                         Some(k) if k.source_modified == c.source_modified => out.unchanged += 1,
-                        Some(k) => apply_revision(&mut tx, k, c, actor, now, &mut out).await?,
+                        Some(k) => apply_revision(&mut tx, k, c, actor, now, &mut out, pos).await?,
                     }
                 }
-                insert_new(&mut tx, &fresh, now, &mut out).await?;
+                insert_new(&mut tx, &fresh, now, &mut out, pos).await?;
             }
         }
         tx.commit().await?;
@@ -226,7 +227,7 @@ impl Store {
         {
             let _w = self.writer().await;
             let mut tx = self.pool.begin().await?;
-            write_content(&mut tx, id.0, &content, now).await?;
+            write_content(&mut tx, id.0, &content, now, self.positional()).await?;
             tx.commit().await?;
         }
         let problems = content.problems();
@@ -330,11 +331,13 @@ async fn load_known(
     tx: &mut Transaction<'static, Any>,
     source: &Source,
     chunk: &[OrderContent],
+    pos: bool,
 ) -> Result<HashMap<String, Known>, StoreError> {
-    let list = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let list = (0..chunk.len()).map(|i| super::ph(pos, i + 2)).collect::<Vec<_>>().join(", ");
+    let first = super::ph(pos, 1);
     let sql = format!(
         "SELECT id, external_id, source_modified, content_hash, state FROM sales_orders \
-         WHERE source = $1 AND external_id IN ({list})"
+         WHERE source = {first} AND external_id IN ({list})"
     );
     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(source.as_str());
     for c in chunk {
@@ -363,6 +366,7 @@ async fn apply_revision(
     actor: &Actor,
     now: i64,
     out: &mut IngestOutcome,
+    pos: bool,
 ) -> Result<(), StoreError> {
     let actor_s = actor.to_string();
     if c.content_hash() == k.content_hash {
@@ -401,7 +405,7 @@ async fn apply_revision(
         return Ok(());
     }
     // Not yet with a supplier: take the new data and re-check it.
-    write_content(tx, k.id, c, now).await?;
+    write_content(tx, k.id, c, now, pos).await?;
     let problems = c.problems();
     let next = if c.cancelled {
         Some((OrderState::Cancelled, "cancelled in the ERP".to_string()))
@@ -446,6 +450,7 @@ async fn write_content(
     id: i64,
     c: &OrderContent,
     now: i64,
+    pos: bool,
 ) -> Result<(), StoreError> {
     let a = &c.ship_to;
     sqlx::query(
@@ -473,7 +478,7 @@ async fn write_content(
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM order_lines WHERE order_id = $1").bind(id).execute(&mut **tx).await?;
-    insert_lines(tx, &[(id, &c.lines)]).await
+    insert_lines(tx, &[(id, &c.lines)], pos).await
 }
 
 async fn insert_new(
@@ -481,6 +486,7 @@ async fn insert_new(
     fresh: &[SalesOrder],
     now: i64,
     out: &mut IngestOutcome,
+    pos: bool,
 ) -> Result<(), StoreError> {
     if fresh.is_empty() {
         return Ok(());
@@ -488,7 +494,7 @@ async fn insert_new(
     let sql = format!(
         "INSERT INTO sales_orders ({ORDER_COLS}) VALUES {} ON CONFLICT (source, external_id) DO NOTHING \
          RETURNING id, external_id",
-        placeholders(fresh.len(), ORDER_NCOLS, 0)
+        placeholders(fresh.len(), ORDER_NCOLS, 0, pos)
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for o in fresh {
@@ -526,12 +532,12 @@ async fn insert_new(
     let inserted: Vec<(&SalesOrder, i64)> =
         fresh.iter().filter_map(|o| ids.get(o.content.external_id.as_str()).map(|id| (o, *id))).collect();
     let lines: Vec<(i64, &Vec<OrderLine>)> = inserted.iter().map(|(o, id)| (*id, &o.content.lines)).collect();
-    insert_lines(tx, &lines).await?;
+    insert_lines(tx, &lines, pos).await?;
 
     for chunk in inserted.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO order_history (order_id, from_state, to_state, actor, reason, at) VALUES {}",
-            placeholders(chunk.len(), 6, 0)
+            placeholders(chunk.len(), 6, 0, pos)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (o, id) in chunk {
@@ -543,7 +549,7 @@ async fn insert_new(
         if !received.is_empty() {
             let sql = format!(
                 "INSERT INTO outbox (topic, order_id, payload, created_at) VALUES {}",
-                placeholders(received.len(), 4, 0)
+                placeholders(received.len(), 4, 0, pos)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (_, id) in &received {
@@ -563,13 +569,17 @@ async fn insert_new(
     Ok(())
 }
 
-async fn insert_lines(tx: &mut Transaction<'static, Any>, orders: &[(i64, &Vec<OrderLine>)]) -> Result<(), StoreError> {
+async fn insert_lines(
+    tx: &mut Transaction<'static, Any>,
+    orders: &[(i64, &Vec<OrderLine>)],
+    pos: bool,
+) -> Result<(), StoreError> {
     let rows: Vec<(i64, usize, &OrderLine)> =
         orders.iter().flat_map(|(id, lines)| lines.iter().enumerate().map(move |(n, l)| (*id, n, l))).collect();
     for chunk in rows.chunks(CHUNK * 2) {
         let sql = format!(
             "INSERT INTO order_lines (order_id, line_no, erp_line_id, sku, quantity, unit_price, tax_rate) VALUES {}",
-            placeholders(chunk.len(), 7, 0)
+            placeholders(chunk.len(), 7, 0, pos)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, n, l) in chunk {

@@ -146,6 +146,11 @@ fn doc_field(d: &Value, key: &str) -> Value {
     cur.clone()
 }
 
+/// Does document `d` have FID `id` (given as text)?
+fn fid_is(d: &Value, id: &str) -> bool {
+    doc_field(d, "FID").as_i64().is_some_and(|f| id.trim().parse::<i64>() == Ok(f))
+}
+
 fn cmp_values(a: &Value, b: &Value) -> Ordering {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
@@ -394,8 +399,7 @@ pub(super) fn set_status(state: &mut SimState, form: Option<&str>, data: &Value,
     let mut done = Vec::new();
     for (i, n) in wanted.iter().enumerate() {
         let doc = docs.iter_mut().find(|d| {
-            doc_field(d, "FBillNo").as_str() == Some(n)
-                || n.strip_prefix('#').is_some_and(|id| doc_field(d, "FID").to_string() == id)
+            doc_field(d, "FBillNo").as_str() == Some(n) || n.strip_prefix('#').is_some_and(|id| fid_is(d, id))
         });
         let Some(doc) = doc else { return failure(9, None, &format!("单据 {n} 不存在")) };
         let status = doc_field(doc, "FDocumentStatus").as_str().unwrap_or("A").to_string();
@@ -457,7 +461,7 @@ pub(super) fn view(state: &SimState, form: Option<&str>, data: &Value) -> Value 
                 "SaleOrderEntry": o.lines.iter().map(|l| json!({ "Id": l.entry_id, "MaterialId": { "Number": l.material }, "Qty": l.qty })).collect::<Vec<_>>() })),
         Some("PUR_PurchaseOrder") | Some("SAL_OUTSTOCK") => {
             let docs = if form == Some("PUR_PurchaseOrder") { &state.purchase_orders } else { &state.outstocks };
-            docs.iter().find(|d| doc_field(d, "FBillNo").as_str() == Some(number) || doc_field(d, "FID").to_string() == id).cloned()
+            docs.iter().find(|d| doc_field(d, "FBillNo").as_str() == Some(number) || fid_is(d, &id)).cloned()
         }
         _ => None,
     };

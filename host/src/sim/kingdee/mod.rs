@@ -250,7 +250,7 @@ fn parse_body(body: &[u8]) -> Result<(Option<String>, Value, Value), String> {
         Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
         other => other,
     };
-    let get = |k: &str| v.get(k).or_else(|| v.get(&k.to_ascii_lowercase())).cloned();
+    let get = |k: &str| v.get(k).or_else(|| v.get(k.to_ascii_lowercase())).cloned();
     if let Some(params) = get("parameters") {
         let params = as_json(params);
         let arr = params.as_array().cloned().unwrap_or_default();
