@@ -16,7 +16,8 @@ fn venv_python() -> PathBuf {
         let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().expect("python3 is needed");
         assert!(ok.success(), "creating the venv failed");
     }
-    let installed = Command::new(&python).args(["-c", "import k3cloud_webapi_sdk"]).status().map(|s| s.success()).unwrap_or(false);
+    let installed =
+        Command::new(&python).args(["-c", "import k3cloud_webapi_sdk"]).status().map(|s| s.success()).unwrap_or(false);
     if !installed {
         let ok = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "kingdee-cdp-webapi-sdk==8.2.0"])
@@ -36,13 +37,18 @@ async fn official_python_sdk_drives_the_simulator() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kingdee/sdk_drive.py");
     let url = sim.server_url();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python).arg(script).args([&url, &c.acct_id, &c.user_name, &c.app_id, &c.app_secret]).output().unwrap()
+        Command::new(python)
+            .arg(script)
+            .args([&url, &c.acct_id, &c.user_name, &c.app_id, &c.app_secret])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stderr}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     println!("{v}");
     assert_eq!(v["login_result_type"], 1);
     let lines: usize = sim.with(|s| s.sale_orders.iter().map(|o| o.lines.len()).sum());

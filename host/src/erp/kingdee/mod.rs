@@ -3,6 +3,7 @@
 //! the classification of its errors.
 
 pub mod client;
+pub mod documents;
 pub mod protocol;
 pub mod sign;
 

@@ -46,6 +46,8 @@ pub struct SimSaleOrder {
     pub dropship: String,
     pub note: String,
     pub lines: Vec<SimLine>,
+    /// Other header fields written by Save (e.g. a tracking-number field).
+    pub extra: serde_json::Map<String, Value>,
 }
 
 pub(super) fn generate_order(fid: i64, seed: u64, stamp: &str, entry: &mut i64) -> SimSaleOrder {
@@ -85,6 +87,7 @@ pub(super) fn generate_order(fid: i64, seed: u64, stamp: &str, entry: &mut i64) 
         dropship: "1".into(),
         note: String::new(),
         lines,
+        extra: serde_json::Map::new(),
     }
 }
 
@@ -119,6 +122,9 @@ fn sale_field(o: &SimSaleOrder, l: Option<&SimLine>, key: &str) -> Option<Value>
         "f_daifa_district" => json!(o.district),
         "f_daifa_postcode" => json!(o.postcode),
         "f_daifa_dropship" => json!(o.dropship),
+        _ if o.extra.keys().any(|x| x.eq_ignore_ascii_case(key)) => {
+            o.extra.iter().find(|(x, _)| x.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone()).unwrap_or(Value::Null)
+        }
         _ => {
             let l = l?;
             match k.as_str() {
@@ -315,6 +321,17 @@ pub(super) fn save(state: &mut SimState, form: Option<&str>, data: &Value) -> Va
     let Some(model) = data.get("Model").filter(|m| m.is_object()).cloned() else {
         return failure(8, Some("Model"), "data 数据包中的参数 Model 的值不能为空");
     };
+    if form == Some("SAL_SaleOrder") {
+        // Field updates on an existing sales order.
+        let fid = doc_field(&model, "FID").as_i64();
+        let Some(o) = state.sale_orders.iter_mut().find(|o| Some(o.fid) == fid) else {
+            return failure(9, Some("FID"), "销售订单不存在");
+        };
+        for (k, v) in model.as_object().into_iter().flatten().filter(|(k, _)| !k.eq_ignore_ascii_case("FID")) {
+            o.extra.insert(k.clone(), v.clone());
+        }
+        return envelope(true, 0, vec![], vec![json!({ "Id": o.fid, "Number": o.bill_no, "DIndex": 0 })]);
+    }
     if form == Some("PUR_PurchaseOrder") {
         if doc_field(&model, "FSupplierId.FNumber").as_str().is_none_or(str::is_empty)
             && doc_field(&model, "FID").is_null()

@@ -41,6 +41,9 @@ pub struct Faults {
     pub modify_during_scan: Option<(u64, usize)>,
     /// Refuse every signature (credentials revoked).
     pub reject_signatures: bool,
+    /// Carry out the next N writes, then answer 502 as if the network lost
+    /// the reply (the client cannot know the write happened).
+    pub lose_next_write_answers: u32,
 }
 
 /// The simulator's settings.
@@ -83,7 +86,7 @@ pub struct SimState {
     next_entry: i64,
     next_doc: i64,
     pub faults: Faults,
-    authed_requests: u64,
+    pub authed_requests: u64,
     pub sale_order_queries: u64,
     pub requests: u64,
     /// Last modification stamp handed out, to keep them strictly increasing.
@@ -326,6 +329,10 @@ async fn handle(
         "view" => data::view(&state, form.as_deref(), &data),
         other => failure(4, None, &format!("simulator does not implement {other}")),
     };
+    if matches!(op.as_str(), "save" | "push" | "submit" | "audit") && state.faults.lose_next_write_answers > 0 {
+        state.faults.lose_next_write_answers -= 1;
+        return (StatusCode::BAD_GATEWAY, "upstream connection reset").into_response();
+    }
     json_response(answer, new_sid)
 }
 
