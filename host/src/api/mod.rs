@@ -5,6 +5,7 @@
 //! May call: the plugin registry (and, later, the other stages' read models).
 
 pub mod client;
+mod orders;
 mod plugins;
 
 use std::sync::Arc;
@@ -17,11 +18,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::plugins::Registry;
+use crate::store::Store;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub registry: Arc<Registry>,
+    /// Present when the host keeps orders (the order endpoints need it).
+    pub store: Option<Store>,
     token: Arc<str>,
 }
 
@@ -31,14 +35,22 @@ impl ApiState {
         if token.len() < 16 {
             return Err("the admin token must be at least 16 characters");
         }
-        Ok(ApiState { registry, token: token.into() })
+        Ok(ApiState { registry, store: None, token: token.into() })
+    }
+
+    /// Serves the order endpoints from `store`.
+    pub fn with_store(mut self, store: Store) -> ApiState {
+        self.store = Some(store);
+        self
     }
 }
 
 /// `/healthz` (open) and `/api/v1/...` (bearer token).
 pub fn router(state: ApiState) -> Router {
     let max_body = state.registry.max_package_bytes() * 4 / 3 + (1 << 20);
-    let admin = plugins::routes(max_body).route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let admin = plugins::routes(max_body)
+        .merge(orders::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(|| async { "ok" })).nest("/api/v1", admin).with_state(state)
 }
 

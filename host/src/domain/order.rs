@@ -11,8 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::ids::{BillNo, ErpLineId, ExternalId, OrderId, Sku, Source};
 
-/// Where the goods go.
+/// Where the goods go. Missing parts read as empty (and are then reported
+/// as problems naming them, rather than refusing the whole order).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ShipTo {
     pub name: String,
     pub phone: String,

@@ -237,6 +237,34 @@ impl Store {
         self.order(id).await
     }
 
+    /// `(id, state, reason)` of orders a source knows by these ids.
+    pub async fn states_of(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, (OrderId, OrderState, String)>, StoreError> {
+        let mut out = HashMap::new();
+        let pos = self.positional();
+        for chunk in external_ids.chunks(CHUNK) {
+            let list = (0..chunk.len()).map(|i| super::ph(pos, i + 2)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT id, external_id, state, state_reason FROM sales_orders WHERE source = {} AND external_id IN ({list})",
+                super::ph(pos, 1)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(source);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(
+                    r.try_get("external_id")?,
+                    (OrderId(r.try_get("id")?), state(&r.try_get::<String, _>("state")?)?, r.try_get("state_reason")?),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// How many orders are in each state.
     pub async fn count_by_state(&self) -> Result<BTreeMap<OrderState, i64>, StoreError> {
         let rows =

@@ -1,0 +1,179 @@
+//! `/api/v1/orders`: intake (batch JSON, idempotent, per-order results), the
+//! listing by state, one order with its history, and an operator's fix.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ApiError, ApiState};
+use crate::domain::{Actor, OrderId, OrderState, SalesOrder};
+use crate::ingest::rest::{OrderIn, OrderResult};
+use crate::store::{OrderSummary, Store, StoreError};
+
+/// Largest intake batch.
+const MAX_BATCH: usize = 5_000;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/orders", post(intake).get(list))
+        .route("/orders/{id}", get(one).put(fix))
+        .route("/orders/{id}/transition", post(transition))
+}
+
+fn store(s: &ApiState) -> Result<&Store, ApiError> {
+    s.store
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this host keeps no orders"))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("order {m} not found")),
+        StoreError::Transition(t) => ApiError::new(StatusCode::CONFLICT, "illegal-transition", t.to_string()),
+        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    #[serde(default = "default_source")]
+    source: String,
+    orders: Vec<Value>,
+}
+
+fn default_source() -> String {
+    "api".into()
+}
+
+/// Accepts `{"source": "...", "orders": [...]}` or a bare array of orders.
+async fn intake(State(s): State<ApiState>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+    let store = store(&s)?;
+    let batch = match body {
+        Value::Array(orders) => Batch { source: default_source(), orders },
+        other => serde_json::from_value::<Batch>(other)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("body: {e}")))?,
+    };
+    if batch.orders.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("{} orders in one batch; the limit is {MAX_BATCH}", batch.orders.len()),
+        ));
+    }
+    let mut results: Vec<OrderResult> = Vec::with_capacity(batch.orders.len());
+    let mut contents = Vec::new();
+    let mut positions = Vec::new();
+    for (index, raw) in batch.orders.into_iter().enumerate() {
+        let external_id = raw.get("external_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let parsed = serde_json::from_value::<OrderIn>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.into_content(&batch.source, None));
+        match parsed {
+            Ok(c) => {
+                positions.push(index);
+                contents.push(c);
+                results.push(OrderResult { index, external_id, status: String::new(), order_id: None, reason: None });
+            }
+            Err(reason) => results.push(OrderResult {
+                index,
+                external_id,
+                status: "invalid".into(),
+                order_id: None,
+                reason: Some(reason),
+            }),
+        }
+    }
+    let ids: Vec<String> = contents.iter().map(|c| c.external_id.to_string()).collect();
+    let now = crate::ingest::kingdee::now_ms();
+    let outcome = store.ingest_batch(contents, &Actor::Ingest(batch.source.clone()), now).await.map_err(store_error)?;
+    let states = store.states_of(&batch.source, &ids).await.map_err(store_error)?;
+    for (i, id) in positions.into_iter().zip(ids) {
+        let r = &mut results[i];
+        match states.get(&id) {
+            Some((oid, st, reason)) => {
+                r.status = st.as_str().into();
+                r.order_id = Some(oid.0);
+                r.reason = Some(reason.clone()).filter(|_| *st == OrderState::Exception);
+            }
+            None => r.status = "unknown".into(),
+        }
+    }
+    let invalid = results.iter().filter(|r| r.status == "invalid").count();
+    Ok(Json(serde_json::json!({ "outcome": outcome, "invalid": invalid, "results": results })))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+async fn list(State(s): State<ApiState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<OrderSummary>>, ApiError> {
+    let st = q
+        .state
+        .map(|s| s.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e)))
+        .transpose()?;
+    store(&s)?.list_orders(st, q.limit.clamp(1, 10_000)).await.map(Json).map_err(store_error)
+}
+
+async fn one(State(s): State<ApiState>, Path(id): Path<i64>) -> Result<Json<SalesOrder>, ApiError> {
+    store(&s)?.order(OrderId(id)).await.map(Json).map_err(store_error)
+}
+
+/// An operator corrects an order's data; valid data returns it to `received`.
+async fn fix(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    Json(order): Json<OrderIn>,
+) -> Result<Json<SalesOrder>, ApiError> {
+    let store = store(&s)?;
+    let current = store.order(OrderId(id)).await.map_err(store_error)?;
+    let mut content = order
+        .into_content(current.content.source.as_str(), None)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e))?;
+    if content.external_id != current.content.external_id {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "external_id cannot change"));
+    }
+    content.source_modified = current.content.source_modified.clone();
+    let now = crate::ingest::kingdee::now_ms();
+    store
+        .fix_content(OrderId(id), content, &Actor::Operator("admin-api".into()), now)
+        .await
+        .map(Json)
+        .map_err(store_error)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionIn {
+    to: String,
+    reason: String,
+}
+
+/// An operator moves an order (hold, release, cancel, retry).
+async fn transition(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    Json(t): Json<TransitionIn>,
+) -> Result<Json<SalesOrder>, ApiError> {
+    let to = t.to.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+    if t.reason.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "a reason is required"));
+    }
+    let now = crate::ingest::kingdee::now_ms();
+    store(&s)?
+        .transition(OrderId(id), to, &Actor::Operator("admin-api".into()), &t.reason, now)
+        .await
+        .map(Json)
+        .map_err(store_error)
+}
