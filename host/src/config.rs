@@ -8,7 +8,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::erp::kingdee::KingdeeConfig;
+use crate::erp::kingdee::documents::{PurchaseOrderSettings, WriteBack};
+use crate::ingest::kingdee::KingdeeIngestConfig;
 use crate::plugins::RuntimeConfig;
+use crate::store::StoreConfig;
 
 /// Everything the host reads at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +22,23 @@ pub struct HostConfig {
     pub data_dir: PathBuf,
     pub runtime: RuntimeConfig,
     pub admin: AdminConfig,
+    /// Where orders live (SQLite file by default).
+    pub store: StoreConfig,
+    /// The Kingdee ERP, if this host reads one.
+    pub kingdee: Option<KingdeeSection>,
+}
+
+/// `[kingdee]`: connection, ingestion, documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KingdeeSection {
+    pub client: KingdeeConfig,
+    #[serde(default)]
+    pub ingest: KingdeeIngestConfig,
+    #[serde(default)]
+    pub purchase_orders: PurchaseOrderSettings,
+    #[serde(default)]
+    pub write_back: WriteBack,
 }
 
 /// The admin API.
@@ -36,6 +57,8 @@ impl Default for HostConfig {
             data_dir: PathBuf::from("daifa-data"),
             runtime: RuntimeConfig::default(),
             admin: AdminConfig::default(),
+            store: StoreConfig::default(),
+            kingdee: None,
         }
     }
 }

@@ -12,10 +12,18 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 
 use crate::api::{self, client::AdminClient};
-use crate::plugins::bindings::{LineStatus, UpdateKind};
+use crate::domain::{OrderState, SalesOrder};
+use crate::erp::kingdee::documents::{
+    PoLine, PurchaseOrderSettings, WriteBack, ensure_purchase_order, write_back_shipment,
+};
+use crate::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig};
+use crate::ingest::kingdee::{KingdeeIngestConfig, KingdeeIngester};
+use crate::plugins::bindings::{Address, ErpRef, LineStatus, OrderLine, PurchaseOrder, UpdateKind};
 use crate::plugins::{Manifest, PluginPackage, PluginRuntime, Registry, RuntimeConfig};
+use crate::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use crate::sim::orders::Gen;
 use crate::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
+use crate::store::{Store, StoreConfig};
 
 /// Demo options.
 pub struct DemoOptions {
@@ -40,6 +48,46 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let tmp = tempfile_dir()?;
     let data_dir = opts.data_dir.clone().unwrap_or_else(|| tmp.clone());
     println!("daifa demo — data in {}", data_dir.display());
+
+    // 0. The ERP: a K3Cloud simulator full of approved drop-ship sales
+    //    orders (a few with bad data), read into the store.
+    let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await?;
+    let fids = kd.generate(opts.orders as usize);
+    for (i, fid) in fids.iter().enumerate().filter(|(i, _)| i % 250 == 7) {
+        kd.modify(*fid, |o| if (i / 250).is_multiple_of(2) { o.city.clear() } else { o.lines[0].qty = "-1".into() });
+    }
+    println!("  K3Cloud simulator    {} ({} sales orders)", kd.server_url(), fids.len());
+    let store = Store::open(&StoreConfig {
+        url: format!("sqlite:{}", data_dir.join("daifa.db").display()),
+        ..Default::default()
+    })
+    .await?;
+    let erp = Arc::new(KingdeeClient::new(KingdeeConfig {
+        server_url: kd.server_url(),
+        credentials: kd.credentials(),
+        auth: AuthMode::Signed,
+        timeout_ms: 30_000,
+    })?);
+    let ingester = KingdeeIngester::new(erp.clone(), store.clone(), KingdeeIngestConfig::default());
+    let t = Instant::now();
+    let scan = ingester.scan().await?;
+    println!(
+        "\norders in: {} sales orders ({} line rows, {} pages) from Kingdee in {:.2?}: {} received, {} exceptions",
+        scan.orders,
+        scan.rows,
+        scan.pages,
+        t.elapsed(),
+        scan.outcome.received,
+        scan.outcome.exceptions
+    );
+    for o in store.list_orders(Some(OrderState::Exception), 2).await? {
+        println!("  exception {} ({}): {}", o.bill_no, o.external_id, o.state_reason);
+    }
+    let rescan = ingester.scan().await?;
+    println!(
+        "  second scan: {} unchanged, {} new — each order exactly once",
+        rescan.outcome.unchanged, rescan.outcome.received
+    );
 
     // 1. A supplier: JSON over HTTP on 127.0.0.1, some SKUs short, some unknown.
     let mut sim_cfg = SupplierSimConfig::default();
@@ -76,8 +124,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let mut next = v1.manifest.clone();
     next.version = semver::Version::new(next.version.major, next.version.minor, next.version.patch + 1);
     let v2 = PluginPackage::pack(next, component);
-    let mut rng = Gen::new(20261125);
-    let orders: Vec<_> = (1..=opts.orders).map(|n| rng.purchase_order(n, 1_000)).collect();
+    // Routing is the next stage to be built: until then every order goes to
+    // this one supplier, as one purchase order.
+    let mut received = Vec::new();
+    for summary in store.list_orders(Some(OrderState::Received), i64::MAX).await? {
+        received.push(store.order(summary.id).await?);
+    }
+    let orders: Vec<PurchaseOrder> = received.iter().map(purchase_order).collect();
     let lines: usize = orders.iter().map(|o| o.lines.len()).sum();
     println!("\nsubmitting {} purchase orders ({lines} lines) with {} in flight…", orders.len(), opts.concurrency);
     let started = Instant::now();
@@ -121,12 +174,45 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  answered by version (hot swap mid-run): {by_version:?}");
 
+    // 4b. The purchase orders in the ERP, one per supplier allocation.
+    let t = Instant::now();
+    let settings = PurchaseOrderSettings::default();
+    let created: Vec<_> = futures::stream::iter(received.iter())
+        .map(|o| {
+            let (erp, settings) = (erp.clone(), settings.clone());
+            async move {
+                let lines: Vec<PoLine> = o
+                    .content
+                    .lines
+                    .iter()
+                    .map(|l| PoLine {
+                        material: l.sku.to_string(),
+                        quantity: l.quantity,
+                        unit_price: l.unit_price,
+                        tax_rate: l.tax_rate,
+                        note: format!("{} line {}", o.content.bill_no, l.erp_line_id),
+                    })
+                    .collect();
+                ensure_purchase_order(&erp, &settings, &po_number(o), "VEN-DEMO", &lines).await
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let po_errors = created.iter().filter(|r| r.is_err()).count();
+    println!(
+        "  {} PUR_PurchaseOrder documents saved, submitted and audited in Kingdee in {:.2?} ({po_errors} failed)",
+        created.len() - po_errors,
+        t.elapsed()
+    );
+
     // 5. The supplier ships; tracking numbers come back by polling.
     let shipped = sim.ship_all();
     let plugin = registry.get("rest-json")?;
     let mut cursor: Option<String> = None;
     let (mut shipments, mut parcels, mut cancels) = (0, 0, 0);
     let mut samples = Vec::new();
+    let mut to_write_back: Vec<(String, String, String)> = Vec::new();
     loop {
         let batch = plugin.poll_updates(cursor.as_deref()).await?;
         if batch.updates.is_empty() {
@@ -137,6 +223,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
                 UpdateKind::Shipped(ps) => {
                     shipments += 1;
                     parcels += ps.len();
+                    to_write_back.push((u.po_number.clone(), ps[0].carrier.clone(), ps[0].tracking_number.clone()));
                     if samples.len() < 3 {
                         samples.push(format!("{} → {} {}", u.po_number, ps[0].carrier, ps[0].tracking_number));
                     }
@@ -156,6 +243,31 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     if shipments != shipped {
         bail!("polled {shipments} shipments but the supplier shipped {shipped}");
     }
+
+    // 5b. Tracking numbers back into the ERP: SAL_OUTSTOCK pushed from each
+    //     sales order, carrier and tracking number set, audited.
+    let by_po: std::collections::HashMap<String, &SalesOrder> = received.iter().map(|o| (po_number(o), o)).collect();
+    let t = Instant::now();
+    let written: Vec<_> =
+        futures::stream::iter(to_write_back.iter().filter_map(|(po, c, tn)| by_po.get(po).map(|o| (*o, c, tn))))
+            .map(|(o, carrier, tracking)| {
+                let erp = erp.clone();
+                async move {
+                    let fid: i64 = o.content.external_id.as_str().parse().unwrap_or(0);
+                    write_back_shipment(&erp, &WriteBack::default(), fid, o.content.bill_no.as_str(), carrier, tracking)
+                        .await
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let wb_errors = written.iter().filter(|r| r.is_err()).count();
+    let outstocks = kd.with(|s| s.outstocks.len());
+    println!(
+        "  {} SAL_OUTSTOCK documents in Kingdee with carrier and tracking number, in {:.2?} ({wb_errors} failed)",
+        outstocks,
+        t.elapsed()
+    );
 
     // 6. What operators see.
     let listing = client.list().await?;
@@ -183,6 +295,50 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(())
+}
+
+fn po_number(o: &SalesOrder) -> String {
+    format!("PO-{}", o.id.map_or(0, |i| i.0))
+}
+
+/// The demo's one supplier gets each order whole (routing decides this for real).
+fn purchase_order(o: &SalesOrder) -> PurchaseOrder {
+    let c = &o.content;
+    let a = &c.ship_to;
+    PurchaseOrder {
+        po_number: po_number(o),
+        idempotency_key: format!("daifa:{}:{}", c.source, po_number(o)),
+        erp_refs: vec![ErpRef {
+            system: c.source.to_string(),
+            bill_no: c.bill_no.to_string(),
+            bill_id: c.external_id.to_string(),
+        }],
+        lines: c
+            .lines
+            .iter()
+            .map(|l| OrderLine {
+                line_id: l.erp_line_id.to_string(),
+                our_sku: l.sku.to_string(),
+                supplier_sku: format!("SKU-{}", l.sku.as_str().trim_start_matches("MAT")),
+                quantity: l.quantity.trunc().to_string().parse().unwrap_or(0),
+                unit_cost: l.unit_price.to_string(),
+            })
+            .collect(),
+        ship_to: Address {
+            name: a.name.clone(),
+            phone: a.phone.clone(),
+            province: a.province.clone(),
+            city: a.city.clone(),
+            district: a.district.clone(),
+            street: a.street.clone(),
+            postcode: a.postcode.clone(),
+            country: a.country.clone(),
+        },
+        currency: "CNY".into(),
+        requested_carrier: None,
+        requested_service: None,
+        remark: Some(c.remark.clone()).filter(|r| !r.is_empty()),
+    }
 }
 
 type Submitted = (String, Result<crate::plugins::bindings::SubmitReceipt, crate::plugins::CallError>);

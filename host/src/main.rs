@@ -9,8 +9,12 @@ use clap::{Parser, Subcommand};
 use daifa_host::api::{self, client::AdminClient};
 use daifa_host::config::HostConfig;
 use daifa_host::demo::{self, DemoOptions};
+use daifa_host::erp::kingdee::KingdeeClient;
+use daifa_host::ingest::kingdee::KingdeeIngester;
 use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
+use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
+use daifa_host::store::Store;
 
 #[derive(Parser)]
 #[command(name = "daifa", version, about = "Drop-shipping order flow: ERP → routing → suppliers → tracking → ERP")]
@@ -45,8 +49,20 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
     },
-    /// Run the host: plugin registry and admin API.
+    /// Run the host: plugin registry, order store, admin API, Kingdee poller.
     Serve,
+    /// Apply database migrations to the configured store.
+    Migrate,
+    /// Import orders from a CSV file (one row per order line).
+    Import {
+        file: PathBuf,
+        /// Source name the orders are kept under.
+        #[arg(long, default_value = "csv")]
+        source: String,
+    },
+    /// Read orders from an ERP.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
     /// Build, check and deploy plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -126,6 +142,12 @@ impl Server {
 }
 
 #[derive(Subcommand)]
+enum IngestCommand {
+    /// One scan of Kingdee SAL_SaleOrder (the `[kingdee]` config section).
+    Kingdee,
+}
+
+#[derive(Subcommand)]
 enum SimCommand {
     /// A JSON-over-HTTP supplier (the rest-json dialect).
     Supplier {
@@ -133,6 +155,14 @@ enum SimCommand {
         port: u16,
         #[arg(long, default_value = "sim-token")]
         token: String,
+    },
+    /// A Kingdee K3Cloud WebAPI server (at /k3cloud/), with sample orders.
+    Kingdee {
+        #[arg(long, default_value_t = 8802)]
+        port: u16,
+        /// Sales orders to generate.
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
     },
 }
 
@@ -161,10 +191,46 @@ async fn main() -> anyhow::Result<()> {
             demo::run(DemoOptions { orders, concurrency, plugin_dir, manifest, data_dir, keep_running }).await
         }
         Command::Serve => serve(HostConfig::load(cli.config.as_deref())?).await,
+        Command::Migrate => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let store = Store::connect(&cfg.store).await?;
+            store.migrate().await?;
+            println!("migrated {}", cfg.store.url);
+            Ok(())
+        }
+        Command::Import { file, source } => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let store = Store::open(&cfg.store).await?;
+            let f = std::fs::File::open(&file).with_context(|| file.display().to_string())?;
+            let r = daifa_host::ingest::csv::import(f, &source, &store, None).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        Command::Ingest(IngestCommand::Kingdee) => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let Some(kd) = cfg.kingdee.clone() else { bail!("no [kingdee] section in the configuration") };
+            let store = Store::open(&cfg.store).await?;
+            let client = Arc::new(KingdeeClient::new(kd.client)?);
+            let r = KingdeeIngester::new(client, store, kd.ingest).scan().await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
         Command::Plugin(cmd) => plugin(cmd, cli.config).await,
         Command::Sim(SimCommand::Supplier { port, token }) => {
             let sim = SupplierSim::start(SupplierSimConfig { token: Some(token), ..Default::default() }, port).await?;
             println!("supplier simulator on {}", sim.base_url());
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Sim(SimCommand::Kingdee { port, orders }) => {
+            let sim = KingdeeSim::start(KingdeeSimConfig::default(), port).await?;
+            sim.generate(orders);
+            let c = sim.credentials();
+            println!("K3Cloud simulator on {} with {orders} sales orders", sim.server_url());
+            println!(
+                "  acct_id={} user_name={} app_id={} app_secret={}",
+                c.acct_id, c.user_name, c.app_id, c.app_secret
+            );
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
@@ -177,7 +243,14 @@ async fn serve(cfg: HostConfig) -> anyhow::Result<()> {
     };
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
     let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
-    let state = api::ApiState::new(registry, &token).map_err(anyhow::Error::msg)?;
+    let store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
+    let state = api::ApiState::new(registry, &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(kd) = cfg.kingdee.clone() {
+        let client = Arc::new(KingdeeClient::new(kd.client)?);
+        tokio::spawn(KingdeeIngester::new(client, store, kd.ingest).run(stopped));
+        tracing::info!("polling Kingdee SAL_SaleOrder");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
         .await
         .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
@@ -187,6 +260,7 @@ async fn serve(cfg: HostConfig) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    let _ = stop.send(true);
     Ok(())
 }
 
