@@ -53,7 +53,12 @@ fn main() {
         let pg =
             std::env::var("DAIFA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("daifa_bench_{}", std::process::id());
-        let store = Store::open(&StoreConfig { url: pg, schema: Some(schema), max_connections: 4 }).await.unwrap();
-        run("postgres", store, &sim).await;
+        let store = Store::open(&StoreConfig { url: pg.clone(), schema: Some(schema.clone()), max_connections: 4 })
+            .await
+            .unwrap();
+        run("postgres", store.clone(), &sim).await;
+        store.close().await;
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&pg).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE"))).execute(&pool).await.unwrap();
     });
 }
