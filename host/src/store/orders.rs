@@ -480,33 +480,40 @@ async fn write_content(
     now: i64,
     pos: bool,
 ) -> Result<(), StoreError> {
-    let a = &c.ship_to;
-    sqlx::query(
+    bind_content(sqlx::query(
         "UPDATE sales_orders SET bill_no = $1, platform_order_no = $2, customer = $3, ship_name = $4, ship_phone = $5, \
          ship_province = $6, ship_city = $7, ship_district = $8, ship_street = $9, ship_postcode = $10, ship_country = $11, \
          remark = $12, source_modified = $13, cancelled = $14, content_hash = $15, updated_at = $16 WHERE id = $17",
-    )
-    .bind(c.bill_no.as_str())
-    .bind(c.platform_order_no.clone())
-    .bind(&c.customer)
-    .bind(&a.name)
-    .bind(&a.phone)
-    .bind(&a.province)
-    .bind(&a.city)
-    .bind(&a.district)
-    .bind(&a.street)
-    .bind(&a.postcode)
-    .bind(&a.country)
-    .bind(&c.remark)
-    .bind(&c.source_modified)
-    .bind(c.cancelled as i64)
-    .bind(c.content_hash())
+    ), c)
     .bind(now)
     .bind(id)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM order_lines WHERE order_id = $1").bind(id).execute(&mut **tx).await?;
     insert_lines(tx, &[(id, &c.lines)], pos).await
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments>;
+
+/// Binds the content columns `bill_no` … `content_hash`, in the order both
+/// `ORDER_COLS` and the UPDATE in `write_content` list them.
+fn bind_content<'q>(q: AnyQuery<'q>, c: &'q OrderContent) -> AnyQuery<'q> {
+    let a = &c.ship_to;
+    q.bind(c.bill_no.as_str())
+        .bind(c.platform_order_no.clone())
+        .bind(&c.customer)
+        .bind(&a.name)
+        .bind(&a.phone)
+        .bind(&a.province)
+        .bind(&a.city)
+        .bind(&a.district)
+        .bind(&a.street)
+        .bind(&a.postcode)
+        .bind(&a.country)
+        .bind(&c.remark)
+        .bind(&c.source_modified)
+        .bind(c.cancelled as i64)
+        .bind(c.content_hash())
 }
 
 async fn insert_new(
@@ -527,25 +534,7 @@ async fn insert_new(
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for o in fresh {
         let c = &o.content;
-        let a = &c.ship_to;
-        q = q
-            .bind(c.source.as_str())
-            .bind(c.external_id.as_str())
-            .bind(c.bill_no.as_str())
-            .bind(c.platform_order_no.clone())
-            .bind(&c.customer)
-            .bind(&a.name)
-            .bind(&a.phone)
-            .bind(&a.province)
-            .bind(&a.city)
-            .bind(&a.district)
-            .bind(&a.street)
-            .bind(&a.postcode)
-            .bind(&a.country)
-            .bind(&c.remark)
-            .bind(&c.source_modified)
-            .bind(c.cancelled as i64)
-            .bind(c.content_hash())
+        q = bind_content(q.bind(c.source.as_str()).bind(c.external_id.as_str()), c)
             .bind(o.state.as_str())
             .bind(&o.state_reason)
             .bind(now)
