@@ -192,3 +192,27 @@ async fn revoked_credentials_are_reported_not_retried() {
     let err = ing.scan().await.unwrap_err().to_string();
     assert!(err.contains("credentials"), "{err}");
 }
+
+#[tokio::test]
+async fn an_order_larger_than_a_page_is_read_whole() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(6);
+    // Order 3 gets 11 lines: more than two pages of 4 rows.
+    sim.modify(fids[2], |o| {
+        let proto = o.lines[0].clone();
+        o.lines = (0..11)
+            .map(|i| daifa_host::sim::kingdee::SimLine {
+                entry_id: 900_000 + i,
+                material: format!("MAT9{i:04}"),
+                ..proto.clone()
+            })
+            .collect();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let r = KingdeeIngester::new(client(&sim, AuthMode::Signed), store.clone(), cfg(4)).scan().await.unwrap();
+    assert_eq!(r.outcome.received, 6, "{r:?}");
+    let big = store.order_by_external("kingdee", &fids[2].to_string()).await.unwrap().unwrap();
+    assert_eq!(big.content.lines.len(), 11);
+    assert_mirrors(&sim, &store).await;
+}
