@@ -78,7 +78,11 @@ impl HostConfig {
             Some(f) => fig.merge(Toml::file_exact(f)),
             None => fig.merge(Toml::file("daifa.toml")),
         };
-        let mut cfg: HostConfig = fig.merge(Env::prefixed("DAIFA_").split("__")).extract().map_err(Box::new)?;
+        // Only `DAIFA_SECTION__KEY` (and DAIFA_DATA_DIR) are configuration:
+        // other DAIFA_* variables (the CLI's DAIFA_ADMIN_TOKEN, test faults)
+        // must not trip `deny_unknown_fields`.
+        let env = Env::prefixed("DAIFA_").filter(|k| k.as_str().contains("__") || k == "data_dir").split("__");
+        let mut cfg: HostConfig = fig.merge(env).extract().map_err(Box::new)?;
         if cfg.runtime.cache_dir.is_none() {
             cfg.runtime.cache_dir = Some(cfg.data_dir.join("cache"));
         }
@@ -97,6 +101,8 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("d.toml", "data_dir = \"/x\"\n[runtime]\nmax_concurrent_calls = 7\n")?;
             jail.set_env("DAIFA_ADMIN__TOKEN", "t0k");
+            // The CLI's own variable is not configuration.
+            jail.set_env("DAIFA_ADMIN_TOKEN", "for-the-cli");
             let c = HostConfig::load(Some(Path::new("d.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.data_dir, PathBuf::from("/x"));
             assert_eq!(c.runtime.max_concurrent_calls, 7);

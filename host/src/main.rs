@@ -211,7 +211,22 @@ async fn main() -> anyhow::Result<()> {
             let Some(kd) = cfg.kingdee.clone() else { bail!("no [kingdee] section in the configuration") };
             let store = Store::open(&cfg.store).await?;
             let client = Arc::new(KingdeeClient::new(kd.client)?);
-            let r = KingdeeIngester::new(client, store, kd.ingest).scan().await?;
+            let mut ingester = KingdeeIngester::new(client, store, kd.ingest);
+            // Crash tests only: stall after fetching page N, before committing
+            // it, so the test can kill -9 the process at exactly that point.
+            if let Some(page) =
+                std::env::var("DAIFA_FAULT_STALL_BEFORE_COMMIT").ok().and_then(|v| v.parse::<usize>().ok())
+            {
+                ingester = ingester.with_before_commit(Arc::new(move |p| {
+                    if p == page {
+                        eprintln!("fault: stalled before committing page {p}");
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_secs(3600));
+                        }
+                    }
+                }));
+            }
+            let r = ingester.scan().await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }

@@ -216,3 +216,56 @@ async fn an_order_larger_than_a_page_is_read_whole() {
     assert_eq!(big.content.lines.len(), 11);
     assert_mirrors(&sim, &store).await;
 }
+
+/// The real thing: the `daifa` process is killed with SIGKILL after fetching
+/// a page and before committing it, then started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_fetch_and_commit_then_restart() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(1_200);
+    let dir = tempfile::tempdir().unwrap();
+    let c = sim.credentials();
+    let config = format!(
+        "data_dir = \"{d}\"\n[store]\nurl = \"sqlite:{d}/daifa.db\"\n[kingdee.client]\nserver_url = \"{url}\"\nauth = \"signed\"\n\
+         timeout_ms = 30000\n[kingdee.client.credentials]\nacct_id = \"{}\"\nuser_name = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n\
+         lcid = 2052\norg_num = 0\n[kingdee.ingest]\npage_size = 500\n",
+        c.acct_id,
+        c.user_name,
+        c.app_id,
+        c.app_secret,
+        d = dir.path().display(),
+        url = sim.server_url()
+    );
+    let cfg_path = dir.path().join("daifa.toml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let daifa = env!("CARGO_BIN_EXE_daifa");
+
+    let mut child = Command::new(daifa)
+        .args(["--config", cfg_path.to_str().unwrap(), "ingest", "kingdee"])
+        .env("DAIFA_FAULT_STALL_BEFORE_COMMIT", "3")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stalled = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("stalled before committing page 3"))
+    });
+    assert!(tokio::time::timeout(std::time::Duration::from_secs(60), stalled).await.unwrap().unwrap());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let store = store(&dir).await;
+    let partial = store.list_orders(None, 100_000).await.unwrap().len();
+    assert!(partial > 0 && partial < 1_200, "pages 1-2 committed, page 3 not: {partial}");
+
+    let out = Command::new(daifa).args(["--config", cfg_path.to_str().unwrap(), "ingest", "kingdee"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["unchanged"], partial as u64, "{report}");
+    assert_eq!(report["outcome"]["received"], (1_200 - partial) as u64, "{report}");
+    assert_mirrors(&sim, &store).await;
+}
