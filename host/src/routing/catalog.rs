@@ -1,0 +1,96 @@
+//! What each supplier carries, where it ships and at what cost, indexed for
+//! routing: SKU → offers.
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{CatalogEntry, Coverage, SupplierId};
+
+/// A supplier as routing sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupplierProfile {
+    pub id: SupplierId,
+    pub enabled: bool,
+    pub paused: bool,
+    pub coverage: Coverage,
+    /// Shipping cost per parcel by province; `default_shipping` elsewhere.
+    pub shipping: HashMap<String, Decimal>,
+    pub default_shipping: Decimal,
+    /// Orders per day; `None` = unlimited.
+    pub daily_capacity: Option<u32>,
+    /// Orders already given today.
+    pub used_today: u32,
+    /// Routing priority (higher wins ties).
+    pub priority: i32,
+    /// Operator's multiplier on cost (1 = neutral, 0.9 = prefer).
+    pub preference: Decimal,
+}
+
+impl SupplierProfile {
+    /// Does it ship to this place?
+    pub fn serves(&self, province: &str, city: &str) -> bool {
+        let hit = |list: &[String]| {
+            list.iter().any(|area| match area.split_once('/') {
+                Some((p, c)) => p == province && c == city,
+                None => area == province,
+            })
+        };
+        match &self.coverage {
+            Coverage::Only(list) => hit(list),
+            Coverage::Except(list) => !hit(list),
+        }
+    }
+
+    /// Shipping cost of one parcel to `province`.
+    pub fn shipping_to(&self, province: &str) -> Decimal {
+        self.shipping.get(province).copied().unwrap_or(self.default_shipping)
+    }
+
+    pub fn has_capacity(&self) -> bool {
+        self.daily_capacity.is_none_or(|c| self.used_today < c)
+    }
+}
+
+/// Suppliers and their offers.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub suppliers: Vec<SupplierProfile>,
+    by_id: HashMap<SupplierId, usize>,
+    /// SKU → offers (supplier index, entry).
+    offers: HashMap<String, Vec<(usize, CatalogEntry)>>,
+}
+
+impl Catalog {
+    pub fn new(suppliers: Vec<SupplierProfile>, entries: Vec<CatalogEntry>) -> Catalog {
+        let by_id: HashMap<SupplierId, usize> = suppliers.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        let mut offers: HashMap<String, Vec<(usize, CatalogEntry)>> = HashMap::new();
+        for e in entries {
+            if let Some(&i) = by_id.get(&e.supplier) {
+                let list = offers.entry(e.sku.0.clone()).or_default();
+                // One offer per (supplier, SKU): a later entry replaces an
+                // earlier one (e.g. a fresher stock figure).
+                match list.iter_mut().find(|(s, _)| *s == i) {
+                    Some(slot) => slot.1 = e,
+                    None => list.push((i, e)),
+                }
+            }
+        }
+        Catalog { suppliers, by_id, offers }
+    }
+
+    /// Offers for a SKU.
+    pub fn offers(&self, sku: &str) -> &[(usize, CatalogEntry)] {
+        self.offers.get(sku).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn supplier(&self, id: &SupplierId) -> Option<&SupplierProfile> {
+        self.by_id.get(id).map(|&i| &self.suppliers[i])
+    }
+
+    /// Is any supplier offering this SKU?
+    pub fn knows(&self, sku: &str) -> bool {
+        self.offers.contains_key(sku)
+    }
+}

@@ -1,0 +1,14 @@
+//! The routing core: which supplier ships which line. A pure function of
+//! (order, catalog, policy, performance snapshot) → decision + explanation,
+//! with no I/O, so it is fast, deterministic and easy to test.
+//!
+//! Owns: catalog lookups, routing policies, allocation, explanations.
+//! May call: `domain`.
+
+pub mod allocate;
+pub mod catalog;
+pub mod policy;
+
+pub use allocate::{Candidate, Decision, Exclusion, LineAllocation, Outcome, route};
+pub use catalog::{Catalog, SupplierProfile};
+pub use policy::{KeepTogether, Policy, PolicyError, RuleSet};
