@@ -213,7 +213,11 @@ fn scenarios() {
     assert!(dec.candidates.iter().any(|c| c.supplier.0 == "B" && c.excluded == Some(Exclusion::Paused)));
 }
 
-fn arb_world() -> impl Strategy<Value = (Vec<(bool, bool, u8)>, Vec<(u8, u8, u16, Option<u8>)>, Vec<(u8, u8)>)> {
+/// (suppliers: enabled, serves Guangdong, shipping), (offers: supplier,
+/// sku, cost, stock), (lines: sku, quantity).
+type World = (Vec<(bool, bool, u8)>, Vec<(u8, u8, u16, Option<u8>)>, Vec<(u8, u8)>);
+
+fn arb_world() -> impl Strategy<Value = World> {
     (
         // suppliers: (enabled, serves Guangdong, shipping)
         prop::collection::vec((any::<bool>(), any::<bool>(), 0u8..20), 1..12),
