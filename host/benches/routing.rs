@@ -43,7 +43,7 @@ fn main() {
             default_shipping: Decimal::from(12),
             daily_capacity: None,
             used_today: 0,
-            priority: (i % 3) as i32,
+            priority: i % 3,
             preference: Decimal::ONE,
         })
         .collect();
