@@ -7,6 +7,7 @@
 
 pub mod allocate;
 pub mod catalog;
+pub mod performance;
 pub mod policy;
 
 pub use allocate::{Candidate, Decision, Exclusion, LineAllocation, Outcome, route};
