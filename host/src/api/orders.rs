@@ -89,7 +89,7 @@ async fn intake(State(s): State<ApiState>, Json(body): Json<Value>) -> Result<Js
         }
     }
     let ids: Vec<String> = contents.iter().map(|c| c.external_id.to_string()).collect();
-    let now = crate::ingest::kingdee::now_ms();
+    let now = crate::util::now_ms();
     let outcome = store.ingest_batch(contents, &Actor::Ingest(batch.source.clone()), now).await.map_err(store_error)?;
     let states = store.states_of(&batch.source, &ids).await.map_err(store_error)?;
     for (i, id) in positions.into_iter().zip(ids) {
@@ -145,7 +145,7 @@ async fn fix(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "external_id cannot change"));
     }
     content.source_modified = current.content.source_modified.clone();
-    let now = crate::ingest::kingdee::now_ms();
+    let now = crate::util::now_ms();
     store
         .fix_content(OrderId(id), content, &Actor::Operator("admin-api".into()), now)
         .await
@@ -170,7 +170,7 @@ async fn transition(
     if t.reason.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "a reason is required"));
     }
-    let now = crate::ingest::kingdee::now_ms();
+    let now = crate::util::now_ms();
     store(&s)?
         .transition(OrderId(id), to, &Actor::Operator("admin-api".into()), &t.reason, now)
         .await

@@ -61,7 +61,7 @@ pub async fn import(
         })?;
     let mut orders: BTreeMap<String, (OrderIn, Vec<String>)> = BTreeMap::new();
     let mut report = ImportReport::default();
-    let now = super::kingdee::now_ms();
+    let now = crate::util::now_ms();
     for (n, rec) in rdr.records().enumerate() {
         let line_no = n + 2; // 1-based, after the header
         report.rows += 1;

@@ -29,6 +29,7 @@ use crate::domain::*;
 use crate::erp::kingdee::{BillQuery, KingdeeClient};
 use crate::erp::time;
 use crate::store::{IngestOutcome, Store};
+use crate::util::now_ms;
 
 /// Which Kingdee fields hold what; every deployment differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,8 +404,4 @@ fn add(total: &mut IngestOutcome, o: &IngestOutcome) {
     total.updated += o.updated;
     total.unchanged += o.unchanged;
     total.raised += o.raised;
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

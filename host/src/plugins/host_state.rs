@@ -3,7 +3,7 @@
 //! here, checked against that plugin's grants and per-call budgets.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -216,7 +216,7 @@ fn kv_error(e: KvError) -> api::kv::KvError {
 
 impl api::clock::Host for HostState {
     async fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+        Ok(crate::util::now_ms().max(0) as u64)
     }
 }
 
