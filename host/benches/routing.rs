@@ -34,6 +34,7 @@ fn main() {
             id: SupplierId(format!("S{i:02}")),
             enabled: true,
             paused: false,
+            circuit_open: false,
             coverage: if i % 5 == 0 {
                 Coverage::Only(provinces[..4].iter().map(|p| p.to_string()).collect())
             } else {

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod erp;
 pub mod ingest;
 pub mod plugins;
+pub mod router;
 pub mod routing;
 pub mod sim;
 pub mod store;

@@ -18,6 +18,7 @@ fn supplier(id: &str, coverage: Coverage, ship: &str) -> SupplierProfile {
         id: SupplierId(id.into()),
         enabled: true,
         paused: false,
+        circuit_open: false,
         coverage,
         shipping: HashMap::new(),
         default_shipping: d(ship),

@@ -16,6 +16,7 @@ fn sup(id: &str) -> SupplierProfile {
         id: SupplierId(id.into()),
         enabled: true,
         paused: false,
+        circuit_open: false,
         coverage: Coverage::Except(vec![]),
         shipping: HashMap::new(),
         default_shipping: Decimal::from(5),

@@ -121,11 +121,11 @@ impl OrderState {
                     Acknowledged | Backordered | Rejected | PartiallyShipped | Shipped | Exception | Cancelled
                 )
                 | (Acknowledged, PartiallyShipped | Shipped | Backordered | Rejected | Exception | Cancelled)
-                | (Backordered, Acknowledged | Routed | PartiallyShipped | Shipped | Exception | Cancelled)
+                | (Backordered, Acknowledged | Routed | OnHold | PartiallyShipped | Shipped | Exception | Cancelled)
                 | (PartiallyShipped, Shipped | Exception | Cancelled)
                 | (Shipped, WrittenBack | Exception)
                 | (WrittenBack, Exception)
-                | (Rejected, Routed | Exception | Cancelled)
+                | (Rejected, Routed | OnHold | Exception | Cancelled)
                 | (OnHold, Received | Routed | Exception | Cancelled)
                 | (Exception, Received | Routed | OnHold | Cancelled)
         )

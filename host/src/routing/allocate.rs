@@ -6,7 +6,7 @@
 //! best `EXACT_SUPPLIERS` (most lines covered, then cheapest) — bounded.
 //! Every candidate considered is recorded with its score parts or exclusion.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,10 @@ pub const EXACT_SUPPLIERS: usize = 8;
 pub enum Exclusion {
     Disabled,
     Paused,
+    CircuitOpen,
     NotServingRegion,
+    /// Already tried for this line in an earlier attempt (rejected, overdue).
+    TriedBefore,
     OutOfStock { available: u32, needed: Decimal },
     NoCapacity,
     LowPerformance { score: Decimal },
@@ -97,6 +100,18 @@ pub fn route(
     policy: &Policy,
     performance: &HashMap<SupplierId, Decimal>,
 ) -> Decision {
+    route_excluding(order, catalog, policy, performance, &HashSet::new())
+}
+
+/// Routes one order, never giving a line to a supplier listed with it in
+/// `tried` (`(line id, supplier)`: rejected or overdue in an earlier attempt).
+pub fn route_excluding(
+    order: &OrderContent,
+    catalog: &Catalog,
+    policy: &Policy,
+    performance: &HashMap<SupplierId, Decimal>,
+    tried: &HashSet<(String, SupplierId)>,
+) -> Decision {
     let value: Decimal = order.lines.iter().map(|l| l.unit_price * l.quantity).sum();
     let ctx = OrderContext {
         province: &order.ship_to.province,
@@ -124,7 +139,11 @@ pub fn route(
         let mut later = Vec::new();
         for (i, entry) in catalog.offers(line.sku.as_str()) {
             let s = &catalog.suppliers[*i];
-            let excluded = exclusion(rs, s, entry.stock, line.quantity, province, &order.ship_to.city, perf(&s.id));
+            let excluded = if !tried.is_empty() && tried.contains(&(line.erp_line_id.0.clone(), s.id.clone())) {
+                Some(Exclusion::TriedBefore)
+            } else {
+                exclusion(rs, s, entry.stock, line.quantity, province, &order.ship_to.city, perf(&s.id))
+            };
             let offer = Offer {
                 sup: *i,
                 supplier_sku: entry.supplier_sku.0.clone(),
@@ -242,6 +261,10 @@ fn exclusion(
 ) -> Option<Exclusion> {
     if !s.enabled {
         return Some(Exclusion::Disabled);
+    }
+    // An open circuit removes a supplier whatever the rule set's filters say.
+    if s.circuit_open {
+        return Some(Exclusion::CircuitOpen);
     }
     for f in &rs.filters {
         match f {

@@ -14,13 +14,17 @@ pub struct SupplierProfile {
     pub id: SupplierId,
     pub enabled: bool,
     pub paused: bool,
+    /// Set while the supplier's dispatch circuit is open; not stored.
+    #[serde(default, skip_serializing)]
+    pub circuit_open: bool,
     pub coverage: Coverage,
     /// Shipping cost per parcel by province; `default_shipping` elsewhere.
     pub shipping: HashMap<String, Decimal>,
     pub default_shipping: Decimal,
     /// Orders per day; `None` = unlimited.
     pub daily_capacity: Option<u32>,
-    /// Orders already given today.
+    /// Orders already given today (counted by the router; not stored).
+    #[serde(default, skip_serializing)]
     pub used_today: u32,
     /// Routing priority (higher wins ties).
     pub priority: i32,
@@ -63,6 +67,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Builds the index; an entry for an unknown supplier is dropped.
     pub fn new(suppliers: Vec<SupplierProfile>, entries: Vec<CatalogEntry>) -> Catalog {
         let by_id: HashMap<SupplierId, usize> = suppliers.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
         let mut offers: HashMap<String, Vec<(usize, CatalogEntry)>> = HashMap::new();
@@ -87,6 +92,29 @@ impl Catalog {
 
     pub fn supplier(&self, id: &SupplierId) -> Option<&SupplierProfile> {
         self.by_id.get(id).map(|&i| &self.suppliers[i])
+    }
+
+    /// Mutable access, for the router's capacity and circuit bookkeeping.
+    pub fn supplier_mut(&mut self, id: &SupplierId) -> Option<&mut SupplierProfile> {
+        self.by_id.get(id).map(|&i| &mut self.suppliers[i])
+    }
+
+    /// Every entry, for listing.
+    pub fn entries(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.offers.values().flat_map(|v| v.iter().map(|(_, e)| e))
+    }
+
+    /// Sets a fresh stock figure; false if the supplier does not offer the SKU.
+    pub fn set_stock(&mut self, supplier: &SupplierId, sku: &str, stock: u32, at: i64) -> bool {
+        let Some(&i) = self.by_id.get(supplier) else { return false };
+        match self.offers.get_mut(sku).and_then(|v| v.iter_mut().find(|(s, _)| *s == i)) {
+            Some((_, e)) => {
+                e.stock = Some(stock);
+                e.stock_confirmed_at = Some(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Is any supplier offering this SKU?

@@ -7,9 +7,13 @@
 
 pub mod allocate;
 pub mod catalog;
+pub mod catalog_file;
 pub mod performance;
 pub mod policy;
+pub mod whatif;
 
-pub use allocate::{Candidate, Decision, Exclusion, LineAllocation, Outcome, route};
+pub use allocate::{Candidate, Decision, Exclusion, LineAllocation, Outcome, route, route_excluding};
 pub use catalog::{Catalog, SupplierProfile};
+pub use catalog_file::{CatalogError, CatalogFile, LoadedCatalog};
 pub use policy::{KeepTogether, Policy, PolicyError, RuleSet};
+pub use whatif::{WhatIf, compare};

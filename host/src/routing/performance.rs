@@ -42,7 +42,8 @@ pub enum Event {
 }
 
 impl Event {
-    fn at(&self) -> i64 {
+    /// When it happened (unix ms).
+    pub fn at(&self) -> i64 {
         match self {
             Event::Dispatched { at }
             | Event::Acknowledged { at, .. }
@@ -137,6 +138,17 @@ impl Performance {
         Performance { cfg, ..Default::default() }
     }
 
+    /// Restores a score saved earlier (after a restart).
+    pub fn restore_score(&mut self, supplier: SupplierId, score: Decimal) {
+        self.scores.insert(supplier, score);
+    }
+
+    /// The windows and limits in force.
+    pub fn config(&self) -> &PerformanceConfig {
+        &self.cfg
+    }
+
+    /// Adds an event to the supplier's window.
     pub fn record(&mut self, supplier: &SupplierId, e: Event) {
         self.events.entry(supplier.clone()).or_default().push_back(e);
     }

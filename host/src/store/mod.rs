@@ -6,6 +6,7 @@
 //! Owns: the schema, transactions, the outbox. May call: `domain`.
 
 mod orders;
+mod routing;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use orders::{IngestOutcome, OrderSummary};
+pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,6 +117,48 @@ impl Store {
         self.hydrate(row).await
     }
 
+    /// Many orders' content and state at once, without history (for routing
+    /// batches); missing ids are left out.
+    pub async fn orders_content(&self, ids: &[OrderId]) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
+        let pos = self.positional();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let list = (0..chunk.len()).map(|i| super::ph(pos, i + 1)).collect::<Vec<_>>().join(", ");
+            let bind_all = |sql: String| {
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id.0);
+                }
+                q
+            };
+            let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
+            for l in bind_all(format!(
+                "SELECT order_id, erp_line_id, sku, quantity, unit_price, tax_rate FROM order_lines \
+                 WHERE order_id IN ({list}) ORDER BY order_id, line_no"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            {
+                lines.entry(l.try_get("order_id")?).or_default().push(OrderLine {
+                    erp_line_id: ErpLineId(l.try_get("erp_line_id")?),
+                    sku: Sku(l.try_get("sku")?),
+                    quantity: dec(l.try_get("quantity")?)?,
+                    unit_price: dec(l.try_get("unit_price")?)?,
+                    tax_rate: dec(l.try_get("tax_rate")?)?,
+                });
+            }
+            for r in bind_all(format!("SELECT id, {ORDER_COLS} FROM sales_orders WHERE id IN ({list}) ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?
+            {
+                let id: i64 = r.try_get("id")?;
+                let content = content_from_row(&r, lines.remove(&id).unwrap_or_default())?;
+                out.push((OrderId(id), state(&r.try_get::<String, _>("state")?)?, content));
+            }
+        }
+        Ok(out)
+    }
+
     /// The order a source knows by `external_id`.
     pub async fn order_by_external(&self, source: &str, external_id: &str) -> Result<Option<SalesOrder>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
@@ -614,7 +656,7 @@ async fn insert_lines(
     Ok(())
 }
 
-async fn record(
+pub(super) async fn record(
     tx: &mut Transaction<'static, Any>,
     id: i64,
     from: Option<OrderState>,
@@ -669,10 +711,10 @@ fn content_from_row(r: &AnyRow, lines: Vec<OrderLine>) -> Result<OrderContent, S
     })
 }
 
-fn state(s: &str) -> Result<OrderState, StoreError> {
+pub(super) fn state(s: &str) -> Result<OrderState, StoreError> {
     OrderState::from_str(s).map_err(StoreError::Corrupt)
 }
 
-fn dec(s: String) -> Result<Decimal, StoreError> {
+pub(super) fn dec(s: String) -> Result<Decimal, StoreError> {
     Decimal::from_str(&s).map_err(|e| StoreError::Corrupt(format!("decimal `{s}`: {e}")))
 }
