@@ -12,6 +12,7 @@ use crate::erp::kingdee::KingdeeConfig;
 use crate::erp::kingdee::documents::{PurchaseOrderSettings, WriteBack};
 use crate::ingest::kingdee::KingdeeIngestConfig;
 use crate::plugins::RuntimeConfig;
+use crate::router::RouterConfig;
 use crate::store::StoreConfig;
 
 /// Everything the host reads at start.
@@ -26,6 +27,8 @@ pub struct HostConfig {
     pub store: StoreConfig,
     /// The Kingdee ERP, if this host reads one.
     pub kingdee: Option<KingdeeSection>,
+    /// Routing: catalog and policy files, schedules, performance windows.
+    pub router: RouterConfig,
 }
 
 /// `[kingdee]`: connection, ingestion, documents.
@@ -59,6 +62,7 @@ impl Default for HostConfig {
             admin: AdminConfig::default(),
             store: StoreConfig::default(),
             kingdee: None,
+            router: RouterConfig::default(),
         }
     }
 }

@@ -12,9 +12,12 @@ use daifa_host::demo::{self, DemoOptions};
 use daifa_host::erp::kingdee::KingdeeClient;
 use daifa_host::ingest::kingdee::KingdeeIngester;
 use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
+use daifa_host::router;
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use daifa_host::store::Store;
+
+mod route_cli;
 
 #[derive(Parser)]
 #[command(name = "daifa", version, about = "Drop-shipping order flow: ERP → routing → suppliers → tracking → ERP")]
@@ -66,6 +69,9 @@ enum Command {
     /// Build, check and deploy plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Route orders: load catalog and policy, run, explain, what-if.
+    #[command(subcommand)]
+    Route(route_cli::RouteCommand),
     /// Run a simulator of an external system.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -231,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin(cmd) => plugin(cmd, cli.config).await,
+        Command::Route(cmd) => route_cli::run(cmd, HostConfig::load(cli.config.as_deref())?).await,
         Command::Sim(SimCommand::Supplier { port, token }) => {
             let sim = SupplierSim::start(SupplierSimConfig { token: Some(token), ..Default::default() }, port).await?;
             println!("supplier simulator on {}", sim.base_url());
@@ -259,8 +266,18 @@ async fn serve(cfg: HostConfig) -> anyhow::Result<()> {
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
     let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
     let store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
-    let state = api::ApiState::new(registry, &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
+    let mut state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    if cfg.router.enabled {
+        let now = daifa_host::util::now_ms();
+        for line in router::load_files(&store, &cfg.router, now).await? {
+            tracing::info!("loaded {line}");
+        }
+        let r = Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?);
+        state = state.with_router(r.clone());
+        tokio::spawn(r.run(Some(registry), stopped.clone()));
+        tracing::info!("routing orders as they arrive");
+    }
     if let Some(kd) = cfg.kingdee.clone() {
         let client = Arc::new(KingdeeClient::new(kd.client)?);
         tokio::spawn(KingdeeIngester::new(client, store, kd.ingest).run(stopped));

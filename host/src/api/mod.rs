@@ -2,11 +2,13 @@
 //! and watch plugins, and a client for it (used by the CLI and the demo).
 //!
 //! Owns: routing, authentication, request/response shapes.
-//! May call: the plugin registry (and, later, the other stages' read models).
+//! May call: the plugin registry, the store, the router (and, later, the
+//! other stages' read models).
 
 pub mod client;
 mod orders;
 mod plugins;
+mod routing;
 
 use std::sync::Arc;
 
@@ -26,6 +28,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Present when the host keeps orders (the order endpoints need it).
     pub store: Option<Store>,
+    /// Present when the host routes orders (the routing endpoints need it).
+    pub router: Option<Arc<crate::router::Router>>,
     token: Arc<str>,
 }
 
@@ -35,12 +39,19 @@ impl ApiState {
         if token.len() < 16 {
             return Err("the admin token must be at least 16 characters");
         }
-        Ok(ApiState { registry, store: None, token: token.into() })
+        Ok(ApiState { registry, store: None, router: None, token: token.into() })
     }
 
     /// Serves the order endpoints from `store`.
     pub fn with_store(mut self, store: Store) -> ApiState {
         self.store = Some(store);
+        self
+    }
+
+    /// Serves the routing endpoints with `router` (and its store).
+    pub fn with_router(mut self, router: Arc<crate::router::Router>) -> ApiState {
+        self.store = Some(router.store().clone());
+        self.router = Some(router);
         self
     }
 }
@@ -50,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
     let max_body = state.registry.max_package_bytes() * 4 / 3 + (1 << 20);
     let admin = plugins::routes(max_body)
         .merge(orders::routes())
+        .merge(routing::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(|| async { "ok" })).nest("/api/v1", admin).with_state(state)
 }

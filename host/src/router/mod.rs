@@ -31,6 +31,13 @@ pub use stock::StockRefresh;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
+    /// Route orders in `serve` (off: orders wait in `received`).
+    pub enabled: bool,
+    /// A catalog file applied at every start (the file is then the source of
+    /// truth; changes made through the API last until the next start).
+    pub catalog_file: Option<std::path::PathBuf>,
+    /// A policy file loaded at start if its `version` is new.
+    pub policy_file: Option<std::path::PathBuf>,
     /// Orders per routing transaction.
     pub batch: usize,
     /// Pause between passes when there was nothing to route.
@@ -53,6 +60,9 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
+            enabled: true,
+            catalog_file: None,
+            policy_file: None,
             batch: 500,
             interval_ms: 1000,
             max_attempts: 3,
@@ -178,18 +188,25 @@ impl Router {
             }
             let attempt = latest.get(id).map_or(1, |d| d.attempt + 1);
             let d = route_excluding(content, &snap.catalog, policy, &scores, &HashSet::new());
-            count_capacity(&mut snap.catalog, &d);
-            let w = write_for(*id, OrderState::Received, attempt, "received".into(), vec![], d, now);
+            // Counted now so later orders of the batch see it.
+            count_capacity(&mut snap.catalog, &d, 1);
+            writes.push(write_for(*id, OrderState::Received, attempt, "received".into(), vec![], d, now));
+        }
+        stats.stale += pending.len().saturating_sub(orders.len());
+        let outbox: Vec<i64> = pending.iter().map(|p| p.0).collect();
+        let applied = self.store.apply_routing(&writes, &outbox, now).await?;
+        for (i, w) in writes.iter().enumerate() {
+            if applied.skipped_at.contains(&i) {
+                // Another router got there first: give the capacity back.
+                count_capacity(&mut snap.catalog, &w.stored.decision, -1);
+                continue;
+            }
             match w.to {
                 OrderState::OnHold => stats.on_hold += 1,
                 _ if w.stored.decision.outcome == Outcome::PartlyBackordered => stats.backordered += 1,
                 _ => stats.routed += 1,
             }
-            writes.push(w);
         }
-        stats.stale += pending.len().saturating_sub(orders.len());
-        let outbox: Vec<i64> = pending.iter().map(|p| p.0).collect();
-        let applied = self.store.apply_routing(&writes, &outbox, now).await?;
         stats.skipped = applied.skipped;
         Ok(stats)
     }
@@ -281,7 +298,7 @@ impl Router {
     /// re-evaluates scores and refreshes stock on their schedules.
     pub async fn run(
         self: Arc<Self>,
-        plugins: Option<crate::plugins::Registry>,
+        plugins: Option<Arc<crate::plugins::Registry>>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
@@ -326,6 +343,48 @@ impl Router {
     }
 }
 
+/// Applies the configured catalog and policy files: the catalog always, the
+/// policy when its version is newer than the active one. A policy file whose
+/// version is already loaded with different text is refused, so a version
+/// always names one text.
+pub async fn load_files(store: &Store, cfg: &RouterConfig, now: i64) -> Result<Vec<String>, RouterError> {
+    let mut did = Vec::new();
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| RouterError::Refused(format!("reading {}: {e}", p.display())))
+    };
+    if let Some(f) = &cfg.catalog_file {
+        let loaded = crate::routing::CatalogFile::from_toml(&read(f)?)
+            .and_then(|c| c.validate(now))
+            .map_err(|e| RouterError::Refused(format!("{}: {e}", f.display())))?;
+        store.replace_catalog(&loaded, now).await?;
+        did.push(format!(
+            "catalog {}: {} suppliers, {} offers",
+            f.display(),
+            loaded.suppliers.len(),
+            loaded.entries.len()
+        ));
+    }
+    if let Some(f) = &cfg.policy_file {
+        let body = read(f)?;
+        let p = Policy::from_toml(&body).map_err(|e| RouterError::Refused(format!("{}: {e}", f.display())))?;
+        match store.active_policy().await? {
+            Some((v, text)) if v == p.version && text == body => {}
+            Some((v, _)) if v >= p.version => {
+                return Err(RouterError::Refused(format!(
+                    "{}: version {} is not newer than the loaded version {v}; bump `version`",
+                    f.display(),
+                    p.version
+                )));
+            }
+            _ => {
+                store.put_policy(p.version, &body, &format!("file:{}", f.display()), now).await?;
+                did.push(format!("policy {} version {}", f.display(), p.version));
+            }
+        }
+    }
+    Ok(did)
+}
+
 /// A supplier's score, metrics and circuit, as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SupplierPerformance {
@@ -341,11 +400,12 @@ fn day_start(now: i64, offset_hours: i32) -> i64 {
     (now + off).div_euclid(86_400_000) * 86_400_000 - off
 }
 
-/// Counts a routed order against each chosen supplier's daily capacity.
-fn count_capacity(catalog: &mut Catalog, d: &Decision) {
+/// Counts a routed order for (`+1`) or back against (`-1`) each chosen
+/// supplier's daily capacity.
+fn count_capacity(catalog: &mut Catalog, d: &Decision, by: i32) {
     for s in &d.suppliers {
         if let Some(p) = catalog.supplier_mut(s) {
-            p.used_today = p.used_today.saturating_add(1);
+            p.used_today = p.used_today.saturating_add_signed(by);
         }
     }
 }
@@ -381,7 +441,12 @@ fn write_for(
             )
         }
     };
-    RoutingWrite { from, to, reason, stored: StoredDecision { order, attempt, cause, tried, reroutes: 0, decision, at: now } }
+    RoutingWrite {
+        from,
+        to,
+        reason,
+        stored: StoredDecision { order, attempt, cause, tried, reroutes: 0, decision, at: now },
+    }
 }
 
 /// Per-supplier share of lines routed since `since`, in percent.

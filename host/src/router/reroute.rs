@@ -158,7 +158,7 @@ impl Router {
                 _ => merge(&latest.decision, d, &moving, &order.content, &snap.catalog),
             }
         };
-        count_capacity(&mut snap.catalog, &decision);
+        count_capacity(&mut snap.catalog, &decision, 1);
         let mut w = write_for(id, order.state, attempt, cause, tried, decision, now);
         w.stored.reroutes = reroutes;
         let result = match w.to {

@@ -43,9 +43,9 @@ impl Router {
             let mut failed = None;
             for chunk in skus.chunks(CHUNK) {
                 match plugin.query_stock(chunk).await {
-                    Ok(got) => levels.extend(
-                        got.into_iter().map(|l| (s.id.clone(), SupplierSku(l.supplier_sku), l.available)),
-                    ),
+                    Ok(got) => {
+                        levels.extend(got.into_iter().map(|l| (s.id.clone(), SupplierSku(l.supplier_sku), l.available)))
+                    }
                     Err(e) => {
                         failed = Some(format!("plugin `{}` query-stock: {e}", s.plugin));
                         break;

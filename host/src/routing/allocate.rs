@@ -28,9 +28,14 @@ pub enum Exclusion {
     NotServingRegion,
     /// Already tried for this line in an earlier attempt (rejected, overdue).
     TriedBefore,
-    OutOfStock { available: u32, needed: Decimal },
+    OutOfStock {
+        available: u32,
+        needed: Decimal,
+    },
     NoCapacity,
-    LowPerformance { score: Decimal },
+    LowPerformance {
+        score: Decimal,
+    },
 }
 
 /// One (line, supplier) pair considered.

@@ -229,10 +229,11 @@ stock = 3
             .validate(0)
             .unwrap_err();
         assert!(e.0.contains("supplier[0] `S1`: regions is empty"), "{e}");
-        let e = CatalogFile::from_toml(&format!("{OK}\n[[offer]]\nsupplier = \"S1\"\nsku = \"A\"\nunit_cost = \"1\"\n"))
-            .unwrap()
-            .validate(0)
-            .unwrap_err();
+        let e =
+            CatalogFile::from_toml(&format!("{OK}\n[[offer]]\nsupplier = \"S1\"\nsku = \"A\"\nunit_cost = \"1\"\n"))
+                .unwrap()
+                .validate(0)
+                .unwrap_err();
         assert!(e.0.contains("offer[1]") && e.0.contains("already"), "{e}");
     }
 }

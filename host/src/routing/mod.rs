@@ -8,6 +8,7 @@
 pub mod allocate;
 pub mod catalog;
 pub mod catalog_file;
+pub mod explain;
 pub mod performance;
 pub mod policy;
 pub mod whatif;

@@ -119,7 +119,10 @@ impl Store {
 
     /// Many orders' content and state at once, without history (for routing
     /// batches); missing ids are left out.
-    pub async fn orders_content(&self, ids: &[OrderId]) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
+    pub async fn orders_content(
+        &self,
+        ids: &[OrderId],
+    ) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
         let pos = self.positional();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
@@ -157,6 +160,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The order with this bill number (the newest if sources share one).
+    pub async fn order_id_by_bill(&self, bill_no: &str) -> Result<Option<OrderId>, StoreError> {
+        let row = sqlx::query("SELECT id FROM sales_orders WHERE bill_no = $1 ORDER BY id DESC LIMIT 1")
+            .bind(bill_no)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(OrderId(r.try_get("id")?))).transpose()
     }
 
     /// The order a source knows by `external_id`.

@@ -43,11 +43,13 @@ pub struct RoutingWrite {
 }
 
 /// What a routing write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RoutingApplied {
     pub applied: usize,
     /// Orders whose state changed between read and write (left alone).
     pub skipped: usize,
+    /// Which writes were skipped (indexes into the batch).
+    pub skipped_at: Vec<usize>,
 }
 
 /// A supplier with its routing profile, as listed.
@@ -72,7 +74,10 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?
         {
-            kept.insert((r.try_get("supplier")?, r.try_get("sku")?), (r.try_get("stock")?, r.try_get("stock_confirmed_at")?));
+            kept.insert(
+                (r.try_get("supplier")?, r.try_get("sku")?),
+                (r.try_get("stock")?, r.try_get("stock_confirmed_at")?),
+            );
         }
         sqlx::query("DELETE FROM catalog_offers").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM suppliers").execute(&mut *tx).await?;
@@ -226,10 +231,8 @@ impl Store {
     pub async fn put_policy(&self, version: u32, body: &str, by: &str, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
-        let top: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM routing_policies")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("v")?;
+        let top: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM routing_policies").fetch_one(&mut *tx).await?.try_get("v")?;
         if let Some(top) = top
             && i64::from(version) <= top
         {
@@ -256,8 +259,7 @@ impl Store {
         let row = sqlx::query("SELECT version, body FROM routing_policies WHERE active = 1")
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok((u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0), r.try_get("body")?)))
-            .transpose()
+        row.map(|r| Ok((u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0), r.try_get("body")?))).transpose()
     }
 
     /// `order.received` outbox rows not yet routed: `(outbox id, order id)`.
@@ -285,12 +287,16 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut out = RoutingApplied::default();
         let actor = Actor::Router.to_string();
-        for w in writes {
+        for (i, w) in writes.iter().enumerate() {
             let id = w.stored.order.0;
             // Routed → routed is a re-route (a supplier's circuit opened
             // before dispatch); everything else follows the state machine.
             if !(w.from.can_go_to(w.to) || (w.from == OrderState::Routed && w.to == OrderState::Routed)) {
-                return Err(StoreError::Transition(IllegalTransition { order: id.to_string(), from: w.from, to: w.to }));
+                return Err(StoreError::Transition(IllegalTransition {
+                    order: id.to_string(),
+                    from: w.from,
+                    to: w.to,
+                }));
             }
             let done = sqlx::query(
                 "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
@@ -304,6 +310,7 @@ impl Store {
             .await?;
             if done.rows_affected() != 1 {
                 out.skipped += 1;
+                out.skipped_at.push(i);
                 continue;
             }
             let d = &w.stored.decision;
@@ -478,7 +485,11 @@ impl Store {
     }
 
     /// Score changes, newest first (of one supplier, or all).
-    pub async fn score_changes(&self, supplier: Option<&SupplierId>, limit: i64) -> Result<Vec<ScoreChange>, StoreError> {
+    pub async fn score_changes(
+        &self,
+        supplier: Option<&SupplierId>,
+        limit: i64,
+    ) -> Result<Vec<ScoreChange>, StoreError> {
         let q = "SELECT supplier, from_score, to_score, cause, at FROM score_changes";
         let rows = match supplier {
             Some(s) => sqlx::query(AssertSqlSafe(format!("{q} WHERE supplier = $1 ORDER BY id DESC LIMIT $2")))
@@ -533,7 +544,8 @@ fn outcome_word(d: &Decision) -> &'static str {
 }
 
 async fn bump(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<(), StoreError> {
-    let done = sqlx::query("UPDATE routing_meta SET value = value + 1 WHERE name = $1").bind(name).execute(&mut **tx).await?;
+    let done =
+        sqlx::query("UPDATE routing_meta SET value = value + 1 WHERE name = $1").bind(name).execute(&mut **tx).await?;
     if done.rows_affected() == 0 {
         sqlx::query("INSERT INTO routing_meta (name, value) VALUES ($1, 1)").bind(name).execute(&mut **tx).await?;
     }

@@ -2,6 +2,8 @@
 //! real plugin components, package them, start runtimes.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
