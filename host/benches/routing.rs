@@ -78,6 +78,8 @@ fn main() {
                 bill_no: BillNo(format!("XSDD{n}")),
                 platform_order_no: None,
                 customer: "C".into(),
+                sales_org: String::new(),
+                platform: String::new(),
                 ship_to: ShipTo {
                     province: provinces[g.below(provinces.len() as u64) as usize].into(),
                     city: po.ship_to.city.clone(),

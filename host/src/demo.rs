@@ -1,7 +1,9 @@
-//! `daifa demo`: the whole foundation on one machine — a supplier simulator,
-//! the plugin runtime with its admin API, the bundled rest-json adapter
-//! deployed through that API, orders submitted, a hot swap under traffic,
-//! shipments polled back with tracking numbers.
+//! `daifa demo`: the whole flow on one machine — orders read from a K3Cloud
+//! simulator, routed to five warehouses by a routing policy (every decision
+//! stored with its explanation), one purchase order per supplier submitted
+//! through the bundled rest-json adapter (deployed through the admin API,
+//! hot-swapped under traffic), shipments polled back with tracking numbers
+//! and written back to the ERP.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 
 use crate::api::{self, client::AdminClient};
-use crate::domain::{OrderState, SalesOrder};
+use crate::domain::{OrderState, SalesOrder, SupplierId};
 use crate::erp::kingdee::documents::{
     PoLine, PurchaseOrderSettings, WriteBack, ensure_purchase_order, write_back_shipment,
 };
@@ -20,10 +22,29 @@ use crate::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig};
 use crate::ingest::kingdee::{KingdeeIngestConfig, KingdeeIngester};
 use crate::plugins::bindings::{Address, ErpRef, LineStatus, OrderLine, PurchaseOrder, UpdateKind};
 use crate::plugins::{Manifest, PluginPackage, PluginRuntime, Registry, RuntimeConfig};
+use crate::router::{Router, RouterConfig};
+use crate::routing::{CatalogFile, LineAllocation, explain};
 use crate::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use crate::sim::orders::Gen;
 use crate::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use crate::store::{Store, StoreConfig};
+
+/// The demo's routing policy: marketplace orders from JD ship in one parcel;
+/// the rest go by landed cost, weighed by performance, splits discouraged.
+const DEMO_POLICY: &str = r#"version = 1
+
+[[rule_set]]
+name = "jd-one-parcel"
+when = { platform = ["jd"] }
+keep_together = "required"
+max_splits = 0
+
+[fallback]
+name = "landed-cost"
+keep_together = "preferred"
+split_penalty = "6"
+max_splits = 2
+"#;
 
 /// Demo options.
 pub struct DemoOptions {
@@ -89,7 +110,57 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         rescan.outcome.unchanged, rescan.outcome.received
     );
 
-    // 1. A supplier: JSON over HTTP on 127.0.0.1, some SKUs short, some unknown.
+    // 1. Routing: the catalog and policy loaded as an operator would; every
+    //    received order routed, its decision stored with its explanation.
+    let now = crate::util::now_ms();
+    let catalog = CatalogFile::load_toml(&crate::sim::catalog::demo_catalog_toml(5_000, 7), now)?;
+    store.replace_catalog(&catalog, now).await?;
+    store.put_policy(1, DEMO_POLICY, "demo", now).await?;
+    let router = Arc::new(Router::new(store.clone(), RouterConfig::default(), now).await?);
+    let t = Instant::now();
+    let routed = router.route_pending(now).await?;
+    let took = t.elapsed();
+    println!(
+        "
+routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on hold, in {:.2?} ({:.0} orders/s incl. storage)",
+        catalog.suppliers.len(),
+        catalog.entries.len(),
+        routed.routed + routed.backordered,
+        routed.backordered,
+        routed.on_hold,
+        took,
+        (routed.routed + routed.backordered + routed.on_hold) as f64 / took.as_secs_f64().max(1e-9)
+    );
+    let mut shares: Vec<_> = crate::router::shares_since(&store, 0).await?.into_iter().collect();
+    shares.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let shares: Vec<String> = shares.iter().map(|(s, p)| format!("{s} {}%", p.round_dp(1))).collect();
+    println!("  share of lines: {}", shares.join(", "));
+    let mut plans: Vec<(SalesOrder, Vec<LineAllocation>)> = Vec::new();
+    for summary in store.list_orders(Some(OrderState::Routed), i64::MAX).await? {
+        plans.push((store.order(summary.id).await?, Vec::new()));
+    }
+    let ids: Vec<_> = plans.iter().filter_map(|(o, _)| o.id).collect();
+    let decisions = store.latest_decisions(&ids).await?;
+    for (o, allocations) in &mut plans {
+        if let Some(d) = o.id.and_then(|id| decisions.get(&id)) {
+            *allocations = d.decision.allocations.clone();
+        }
+    }
+    // One explanation, the way `daifa route explain` shows it: a split order if any.
+    let sample = ids.iter().filter_map(|id| decisions.get(id)).max_by_key(|d| d.decision.suppliers.len());
+    if let Some(d) = sample {
+        let bill = plans.iter().find(|(o, _)| o.id == Some(d.order)).map(|(o, _)| o.content.bill_no.to_string());
+        println!("  why (daifa route explain {}):", bill.unwrap_or_default());
+        for l in explain::render(d.attempt, &d.cause, &d.tried, &d.decision).lines() {
+            println!("    {l}");
+        }
+    }
+    for o in store.list_orders(Some(OrderState::OnHold), 2).await? {
+        println!("  on hold {}: {}", o.bill_no, o.state_reason);
+    }
+
+    // 2. The suppliers: one JSON-over-HTTP simulator on 127.0.0.1 plays all
+    //    five warehouses; some SKUs short, some unknown.
     let mut sim_cfg = SupplierSimConfig::default();
     for sku in 0..40 {
         sim_cfg.stock.insert(format!("SKU-{sku:05}"), 2);
@@ -98,18 +169,18 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let sim = SupplierSim::start(sim_cfg, 0).await?;
     println!("  supplier simulator   {}", sim.base_url());
 
-    // 2. The host: plugin runtime, registry, admin API.
+    // 3. The host: plugin runtime, registry, admin API (with routing).
     let runtime =
         PluginRuntime::new(RuntimeConfig { cache_dir: Some(data_dir.join("cache")), ..RuntimeConfig::default() })?;
     let registry = Arc::new(Registry::open(runtime, Some(data_dir.join("registry"))).await?);
     let token = format!("demo-{:016x}", Gen::new(std::process::id() as u64 ^ now_nanos()).next_u64());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let admin_url = format!("http://{}", listener.local_addr()?);
-    let state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?;
+    let state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_router(router);
     let server = tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
     println!("  admin API            {admin_url}  (token {token})");
 
-    // 3. Deploy rest-json through the admin API, as an operator would.
+    // 4. Deploy rest-json through the admin API, as an operator would.
     let client = AdminClient::new(&admin_url, &token);
     let config: BTreeMap<String, String> = [("base_url", sim.base_url()), ("api_token", "sim-token".to_string())]
         .into_iter()
@@ -120,19 +191,29 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     client.install(&v1, &config, true).await?;
     println!("  deployed rest-json {} via the admin API in {:.0?}", v1.manifest.version, t.elapsed());
 
-    // 4. Orders, with a hot swap to a new version half-way.
+    // 5. Purchase orders, one per (order, supplier), with a hot swap to a new
+    //    version half-way.
     let mut next = v1.manifest.clone();
     next.version = semver::Version::new(next.version.major, next.version.minor, next.version.patch + 1);
     let v2 = PluginPackage::pack(next, component);
-    // Routing is the next stage to be built: until then every order goes to
-    // this one supplier, as one purchase order.
-    let mut received = Vec::new();
-    for summary in store.list_orders(Some(OrderState::Received), i64::MAX).await? {
-        received.push(store.order(summary.id).await?);
-    }
-    let orders: Vec<PurchaseOrder> = received.iter().map(purchase_order).collect();
+    let pos: Vec<(&SalesOrder, SupplierId, Vec<&LineAllocation>)> = plans
+        .iter()
+        .flat_map(|(o, allocations)| {
+            let mut by_supplier: BTreeMap<&SupplierId, Vec<&LineAllocation>> = BTreeMap::new();
+            for a in allocations {
+                by_supplier.entry(&a.supplier).or_default().push(a);
+            }
+            by_supplier.into_iter().map(move |(s, lines)| (o, s.clone(), lines))
+        })
+        .collect();
+    let orders: Vec<PurchaseOrder> = pos.iter().map(|(o, s, lines)| purchase_order(o, s, lines)).collect();
     let lines: usize = orders.iter().map(|o| o.lines.len()).sum();
-    println!("\nsubmitting {} purchase orders ({lines} lines) with {} in flight…", orders.len(), opts.concurrency);
+    println!(
+        "\nsubmitting {} purchase orders ({lines} lines) for {} orders with {} in flight…",
+        orders.len(),
+        plans.len(),
+        opts.concurrency
+    );
     let started = Instant::now();
     let half = orders.len() / 2;
     let (first, second) = orders.split_at(half);
@@ -174,26 +255,29 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  answered by version (hot swap mid-run): {by_version:?}");
 
-    // 4b. The purchase orders in the ERP, one per supplier allocation.
+    // 5b. The purchase orders in the ERP, one per supplier allocation, at
+    //     the routed supplier's cost.
     let t = Instant::now();
     let settings = PurchaseOrderSettings::default();
-    let created: Vec<_> = futures::stream::iter(received.iter())
-        .map(|o| {
+    let created: Vec<_> = futures::stream::iter(pos.iter())
+        .map(|(o, supplier, allocations)| {
             let (erp, settings) = (erp.clone(), settings.clone());
             async move {
-                let lines: Vec<PoLine> = o
-                    .content
-                    .lines
+                let lines: Vec<PoLine> = allocations
                     .iter()
-                    .map(|l| PoLine {
+                    .filter_map(|a| {
+                        o.content.lines.iter().find(|l| l.erp_line_id.as_str() == a.line_id).map(|l| (a, l))
+                    })
+                    .map(|(a, l)| PoLine {
                         material: l.sku.to_string(),
                         quantity: l.quantity,
-                        unit_price: l.unit_price,
+                        unit_price: a.unit_cost,
                         tax_rate: l.tax_rate,
                         note: format!("{} line {}", o.content.bill_no, l.erp_line_id),
                     })
                     .collect();
-                ensure_purchase_order(&erp, &settings, &po_number(o), "VEN-DEMO", &lines).await
+                ensure_purchase_order(&erp, &settings, &po_number(o, supplier), &format!("VEN-{supplier}"), &lines)
+                    .await
             }
         })
         .buffer_unordered(opts.concurrency.max(1))
@@ -206,7 +290,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         t.elapsed()
     );
 
-    // 5. The supplier ships; tracking numbers come back by polling.
+    // 6. The suppliers ship; tracking numbers come back by polling.
     let shipped = sim.ship_all();
     let plugin = registry.get("rest-json")?;
     let mut cursor: Option<String> = None;
@@ -244,9 +328,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         bail!("polled {shipments} shipments but the supplier shipped {shipped}");
     }
 
-    // 5b. Tracking numbers back into the ERP: SAL_OUTSTOCK pushed from each
+    // 6b. Tracking numbers back into the ERP: SAL_OUTSTOCK pushed from each
     //     sales order, carrier and tracking number set, audited.
-    let by_po: std::collections::HashMap<String, &SalesOrder> = received.iter().map(|o| (po_number(o), o)).collect();
+    let by_po: std::collections::HashMap<String, &SalesOrder> =
+        pos.iter().map(|(o, s, _)| (po_number(o, s), *o)).collect();
     let t = Instant::now();
     let written: Vec<_> =
         futures::stream::iter(to_write_back.iter().filter_map(|(po, c, tn)| by_po.get(po).map(|o| (*o, c, tn))))
@@ -269,7 +354,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         t.elapsed()
     );
 
-    // 6. What operators see.
+    // 7. What operators see.
     let listing = client.list().await?;
     println!("\nGET /api/v1/plugins:");
     for p in listing.as_array().into_iter().flatten() {
@@ -297,31 +382,31 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn po_number(o: &SalesOrder) -> String {
-    format!("PO-{}", o.id.map_or(0, |i| i.0))
+fn po_number(o: &SalesOrder, supplier: &SupplierId) -> String {
+    format!("PO-{}-{supplier}", o.id.map_or(0, |i| i.0))
 }
 
-/// The demo's one supplier gets each order whole (routing decides this for real).
-fn purchase_order(o: &SalesOrder) -> PurchaseOrder {
+/// The purchase order for one supplier's share of a routed order.
+fn purchase_order(o: &SalesOrder, supplier: &SupplierId, allocations: &[&LineAllocation]) -> PurchaseOrder {
     let c = &o.content;
     let a = &c.ship_to;
     PurchaseOrder {
-        po_number: po_number(o),
-        idempotency_key: format!("daifa:{}:{}", c.source, po_number(o)),
+        po_number: po_number(o, supplier),
+        idempotency_key: format!("daifa:{}:{}", c.source, po_number(o, supplier)),
         erp_refs: vec![ErpRef {
             system: c.source.to_string(),
             bill_no: c.bill_no.to_string(),
             bill_id: c.external_id.to_string(),
         }],
-        lines: c
-            .lines
+        lines: allocations
             .iter()
-            .map(|l| OrderLine {
+            .filter_map(|al| c.lines.iter().find(|l| l.erp_line_id.as_str() == al.line_id).map(|l| (al, l)))
+            .map(|(al, l)| OrderLine {
                 line_id: l.erp_line_id.to_string(),
                 our_sku: l.sku.to_string(),
-                supplier_sku: format!("SKU-{}", l.sku.as_str().trim_start_matches("MAT")),
+                supplier_sku: al.supplier_sku.clone(),
                 quantity: l.quantity.trunc().to_string().parse().unwrap_or(0),
-                unit_cost: l.unit_price.to_string(),
+                unit_cost: al.unit_cost.to_string(),
             })
             .collect(),
         ship_to: Address {

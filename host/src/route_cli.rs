@@ -133,9 +133,7 @@ pub async fn run(cmd: RouteCommand, cfg: HostConfig) -> anyhow::Result<()> {
         }
         RouteCommand::Catalog { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
-            let loaded = CatalogFile::from_toml(&text)
-                .and_then(|c| c.validate(now))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let loaded = CatalogFile::load_toml(&text, now).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             store.replace_catalog(&loaded, now).await?;
             println!(
                 "loaded catalog {}: {} suppliers, {} offers",

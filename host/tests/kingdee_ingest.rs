@@ -52,6 +52,11 @@ async fn assert_mirrors(sim: &KingdeeSim, store: &Store) {
             assert_eq!(g.quantity, l.qty.parse::<Decimal>().unwrap());
         }
         assert_eq!(got.content.ship_to.city, o.city);
+        // What routing rules match on: the selling organisation and marketplace.
+        assert_eq!(
+            (got.content.sales_org.as_str(), got.content.platform.as_str()),
+            (o.sale_org.as_str(), o.platform.as_str())
+        );
     }
 }
 

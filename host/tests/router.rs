@@ -78,6 +78,8 @@ fn order(id: u32, province: &str, skus: &[&str]) -> OrderContent {
         bill_no: BillNo(format!("XSDD{id:06}")),
         platform_order_no: None,
         customer: "CUST001".into(),
+        sales_org: String::new(),
+        platform: String::new(),
         ship_to: ShipTo {
             name: "王五".into(),
             phone: "13800138000".into(),
@@ -362,6 +364,53 @@ async fn performance_scores_persist_and_steer(db: Db) {
     assert_eq!(s.decisions(ids[0]).await.unwrap()[0].decision.suppliers, vec![SupplierId::from("B")]);
 }
 
+async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
+    let s = &db.store;
+    setup(s, &catalog_toml(None), &policy_toml(1, "free")).await;
+    let ids = ingest(s, (1..=3).map(|i| order(i, "浙江省", &["SKU-1"])).collect()).await;
+    let cfg = RouterConfig { feed_settle_ms: 0, ..cfg() };
+    let r = Router::new(s.clone(), cfg.clone(), NOW).await.unwrap();
+    r.route_pending(NOW).await.unwrap();
+    let by = Actor::Dispatcher;
+    let go = |id: OrderId, to: OrderState, why: &'static str, at: i64| {
+        let by = by.clone();
+        async move { s.transition(id, to, &by, why, at).await.unwrap() }
+    };
+    // Order 1: dispatched, acknowledged after 1 h, shipped after 30 h.
+    go(ids[0], OrderState::Dispatched, "sent", NOW).await;
+    go(ids[0], OrderState::Acknowledged, "accepted", NOW + H).await;
+    go(ids[0], OrderState::Shipped, "SF1234567890", NOW + 30 * H).await;
+    // Order 2: A rejects it; the feed moves it to B by itself.
+    go(ids[1], OrderState::Dispatched, "sent", NOW).await;
+    go(ids[1], OrderState::Rejected, "out of stock", NOW + 2 * H).await;
+
+    let f = r.feed_performance(NOW + 31 * H).await.unwrap();
+    assert_eq!((f.events, f.rerouted), (5, 1), "{f:?}");
+    let o2 = s.order(ids[1]).await.unwrap();
+    assert_eq!(o2.state, OrderState::Routed);
+    let d = s.decisions(ids[1]).await.unwrap().pop().unwrap();
+    assert_eq!(d.decision.suppliers, vec![SupplierId::from("B")]);
+    assert!(d.cause.contains("rejected by A: out of stock"), "{}", d.cause);
+    let a =
+        |perf: Vec<daifa_host::router::SupplierPerformance>| perf.into_iter().find(|p| p.supplier.0 == "A").unwrap();
+    let m = a(r.performance(NOW + 31 * H).await).metrics;
+    assert_eq!((m.dispatched, m.median_ack_ms, m.median_ship_ms), (2, Some(H), Some(30 * H)));
+    assert_eq!(m.acceptance_rate, 0.5);
+
+    // Nothing is counted twice: not by the same router, not after a restart.
+    assert_eq!(r.feed_performance(NOW + 31 * H).await.unwrap().events, 0);
+    let r2 = Router::new(s.clone(), cfg.clone(), NOW + 31 * H).await.unwrap();
+    assert_eq!(r2.feed_performance(NOW + 31 * H).await.unwrap().events, 0);
+    assert_eq!(a(r2.performance(NOW + 31 * H).await).metrics, m);
+
+    // A change younger than the settle time waits for the next pass.
+    let r3 = Router::new(s.clone(), RouterConfig { feed_settle_ms: 60_000, ..cfg }, NOW + 32 * H).await.unwrap();
+    go(ids[2], OrderState::Dispatched, "sent", NOW + 32 * H).await;
+    assert_eq!(r3.feed_performance(NOW + 32 * H + 1_000).await.unwrap().events, 0);
+    assert_eq!(r3.feed_performance(NOW + 32 * H + 60_000).await.unwrap().events, 1);
+    assert_eq!(a(r3.performance(NOW + 33 * H).await).metrics.dispatched, 3);
+}
+
 suite!(
     arrivals_are_routed_exactly_once,
     capacity_is_counted_across_batches_and_restarts,
@@ -369,6 +418,7 @@ suite!(
     overdue_backorders_and_open_circuits_move,
     policy_and_catalog_change_without_restart,
     performance_scores_persist_and_steer,
+    the_order_flow_feeds_performance_and_rejections_move,
 );
 
 /// Stock comes from the supplier's own API through its plugin.

@@ -50,6 +50,8 @@ fn order(province: &str, lines: &[(&str, u32)]) -> OrderContent {
         bill_no: "XSDD1".into(),
         platform_order_no: None,
         customer: "C1".into(),
+        sales_org: String::new(),
+        platform: String::new(),
         ship_to: ShipTo { province: province.into(), city: "某市".into(), ..Default::default() },
         lines: lines
             .iter()
@@ -212,6 +214,55 @@ fn scenarios() {
     let dec = route(&order("广东省", &[("X", 1)]), &cat5, &p, &none);
     assert_eq!(chosen(&dec), pairs(&[("L1", "C")]));
     assert!(dec.candidates.iter().any(|c| c.supplier.0 == "B" && c.excluded == Some(Exclusion::Paused)));
+}
+
+/// Ties broken in the rule set's order (lead time before priority here), and
+/// rule sets chosen by marketplace, selling organisation and category, with
+/// the fallback taking the rest.
+#[test]
+fn tie_breakers_and_order_attributes() {
+    let everywhere = || Coverage::Except(vec![]);
+    let mut fast = offer("FAST", "MAT1", "10", None);
+    fast.lead_time_days = 1;
+    let mut slow = offer("SLOW", "MAT1", "10", None);
+    slow.lead_time_days = 5;
+    let mut high = supplier("SLOW", everywhere(), "5");
+    high.priority = 9;
+    let cat = Catalog::new(vec![supplier("FAST", everywhere(), "5"), high], vec![fast, slow]);
+    let none = HashMap::new();
+    let policy = |tie: &str| {
+        Policy::from_toml(&format!(
+            r#"version = 1
+[categories]
+beds = ["MAT*"]
+
+[[rule_set]]
+name = "jd-beds-org100"
+when = {{ platform = ["jd"], sales_org = ["100"], category = ["beds"] }}
+tie_breakers = [{tie}]
+
+[fallback]
+name = "rest"
+tie_breakers = ["priority"]
+"#
+        ))
+        .unwrap()
+    };
+    let mut o = order("广东省", &[("MAT1", 1)]);
+    o.platform = "jd".into();
+    o.sales_org = "100".into();
+    // Same landed cost (10 + 5): lead time first → FAST; priority first → SLOW.
+    let dec = route(&o, &cat, &policy("\"lead_time\", \"priority\""), &none);
+    assert_eq!((dec.rule_set.as_str(), chosen(&dec)), ("jd-beds-org100", pairs(&[("L1", "FAST")])));
+    let dec = route(&o, &cat, &policy("\"priority\", \"lead_time\""), &none);
+    assert_eq!(chosen(&dec), pairs(&[("L1", "SLOW")]));
+    // Another marketplace or organisation: the fallback (priority) decides.
+    for (platform, org) in [("tmall", "100"), ("jd", "200")] {
+        o.platform = platform.into();
+        o.sales_org = org.into();
+        let dec = route(&o, &cat, &policy("\"lead_time\""), &none);
+        assert_eq!((dec.rule_set.as_str(), chosen(&dec)), ("rest", pairs(&[("L1", "SLOW")])), "{platform} {org}");
+    }
 }
 
 /// (suppliers: enabled, serves Guangdong, shipping), (offers: supplier,

@@ -48,6 +48,8 @@ fn order(n: i64) -> OrderContent {
         bill_no: BillNo(n.to_string()),
         platform_order_no: None,
         customer: "C".into(),
+        sales_org: String::new(),
+        platform: String::new(),
         ship_to: ShipTo { province: "广东省".into(), city: "深圳市".into(), ..Default::default() },
         lines: vec![OrderLine {
             erp_line_id: ErpLineId("1".into()),

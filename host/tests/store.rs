@@ -15,6 +15,8 @@ fn content(id: u32, modified: &str) -> OrderContent {
         bill_no: BillNo(format!("XSDD{id:06}")),
         platform_order_no: Some(format!("TB{id}")),
         customer: "CUST001".into(),
+        sales_org: "100".into(),
+        platform: "tmall".into(),
         ship_to: ShipTo {
             name: "李四".into(),
             phone: "13900139000".into(),

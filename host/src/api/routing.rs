@@ -204,13 +204,15 @@ async fn run(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 /// Replaces the catalog (TOML text, or the same shape as JSON).
 async fn put_catalog(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
-    let file = if is_json(&headers) {
-        serde_json::from_slice::<CatalogFile>(&body).map_err(|e| invalid(format!("catalog: {e}")))?
-    } else {
-        CatalogFile::from_toml(&text(&body, "catalog")?).map_err(|e| invalid(e.0))?
-    };
     let now = now_ms();
-    let loaded = file.validate(now).map_err(|e| invalid(e.0))?;
+    let loaded = if is_json(&headers) {
+        serde_json::from_slice::<CatalogFile>(&body)
+            .map_err(|e| invalid(format!("catalog: {e}")))?
+            .validate(now)
+            .map_err(|e| invalid(e.0))?
+    } else {
+        CatalogFile::load_toml(&text(&body, "catalog")?, now).map_err(|e| invalid(e.0))?
+    };
     store.replace_catalog(&loaded, now).await.map_err(store_error)?;
     Ok(Json(json!({ "suppliers": loaded.suppliers.len(), "offers": loaded.entries.len() })))
 }

@@ -45,6 +45,12 @@ pub struct OrderContent {
     pub bill_no: BillNo,
     pub platform_order_no: Option<String>,
     pub customer: String,
+    /// The ERP's selling organisation (Kingdee `FSaleOrgId`); empty if unknown.
+    #[serde(default)]
+    pub sales_org: String,
+    /// The marketplace the order was placed on (`tmall`, `jd`, ...); empty if unknown.
+    #[serde(default)]
+    pub platform: String,
     pub ship_to: ShipTo,
     pub lines: Vec<OrderLine>,
     pub remark: String,
@@ -331,6 +337,8 @@ mod tests {
             bill_no: "XSDD000001".into(),
             platform_order_no: Some("TB123".into()),
             customer: "CUST001".into(),
+            sales_org: "100".into(),
+            platform: "tmall".into(),
             ship_to: ShipTo {
                 name: "张三".into(),
                 phone: "13800138000".into(),

@@ -34,6 +34,9 @@ pub const COLUMNS: [&str; 18] = [
     "remark",
 ];
 
+/// Optional columns: read when the header has them.
+pub const OPTIONAL_COLUMNS: [&str; 2] = ["sales_org", "platform"];
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
@@ -59,6 +62,10 @@ pub async fn import(
         .map_err(|missing| {
             IngestError::Input(format!("CSV header has no `{missing}` column (expected: {})", COLUMNS.join(",")))
         })?;
+    let optional: BTreeMap<&str, usize> = OPTIONAL_COLUMNS
+        .iter()
+        .filter_map(|c| headers.iter().position(|h| h.eq_ignore_ascii_case(c)).map(|i| (*c, i)))
+        .collect();
     let mut orders: BTreeMap<String, (OrderIn, Vec<String>)> = BTreeMap::new();
     let mut report = ImportReport::default();
     let now = crate::util::now_ms();
@@ -73,7 +80,8 @@ pub async fn import(
                 continue;
             }
         };
-        let get = |c: &str| rec.get(index[c]).unwrap_or("").to_string();
+        let get =
+            |c: &str| index.get(c).or_else(|| optional.get(c)).and_then(|i| rec.get(*i)).unwrap_or("").to_string();
         let id = get("external_id");
         if id.is_empty() {
             let raw = rec.iter().collect::<Vec<_>>().join(",");
@@ -88,6 +96,8 @@ pub async fn import(
                     bill_no: get("bill_no"),
                     platform_order_no: Some(get("platform_order_no")).filter(|s| !s.is_empty()),
                     customer: get("customer"),
+                    sales_org: get("sales_org"),
+                    platform: get("platform"),
                     ship_to: ShipTo {
                         name: get("ship_name"),
                         phone: get("ship_phone"),

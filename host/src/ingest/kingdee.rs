@@ -48,6 +48,10 @@ pub struct SaleOrderMapping {
     pub cancelled_value: String,
     pub customer: String,
     pub platform_order_no: String,
+    /// The selling organisation, for routing rules.
+    pub sales_org: String,
+    /// A field naming the marketplace, for routing rules (empty = not mapped).
+    pub platform: String,
     pub remark: String,
     pub ship_name: String,
     pub ship_phone: String,
@@ -78,6 +82,8 @@ impl Default for SaleOrderMapping {
             cancelled_value: "B".into(),
             customer: "FCustId.FNumber".into(),
             platform_order_no: "FNetOrderBillNo".into(),
+            sales_org: "FSaleOrgId.FNumber".into(),
+            platform: "F_DAIFA_Platform".into(),
             remark: "FNote".into(),
             ship_name: "F_DAIFA_ReceiverName".into(),
             ship_phone: "F_DAIFA_ReceiverPhone".into(),
@@ -98,7 +104,7 @@ impl Default for SaleOrderMapping {
 
 impl SaleOrderMapping {
     fn keys(&self) -> Vec<&str> {
-        vec![
+        let mut keys: Vec<&str> = [
             &self.fid,
             &self.bill_no,
             &self.modify_date,
@@ -118,7 +124,16 @@ impl SaleOrderMapping {
             &self.quantity,
             &self.unit_price,
             &self.tax_rate,
+            &self.sales_org,
         ]
+        .into_iter()
+        .map(String::as_str)
+        .collect();
+        // The marketplace field is a deployment's custom field: optional.
+        if !self.platform.is_empty() {
+            keys.push(&self.platform);
+        }
+        keys
     }
 }
 
@@ -327,6 +342,8 @@ impl KingdeeIngester {
             source_modified: cell(h, 2),
             cancelled: cell(h, 3) == m.cancelled_value,
             customer: cell(h, 4),
+            sales_org: cell(h, 19),
+            platform: if m.platform.is_empty() { String::new() } else { cell(h, 20) },
             platform_order_no: Some(cell(h, 5)).filter(|s| !s.is_empty()),
             remark: cell(h, 6),
             ship_to: ShipTo {

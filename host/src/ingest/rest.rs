@@ -16,6 +16,10 @@ pub struct OrderIn {
     pub bill_no: String,
     pub platform_order_no: Option<String>,
     pub customer: String,
+    /// The selling organisation, for routing rules.
+    pub sales_org: String,
+    /// The marketplace (`tmall`, `jd`, ...), for routing rules.
+    pub platform: String,
     pub ship_to: ShipTo,
     pub lines: Vec<LineIn>,
     pub remark: String,
@@ -86,6 +90,8 @@ impl OrderIn {
             external_id: ExternalId(self.external_id),
             platform_order_no: self.platform_order_no,
             customer: self.customer,
+            sales_org: self.sales_org,
+            platform: self.platform,
             ship_to,
             lines,
             remark: self.remark,

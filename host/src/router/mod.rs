@@ -9,6 +9,7 @@
 //! Owns: the in-memory routing snapshot (catalog, capacity used today,
 //! scores, open circuits). May call: `routing`, `store`, `plugins`, `domain`.
 
+mod feed;
 mod reroute;
 mod stock;
 
@@ -24,6 +25,7 @@ use crate::routing::performance::{Event, Performance, PerformanceConfig, ScoreCh
 use crate::routing::{Catalog, Decision, Outcome, Policy, WhatIf, compare, route_excluding};
 use crate::store::{RoutingWrite, Store, StoreError, StoredDecision};
 
+pub use feed::FeedStats;
 pub use reroute::RerouteResult;
 pub use stock::StockRefresh;
 
@@ -51,6 +53,10 @@ pub struct RouterConfig {
     pub evaluate_every_ms: i64,
     /// How often stock is asked of the suppliers' plugins (0 = never).
     pub stock_refresh_ms: i64,
+    /// The performance feed reads outbox rows only once they are this old,
+    /// so a slow transaction's row (PostgreSQL hands out ids before commit)
+    /// is never passed over.
+    pub feed_settle_ms: i64,
     /// The business day for daily capacity starts at midnight in this UTC
     /// offset (China Standard Time by default).
     pub day_utc_offset_hours: i32,
@@ -69,6 +75,7 @@ impl Default for RouterConfig {
             backorder_deadline_ms: 48 * 3600 * 1000,
             evaluate_every_ms: 15 * 60 * 1000,
             stock_refresh_ms: 30 * 60 * 1000,
+            feed_settle_ms: 5_000,
             day_utc_offset_hours: 8,
             performance: PerformanceConfig::default(),
         }
@@ -152,8 +159,16 @@ impl Router {
         &self.store
     }
 
-    /// Routes every order waiting in the outbox, batch by batch.
+    /// Routes every order waiting in the outbox, batch by batch. Without a
+    /// policy nothing can be routed, and it says so even when nothing waits.
     pub async fn route_pending(&self, now: i64) -> Result<RouteStats, RouterError> {
+        {
+            let mut snap = self.snap.lock().await;
+            self.refresh(&mut snap, now).await?;
+            if snap.policy.is_none() {
+                return Err(RouterError::NoPolicy);
+            }
+        }
         let mut total = RouteStats::default();
         loop {
             let pending = self.store.pending_routing(self.cfg.batch as i64).await?;
@@ -265,7 +280,7 @@ impl Router {
     pub async fn performance(&self, now: i64) -> Vec<SupplierPerformance> {
         let snap = self.snap.lock().await;
         let mut ids: Vec<SupplierId> = snap.suppliers.iter().map(|s| s.id.clone()).collect();
-        for s in snap.perf.scores().keys() {
+        for s in snap.perf.suppliers() {
             if !ids.contains(s) {
                 ids.push(s.clone());
             }
@@ -311,6 +326,13 @@ impl Router {
                 Err(RouterError::NoPolicy) => tracing::debug!("routing waits for a policy"),
                 Err(e) => tracing::warn!("routing pass failed: {e}"),
             }
+            match self.feed_performance(now).await {
+                Ok(f) if f.events + f.rerouted > 0 => {
+                    tracing::info!(events = f.events, rerouted = f.rerouted, "performance feed");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("performance feed failed: {e}"),
+            }
             if let Err(e) = self.sweep_backorders(now).await {
                 tracing::warn!("backorder sweep failed: {e}");
             }
@@ -353,8 +375,7 @@ pub async fn load_files(store: &Store, cfg: &RouterConfig, now: i64) -> Result<V
         std::fs::read_to_string(p).map_err(|e| RouterError::Refused(format!("reading {}: {e}", p.display())))
     };
     if let Some(f) = &cfg.catalog_file {
-        let loaded = crate::routing::CatalogFile::from_toml(&read(f)?)
-            .and_then(|c| c.validate(now))
+        let loaded = crate::routing::CatalogFile::load_toml(&read(f)?, now)
             .map_err(|e| RouterError::Refused(format!("{}: {e}", f.display())))?;
         store.replace_catalog(&loaded, now).await?;
         did.push(format!(

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::Catalog;
-use super::policy::{Filter, KeepTogether, OnShortage, OrderContext, Policy, RuleSet};
+use super::policy::{Filter, KeepTogether, OnShortage, OrderContext, Policy, RuleSet, TieBreaker};
 use crate::domain::{OrderContent, SupplierId};
 
 /// Supplier sets larger than this are searched in a bounded way.
@@ -96,6 +96,7 @@ struct Offer {
     supplier_sku: String,
     unit_cost: Decimal,
     goods: Decimal,
+    lead_time_days: u32,
 }
 
 /// Routes one order. `performance` maps suppliers to a 0–1 score (missing = 1).
@@ -122,6 +123,8 @@ pub fn route_excluding(
         province: &order.ship_to.province,
         customer: &order.customer,
         source: order.source.as_str(),
+        sales_org: &order.sales_org,
+        platform: &order.platform,
         skus: order.lines.iter().map(|l| l.sku.as_str()).collect(),
         value,
     };
@@ -144,16 +147,15 @@ pub fn route_excluding(
         let mut later = Vec::new();
         for (i, entry) in catalog.offers(line.sku.as_str()) {
             let s = &catalog.suppliers[*i];
-            let excluded = if !tried.is_empty() && tried.contains(&(line.erp_line_id.0.clone(), s.id.clone())) {
-                Some(Exclusion::TriedBefore)
-            } else {
-                exclusion(rs, s, entry.stock, line.quantity, province, &order.ship_to.city, perf(&s.id))
-            };
+            let failed_before = !tried.is_empty() && tried.contains(&(line.erp_line_id.0.clone(), s.id.clone()));
+            let excluded =
+                exclusion(rs, s, failed_before, entry.stock, line.quantity, province, &order.ship_to.city, perf(&s.id));
             let offer = Offer {
                 sup: *i,
                 supplier_sku: entry.supplier_sku.0.clone(),
                 unit_cost: entry.unit_cost,
                 goods: entry.unit_cost * line.quantity,
+                lead_time_days: entry.lead_time_days,
             };
             candidates.push(Candidate {
                 line_id: line.erp_line_id.0.clone(),
@@ -212,7 +214,7 @@ pub fn route_excluding(
         KeepTogether::Required => 1,
         _ => rs.max_splits as usize + 1,
     };
-    let Some(plan) = best_plan(&eligible, max_sets, rs, catalog, province, &factor) else {
+    let Some(plan) = best_plan(&eligible, max_sets, rs, catalog, province, &factor, &perf) else {
         let why = if rs.keep_together == KeepTogether::Required {
             "keep-together is required and no single supplier can ship every line".to_string()
         } else {
@@ -255,9 +257,14 @@ pub fn route_excluding(
     }
 }
 
+/// Why `s` may not take a line, if it may not: the supplier's own state
+/// first (disabled, circuit open), then an earlier failure of this line, then
+/// the rule set's filters in order.
+#[allow(clippy::too_many_arguments)]
 fn exclusion(
     rs: &RuleSet,
     s: &super::catalog::SupplierProfile,
+    failed_before: bool,
     stock: Option<u32>,
     qty: Decimal,
     province: &str,
@@ -270,6 +277,9 @@ fn exclusion(
     // An open circuit removes a supplier whatever the rule set's filters say.
     if s.circuit_open {
         return Some(Exclusion::CircuitOpen);
+    }
+    if failed_before {
+        return Some(Exclusion::TriedBefore);
     }
     for f in &rs.filters {
         match f {
@@ -299,6 +309,31 @@ struct Plan {
     score: Decimal,
     suppliers: usize,
     priority: i64,
+    /// Mean performance score of the suppliers used.
+    performance: Decimal,
+    /// Longest lead time of the chosen offers.
+    lead_time_days: u32,
+}
+
+impl Plan {
+    /// Is this plan strictly better than `other`: cheaper, or as cheap and
+    /// ahead on the rule set's tie-breakers in order?
+    fn beats(&self, other: &Plan, tie_breakers: &[TieBreaker]) -> bool {
+        use std::cmp::Ordering::*;
+        let mut ord = self.score.cmp(&other.score);
+        for t in tie_breakers {
+            if ord != Equal {
+                break;
+            }
+            ord = match t {
+                TieBreaker::FewerSuppliers => self.suppliers.cmp(&other.suppliers),
+                TieBreaker::Priority => other.priority.cmp(&self.priority),
+                TieBreaker::Performance => other.performance.cmp(&self.performance),
+                TieBreaker::LeadTime => self.lead_time_days.cmp(&other.lead_time_days),
+            };
+        }
+        ord == Less
+    }
 }
 
 /// Searches supplier sets of size ≤ `max_sets` for the cheapest full cover.
@@ -309,6 +344,7 @@ fn best_plan(
     catalog: &Catalog,
     province: &str,
     factor: &dyn Fn(usize) -> Decimal,
+    perf: &dyn Fn(&SupplierId) -> Decimal,
 ) -> Option<Plan> {
     // Candidate suppliers, best first: most lines covered, then cheapest.
     let mut pool: Vec<(usize, usize, Decimal)> = Vec::new();
@@ -349,6 +385,7 @@ fn best_plan(
         let mut choice = Vec::with_capacity(eligible.len());
         let mut used = [false; EXACT_SUPPLIERS];
         let mut score = Decimal::ZERO;
+        let mut lead_time_days = 0;
         for line in eligible {
             let mut pick: Option<(usize, usize, Decimal)> = None; // (offer idx, set pos, cost)
             for (oi, o) in line.iter().enumerate() {
@@ -360,34 +397,34 @@ fn best_plan(
                 }
             }
             let (oi, p, cost) = pick?;
+            lead_time_days = lead_time_days.max(line[oi].lead_time_days);
             choice.push(oi);
             used[p] = true;
             score += cost;
         }
         let mut count = 0;
         let mut priority = 0i64;
+        let mut perf_sum = Decimal::ZERO;
         for (p, u) in used.iter().enumerate().take(n) {
             if *u {
                 count += 1;
                 let s = &catalog.suppliers[sups[p]];
                 score += s.shipping_to(province) * factors[p];
                 priority += i64::from(s.priority);
+                perf_sum += perf(&s.id);
             }
         }
         if rs.keep_together == KeepTogether::Preferred && count > 1 {
             score += rs.split_penalty * Decimal::from(count - 1);
         }
-        Some(Plan { choice, score, suppliers: count, priority })
+        let performance = perf_sum / Decimal::from(count.max(1));
+        Some(Plan { choice, score, suppliers: count, priority, performance, lead_time_days })
     };
     combos(n, max_sets.min(n), 0, &mut set, &mut |s| {
-        if let Some(p) = evaluate(s) {
-            let better = match &best {
-                None => true,
-                Some(b) => (p.score, p.suppliers, -p.priority) < (b.score, b.suppliers, -b.priority),
-            };
-            if better {
-                best = Some(p);
-            }
+        if let Some(p) = evaluate(s)
+            && best.as_ref().is_none_or(|b| p.beats(b, &rs.tie_breakers))
+        {
+            best = Some(p);
         }
     });
     best

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::SupplierProfile;
+use super::toml_at::{Seg, at_line};
 use crate::domain::{CatalogEntry, Coverage, Sku, Supplier, SupplierId, SupplierSku};
 
 /// A whole catalog file.
@@ -85,6 +86,14 @@ fn cny() -> String {
 #[error("{0}")]
 pub struct CatalogError(pub String);
 
+/// A failed check and where it points.
+struct Bad {
+    table: &'static str,
+    index: usize,
+    field: &'static str,
+    why: String,
+}
+
 /// What a valid file becomes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedCatalog {
@@ -98,36 +107,51 @@ impl CatalogFile {
         toml::from_str(text).map_err(|e| CatalogError(format!("catalog: {e}")))
     }
 
+    /// Parses and checks a TOML catalog; every error names the line and field.
+    pub fn load_toml(text: &str, now: i64) -> Result<LoadedCatalog, CatalogError> {
+        let file = CatalogFile::from_toml(text)?;
+        file.check(now).map_err(|b| {
+            let path = [Seg::Key(b.table), Seg::Index(b.index), Seg::Key(b.field)];
+            CatalogError(format!("catalog: {}{}", at_line(text, &path), b.why))
+        })
+    }
+
     /// Checks references and values; errors name the table index and field.
     pub fn validate(self, now: i64) -> Result<LoadedCatalog, CatalogError> {
+        self.check(now).map_err(|b| CatalogError(b.why))
+    }
+
+    fn check(self, now: i64) -> Result<LoadedCatalog, Bad> {
+        let sup = |i: usize, field: &'static str, why: String| Bad { table: "supplier", index: i, field, why };
+        let off = |i: usize, field: &'static str, why: String| Bad { table: "offer", index: i, field, why };
         let mut ids = HashSet::new();
         let mut suppliers = Vec::with_capacity(self.suppliers.len());
         for (i, s) in self.suppliers.into_iter().enumerate() {
             let at = format!("supplier[{i}] `{}`", s.id);
             if s.id.trim().is_empty() {
-                return Err(CatalogError(format!("supplier[{i}]: id is empty")));
+                return Err(sup(i, "id", format!("supplier[{i}]: id is empty")));
             }
             if !ids.insert(s.id.clone()) {
-                return Err(CatalogError(format!("{at}: id appears twice")));
+                return Err(sup(i, "id", format!("{at}: id appears twice")));
             }
             if s.plugin.trim().is_empty() {
-                return Err(CatalogError(format!("{at}: plugin is empty")));
+                return Err(sup(i, "plugin", format!("{at}: plugin is empty")));
             }
             if s.default_shipping < Decimal::ZERO {
-                return Err(CatalogError(format!("{at}: default_shipping must not be negative")));
+                return Err(sup(i, "default_shipping", format!("{at}: default_shipping must not be negative")));
             }
             if let Some((p, c)) = s.shipping.iter().find(|(_, c)| **c < Decimal::ZERO) {
-                return Err(CatalogError(format!("{at}: shipping.{p} = {c} must not be negative")));
+                return Err(sup(i, "shipping", format!("{at}: shipping.{p} = {c} must not be negative")));
             }
             if s.preference <= Decimal::ZERO {
-                return Err(CatalogError(format!("{at}: preference must be above 0")));
+                return Err(sup(i, "preference", format!("{at}: preference must be above 0")));
             }
             let coverage = match (s.regions, s.except_regions) {
                 (Some(_), Some(_)) => {
-                    return Err(CatalogError(format!("{at}: give regions or except_regions, not both")));
+                    return Err(sup(i, "except_regions", format!("{at}: give regions or except_regions, not both")));
                 }
                 (Some(r), None) if r.is_empty() => {
-                    return Err(CatalogError(format!("{at}: regions is empty (the supplier would ship nowhere)")));
+                    return Err(sup(i, "regions", format!("{at}: regions is empty (the supplier would ship nowhere)")));
                 }
                 (Some(r), None) => Coverage::Only(r),
                 (None, e) => Coverage::Except(e.unwrap_or_default()),
@@ -161,16 +185,16 @@ impl CatalogFile {
         for (i, o) in self.offers.into_iter().enumerate() {
             let at = format!("offer[{i}] ({} / {})", o.supplier, o.sku);
             let Some((_, profile)) = suppliers.iter().find(|(s, _)| s.id.0 == o.supplier) else {
-                return Err(CatalogError(format!("{at}: supplier `{}` is not defined", o.supplier)));
+                return Err(off(i, "supplier", format!("{at}: supplier `{}` is not defined", o.supplier)));
             };
             if o.sku.trim().is_empty() {
-                return Err(CatalogError(format!("offer[{i}]: sku is empty")));
+                return Err(off(i, "sku", format!("offer[{i}]: sku is empty")));
             }
             if o.unit_cost < Decimal::ZERO {
-                return Err(CatalogError(format!("{at}: unit_cost {} must not be negative", o.unit_cost)));
+                return Err(off(i, "unit_cost", format!("{at}: unit_cost {} must not be negative", o.unit_cost)));
             }
             if !seen.insert((o.supplier.clone(), o.sku.clone())) {
-                return Err(CatalogError(format!("{at}: this supplier already offers this SKU")));
+                return Err(off(i, "sku", format!("{at}: this supplier already offers this SKU")));
             }
             entries.push(CatalogEntry {
                 supplier: SupplierId(o.supplier),
@@ -235,5 +259,7 @@ stock = 3
                 .validate(0)
                 .unwrap_err();
         assert!(e.0.contains("offer[1]") && e.0.contains("already"), "{e}");
+        let e = CatalogFile::load_toml(&OK.replace("unit_cost = \"10.50\"", "unit_cost = \"-2\""), 0).unwrap_err();
+        assert!(e.0.contains("line 12, offer[0] (S1 / A): unit_cost -2 must not be negative"), "{e}");
     }
 }

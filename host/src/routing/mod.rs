@@ -11,10 +11,11 @@ pub mod catalog_file;
 pub mod explain;
 pub mod performance;
 pub mod policy;
+mod toml_at;
 pub mod whatif;
 
 pub use allocate::{Candidate, Decision, Exclusion, LineAllocation, Outcome, route, route_excluding};
 pub use catalog::{Catalog, SupplierProfile};
 pub use catalog_file::{CatalogError, CatalogFile, LoadedCatalog};
-pub use policy::{KeepTogether, Policy, PolicyError, RuleSet};
+pub use policy::{KeepTogether, Policy, PolicyError, RuleSet, TieBreaker};
 pub use whatif::{WhatIf, compare};

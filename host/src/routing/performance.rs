@@ -153,6 +153,11 @@ impl Performance {
         self.events.entry(supplier.clone()).or_default().push_back(e);
     }
 
+    /// Suppliers with events in the window or a score.
+    pub fn suppliers(&self) -> impl Iterator<Item = &SupplierId> {
+        self.events.keys().chain(self.scores.keys().filter(|s| !self.events.contains_key(*s)))
+    }
+
     /// Current scores (suppliers never evaluated are absent = 1).
     pub fn scores(&self) -> &HashMap<SupplierId, Decimal> {
         &self.scores

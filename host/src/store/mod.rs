@@ -6,6 +6,7 @@
 //! Owns: the schema, transactions, the outbox. May call: `domain`.
 
 mod orders;
+mod outbox;
 mod routing;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use orders::{IngestOutcome, OrderSummary};
+pub use outbox::OutboxRow;
 pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 
 /// Which database is behind the store.

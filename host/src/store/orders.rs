@@ -49,10 +49,10 @@ struct Known {
     state: OrderState,
 }
 
-const ORDER_COLS: &str = "source, external_id, bill_no, platform_order_no, customer, ship_name, ship_phone, \
-    ship_province, ship_city, ship_district, ship_street, ship_postcode, ship_country, remark, source_modified, \
-    cancelled, content_hash, state, state_reason, created_at, updated_at";
-const ORDER_NCOLS: usize = 21;
+const ORDER_COLS: &str = "source, external_id, bill_no, platform_order_no, customer, sales_org, platform, \
+    ship_name, ship_phone, ship_province, ship_city, ship_district, ship_street, ship_postcode, ship_country, remark, \
+    source_modified, cancelled, content_hash, state, state_reason, created_at, updated_at";
+const ORDER_NCOLS: usize = 23;
 
 impl Store {
     /// Upserts a batch of orders from one source in one transaction:
@@ -535,9 +535,10 @@ async fn write_content(
     pos: bool,
 ) -> Result<(), StoreError> {
     bind_content(sqlx::query(
-        "UPDATE sales_orders SET bill_no = $1, platform_order_no = $2, customer = $3, ship_name = $4, ship_phone = $5, \
-         ship_province = $6, ship_city = $7, ship_district = $8, ship_street = $9, ship_postcode = $10, ship_country = $11, \
-         remark = $12, source_modified = $13, cancelled = $14, content_hash = $15, updated_at = $16 WHERE id = $17",
+        "UPDATE sales_orders SET bill_no = $1, platform_order_no = $2, customer = $3, sales_org = $4, platform = $5, \
+         ship_name = $6, ship_phone = $7, ship_province = $8, ship_city = $9, ship_district = $10, ship_street = $11, \
+         ship_postcode = $12, ship_country = $13, remark = $14, source_modified = $15, cancelled = $16, \
+         content_hash = $17, updated_at = $18 WHERE id = $19",
     ), c)
     .bind(now)
     .bind(id)
@@ -556,6 +557,8 @@ fn bind_content<'q>(q: AnyQuery<'q>, c: &'q OrderContent) -> AnyQuery<'q> {
     q.bind(c.bill_no.as_str())
         .bind(c.platform_order_no.clone())
         .bind(&c.customer)
+        .bind(&c.sales_org)
+        .bind(&c.platform)
         .bind(&a.name)
         .bind(&a.phone)
         .bind(&a.province)
@@ -705,6 +708,8 @@ fn content_from_row(r: &AnyRow, lines: Vec<OrderLine>) -> Result<OrderContent, S
         bill_no: BillNo(r.try_get("bill_no")?),
         platform_order_no: r.try_get("platform_order_no")?,
         customer: r.try_get("customer")?,
+        sales_org: r.try_get("sales_org")?,
+        platform: r.try_get("platform")?,
         ship_to: ShipTo {
             name: r.try_get("ship_name")?,
             phone: r.try_get("ship_phone")?,

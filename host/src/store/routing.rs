@@ -438,14 +438,7 @@ impl Store {
     pub async fn record_supplier_events(&self, events: &[(SupplierId, Event)]) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
-        for (s, e) in events {
-            sqlx::query("INSERT INTO supplier_events (supplier, event, at) VALUES ($1, $2, $3)")
-                .bind(s.as_str())
-                .bind(json(e)?)
-                .bind(e.at())
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_supplier_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -558,6 +551,21 @@ async fn meta(pool: &sqlx::AnyPool, name: &str) -> Result<i64, StoreError> {
         Some(r) => r.try_get("value")?,
         None => 0,
     })
+}
+
+pub(super) async fn insert_supplier_events(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    events: &[(SupplierId, Event)],
+) -> Result<(), StoreError> {
+    for (s, e) in events {
+        sqlx::query("INSERT INTO supplier_events (supplier, event, at) VALUES ($1, $2, $3)")
+            .bind(s.as_str())
+            .bind(json(e)?)
+            .bind(e.at())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {

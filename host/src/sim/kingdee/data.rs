@@ -35,6 +35,8 @@ pub struct SimSaleOrder {
     pub customer: String,
     pub sale_org: String,
     pub platform_no: String,
+    /// `F_DAIFA_Platform`: the marketplace the order came from.
+    pub platform: String,
     pub receiver_name: String,
     pub receiver_phone: String,
     pub province: String,
@@ -77,6 +79,8 @@ pub(super) fn generate_order(fid: i64, seed: u64, stamp: &str, entry: &mut i64) 
         customer: format!("CUST{:03}", g.below(50)),
         sale_org: "100".into(),
         platform_no: format!("TB{}", 3_000_000_000u64 + g.below(999_999_999)),
+        // From the id, not the generator, so earlier fields stay as they were.
+        platform: ["tmall", "jd", "douyin"][fid.rem_euclid(3) as usize].into(),
         receiver_name: a.name,
         receiver_phone: a.phone,
         province: a.province,
@@ -122,6 +126,7 @@ fn sale_field(o: &SimSaleOrder, l: Option<&SimLine>, key: &str) -> Option<Value>
         "f_daifa_district" => json!(o.district),
         "f_daifa_postcode" => json!(o.postcode),
         "f_daifa_dropship" => json!(o.dropship),
+        "f_daifa_platform" => json!(o.platform),
         _ if o.extra.keys().any(|x| x.eq_ignore_ascii_case(key)) => {
             o.extra.iter().find(|(x, _)| x.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone()).unwrap_or(Value::Null)
         }
