@@ -265,6 +265,29 @@ tie_breakers = ["priority"]
     }
 }
 
+/// A stock figure older than the rule set's `stock_max_age_hours` is not
+/// trusted: the line is routed as if stock were unknown.
+#[test]
+fn stale_stock_is_not_trusted() {
+    let mut e = offer("A", "K", "10", Some(0));
+    e.stock_confirmed_at = Some(0);
+    let mut cat = Catalog::new(vec![supplier("A", Coverage::Except(vec![]), "5")], vec![e]);
+    cat.as_of = Some(10 * 3_600_000);
+    let none = HashMap::new();
+    let o = order("广东省", &[("K", 1)]);
+    let trusting = Policy::from_toml("version = 1\n[fallback]\nname = \"f\"\non_shortage = \"hold\"\n").unwrap();
+    let dec = route(&o, &cat, &trusting, &none);
+    assert!(matches!(dec.outcome, Outcome::OnHold(_)), "0 in stock, confirmed 10 h ago: {:?}", dec.outcome);
+    let aging =
+        Policy::from_toml("version = 1\n[fallback]\nname = \"f\"\non_shortage = \"hold\"\nstock_max_age_hours = 4\n")
+            .unwrap();
+    let dec = route(&o, &cat, &aging, &none);
+    assert_eq!(chosen(&dec), pairs(&[("L1", "A")]));
+    // Confirmed 2 h ago: trusted again.
+    cat.as_of = Some(2 * 3_600_000);
+    assert!(matches!(route(&o, &cat, &aging, &none).outcome, Outcome::OnHold(_)));
+}
+
 /// (suppliers: enabled, serves Guangdong, shipping), (offers: supplier,
 /// sku, cost, stock), (lines: sku, quantity).
 type World = (Vec<(bool, bool, u8)>, Vec<(u8, u8, u16, Option<u8>)>, Vec<(u8, u8)>);

@@ -53,7 +53,7 @@ fn order(n: i64) -> OrderContent {
         ship_to: ShipTo { province: "广东省".into(), city: "深圳市".into(), ..Default::default() },
         lines: vec![OrderLine {
             erp_line_id: ErpLineId("1".into()),
-            sku: Sku(if n % 2 == 0 { "K1" } else { "K2" }.into()),
+            sku: Sku(format!("K{}", n % 10)),
             quantity: Decimal::ONE,
             unit_price: Decimal::from(150),
             tax_rate: Decimal::from(13),
@@ -67,18 +67,18 @@ fn order(n: i64) -> OrderContent {
 
 #[test]
 fn slow_supplier_loses_share_and_regains_it_gradually() {
-    // C is cheapest for both SKUs; D is next for K1, E for K2.
-    let catalog = Catalog::new(
-        vec![sup("C"), sup("D"), sup("E")],
-        vec![
-            entry("C", "K1", 100),
-            entry("D", "K1", 104),
-            entry("E", "K1", 110),
-            entry("C", "K2", 100),
-            entry("E", "K2", 104),
-            entry("D", "K2", 110),
-        ],
-    );
+    // C is cheapest for every SKU, by 1 % (K0) to 10 % (K9); D is next for
+    // the even SKUs, E for the odd ones. As C's score recovers step by step,
+    // it wins back the SKUs where it is cheapest by most first.
+    let mut entries = Vec::new();
+    for k in 0..10 {
+        let sku = format!("K{k}");
+        let (next, last) = if k % 2 == 0 { ("D", "E") } else { ("E", "D") };
+        entries.push(entry("C", &sku, 100));
+        entries.push(entry(next, &sku, 101 + k));
+        entries.push(entry(last, &sku, 120));
+    }
+    let catalog = Catalog::new(vec![sup("C"), sup("D"), sup("E")], entries);
     let policy = Policy::from_toml("version = 1\n[fallback]\nname = \"default\"\nmax_splits = 0\n").unwrap();
     let cfg = PerformanceConfig { window_ms: 48 * HOUR, ..Default::default() };
     let mut perf = Performance::new(cfg);
@@ -109,33 +109,38 @@ fn slow_supplier_loses_share_and_regains_it_gradually() {
             perf.record(&s, Event::Acknowledged { at: now + HOUR, after_ms: HOUR });
             let after = ship_hours(s.as_str(), hour) * HOUR;
             pending.push((now + after, s.clone(), after));
-            *share.entry(hour / 24).or_default().entry(s.0).or_default() += 1;
+            *share.entry(hour / 12).or_default().entry(s.0).or_default() += 1;
         }
     }
 
-    println!("day | share C | share D | share E | C score at day end");
-    let pct = |day: i64, s: &str| f64::from(share[&day].get(s).copied().unwrap_or(0)) / 480.0 * 100.0;
-    for day in 0..14 {
+    // Half-day periods: 240 orders each.
+    println!("  day | share C | share D | share E | C score at period end");
+    let pct = |p: i64, s: &str| f64::from(share[&p].get(s).copied().unwrap_or(0)) / 240.0 * 100.0;
+    for p in 0..28 {
         let c_score = perf
             .changes
             .iter()
-            .rfind(|c| c.supplier.0 == "C" && c.at < (day + 1) * 24 * HOUR)
+            .rfind(|c| c.supplier.0 == "C" && c.at < (p + 1) * 12 * HOUR)
             .map_or("1".to_string(), |c| c.to.to_string());
-        println!("{day:>3} | {:>6.1}% | {:>6.1}% | {:>6.1}% | {c_score}", pct(day, "C"), pct(day, "D"), pct(day, "E"));
+        let day = p as f64 / 2.0;
+        println!("{day:>5.1} | {:>6.1}% | {:>6.1}% | {:>6.1}% | {c_score}", pct(p, "C"), pct(p, "D"), pct(p, "E"));
     }
-    for c in perf.changes.iter().filter(|c| c.supplier.0 == "C").take(4) {
-        println!("  C {} → {}: {}", c.from, c.to, c.cause);
+    for c in perf.changes.iter().filter(|c| c.supplier.0 == "C") {
+        println!("  {:>5.2} d  C {} → {}: {}", c.at as f64 / (24 * HOUR) as f64, c.from, c.to, c.cause);
     }
 
-    assert!(pct(1, "C") > 99.0, "before the slowdown the cheapest supplier gets everything");
+    let day = |d: f64| (d * 2.0) as i64;
+    assert!(pct(day(1.0), "C") > 99.0, "before the slowdown the cheapest supplier gets everything");
     // Slow shipments surface 60 h after the slowdown starts (day 4.5); within
     // the 48 h window C has lost its volume to both D and E.
-    assert!(pct(6, "C") < 10.0, "C keeps {:.1} % on day 6", pct(6, "C"));
-    assert!(pct(6, "D") > 30.0 && pct(6, "E") > 30.0, "both D and E take over");
-    // After recovery (day 7) C comes back, and not all at once.
-    let back = (7..14).find(|d| pct(*d, "C") > 50.0).expect("C regains its share");
-    assert!(back > 8, "regained gradually, on day {back}");
-    assert!(pct(13, "C") > 95.0, "fully back by the end");
+    assert!(pct(day(6.0), "C") < 10.0, "C keeps {:.1} % on day 6", pct(day(6.0), "C"));
+    assert!(pct(day(6.0), "D") > 30.0 && pct(day(6.0), "E") > 30.0, "both D and E take over");
+    // After recovery (day 7) C comes back step by step: at least two half-days
+    // with a partial share on the way up, before it has everything again.
+    let full = (day(7.0)..28).find(|p| pct(*p, "C") > 99.0).expect("C regains its share");
+    let partial = (day(7.0)..full).filter(|p| (15.0..85.0).contains(&pct(*p, "C"))).count();
+    assert!(partial >= 2, "regained gradually: {partial} partial half-days before day {}", full as f64 / 2.0);
+    assert!(pct(27, "C") > 95.0, "fully back by the end");
     // Every automatic change carries its cause.
     assert!(perf.changes.iter().all(|c| !c.cause.is_empty()));
     assert!(perf.changes.iter().any(|c| c.supplier.0 == "C" && c.cause.contains("median time to shipped 60.0 h")));

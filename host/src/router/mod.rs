@@ -243,6 +243,7 @@ impl Router {
             snap.catalog_rev = rev;
             snap.day_start = day_start;
         }
+        snap.catalog.as_of = Some(now);
         match self.store.active_policy().await? {
             None => snap.policy = None,
             Some((version, _)) if snap.policy.as_ref().is_some_and(|p| p.version == version) => {}

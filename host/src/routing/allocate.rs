@@ -91,12 +91,14 @@ pub struct Decision {
     pub suppliers: Vec<SupplierId>,
 }
 
-struct Offer {
+struct Offer<'a> {
     sup: usize,
-    supplier_sku: String,
+    supplier_sku: &'a str,
     unit_cost: Decimal,
     goods: Decimal,
     lead_time_days: u32,
+    /// Its entry in the decision's candidate list.
+    cand: usize,
 }
 
 /// Routes one order. `performance` maps suppliers to a 0–1 score (missing = 1).
@@ -130,13 +132,20 @@ pub fn route_excluding(
     };
     let rs = policy.select(&ctx);
     let province = order.ship_to.province.as_str();
-    let perf = |s: &SupplierId| performance.get(s).copied().unwrap_or(Decimal::ONE);
-    let factor = |i: usize| {
+    let max_stock_age = rs.stock_max_age_hours.map(|h| i64::from(h) * 3_600_000);
+    // A supplier's terms are the same for every line: worked out once per
+    // order, when the supplier first appears.
+    let compute = |i: usize| {
         let s = &catalog.suppliers[i];
-        let p = perf(&s.id);
+        let perf = performance.get(&s.id).copied().unwrap_or(Decimal::ONE);
         let pref = if rs.weights.preference { s.preference } else { Decimal::ONE };
-        pref * (Decimal::ONE + rs.weights.performance * (Decimal::ONE - p))
+        Terms {
+            perf,
+            factor: pref * (Decimal::ONE + rs.weights.performance * (Decimal::ONE - perf)),
+            shipping: s.shipping_to(province),
+        }
     };
+    let mut cache: Vec<Option<Terms>> = vec![None; catalog.suppliers.len()];
 
     let mut candidates = Vec::new();
     // Per line: eligible offers, and offers blocked only by stock (backorder).
@@ -148,23 +157,25 @@ pub fn route_excluding(
         for (i, entry) in catalog.offers(line.sku.as_str()) {
             let s = &catalog.suppliers[*i];
             let failed_before = !tried.is_empty() && tried.contains(&(line.erp_line_id.0.clone(), s.id.clone()));
-            let excluded =
-                exclusion(rs, s, failed_before, entry.stock, line.quantity, province, &order.ship_to.city, perf(&s.id));
+            let stock = catalog.trusted_stock(entry, max_stock_age);
+            let t = *cache[*i].get_or_insert_with(|| compute(*i));
+            let excluded = exclusion(rs, s, failed_before, stock, line.quantity, province, &order.ship_to.city, t.perf);
             let offer = Offer {
                 sup: *i,
-                supplier_sku: entry.supplier_sku.0.clone(),
+                supplier_sku: entry.supplier_sku.as_str(),
                 unit_cost: entry.unit_cost,
                 goods: entry.unit_cost * line.quantity,
                 lead_time_days: entry.lead_time_days,
+                cand: candidates.len(),
             };
             candidates.push(Candidate {
                 line_id: line.erp_line_id.0.clone(),
                 supplier: s.id.clone(),
                 goods_cost: offer.goods,
-                shipping: s.shipping_to(province),
-                performance: perf(&s.id),
+                shipping: t.shipping,
+                performance: t.perf,
                 preference: s.preference,
-                factor: factor(*i),
+                factor: t.factor,
                 excluded: excluded.clone(),
                 chosen: false,
             });
@@ -214,7 +225,8 @@ pub fn route_excluding(
         KeepTogether::Required => 1,
         _ => rs.max_splits as usize + 1,
     };
-    let Some(plan) = best_plan(&eligible, max_sets, rs, catalog, province, &factor, &perf) else {
+    let terms = |i: usize| cache[i].unwrap_or_else(|| compute(i));
+    let Some(plan) = best_plan(&eligible, max_sets, rs, catalog, &terms) else {
         let why = if rs.keep_together == KeepTogether::Required {
             "keep-together is required and no single supplier can ship every line".to_string()
         } else {
@@ -231,16 +243,14 @@ pub fn route_excluding(
         landed += o.goods;
         if !used.contains(&o.sup) {
             used.push(o.sup);
-            landed += catalog.suppliers[o.sup].shipping_to(province);
+            landed += terms(o.sup).shipping;
         }
         let sid = &catalog.suppliers[o.sup].id;
-        if let Some(c) = candidates.iter_mut().find(|c| c.line_id == line.erp_line_id.0 && &c.supplier == sid) {
-            c.chosen = true;
-        }
+        candidates[o.cand].chosen = true;
         allocations.push(LineAllocation {
             line_id: line.erp_line_id.0.clone(),
             supplier: sid.clone(),
-            supplier_sku: o.supplier_sku.clone(),
+            supplier_sku: o.supplier_sku.to_string(),
             unit_cost: o.unit_cost,
             backordered: backorder[i],
         });
@@ -303,14 +313,25 @@ fn exclusion(
     None
 }
 
+/// What a supplier brings to every line of one order.
+#[derive(Debug, Clone, Copy)]
+struct Terms {
+    perf: Decimal,
+    /// The multiplier on its costs (performance and preference).
+    factor: Decimal,
+    /// One parcel to the order's province.
+    shipping: Decimal,
+}
+
 struct Plan {
     /// Per line: index into its eligible offers.
     choice: Vec<usize>,
     score: Decimal,
     suppliers: usize,
     priority: i64,
-    /// Mean performance score of the suppliers used.
-    performance: Decimal,
+    /// Sum of the performance scores of the suppliers used (the mean is
+    /// only needed to break ties, so it is not divided out here).
+    perf_sum: Decimal,
     /// Longest lead time of the chosen offers.
     lead_time_days: u32,
 }
@@ -328,7 +349,10 @@ impl Plan {
             ord = match t {
                 TieBreaker::FewerSuppliers => self.suppliers.cmp(&other.suppliers),
                 TieBreaker::Priority => other.priority.cmp(&self.priority),
-                TieBreaker::Performance => other.performance.cmp(&self.performance),
+                // Higher mean first: compare sum_a / n_a with sum_b / n_b
+                // without dividing.
+                TieBreaker::Performance => (other.perf_sum * Decimal::from(self.suppliers))
+                    .cmp(&(self.perf_sum * Decimal::from(other.suppliers))),
                 TieBreaker::LeadTime => self.lead_time_days.cmp(&other.lead_time_days),
             };
         }
@@ -337,14 +361,15 @@ impl Plan {
 }
 
 /// Searches supplier sets of size ≤ `max_sets` for the cheapest full cover.
+/// Everything that does not depend on the set (each offer's weighted cost,
+/// each supplier's weighted shipping) is computed once per order, so a set
+/// costs a pass over the lines' offers with a bitmask test.
 fn best_plan(
-    eligible: &[Vec<Offer>],
+    eligible: &[Vec<Offer<'_>>],
     max_sets: usize,
     rs: &RuleSet,
     catalog: &Catalog,
-    province: &str,
-    factor: &dyn Fn(usize) -> Decimal,
-    perf: &dyn Fn(&SupplierId) -> Decimal,
+    terms: &dyn Fn(usize) -> Terms,
 ) -> Option<Plan> {
     // Candidate suppliers, best first: most lines covered, then cheapest.
     let mut pool: Vec<(usize, usize, Decimal)> = Vec::new();
@@ -362,70 +387,74 @@ fn best_plan(
     pool.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
     pool.truncate(EXACT_SUPPLIERS);
     let sups: Vec<usize> = pool.iter().map(|p| p.0).collect();
-    let factors: Vec<Decimal> = sups.iter().map(|&s| factor(s)).collect();
+    let pool_terms: Vec<Terms> = sups.iter().map(|&s| terms(s)).collect();
+    let shipping: Vec<Decimal> = pool_terms.iter().map(|t| t.shipping * t.factor).collect();
+    // Per line: (pool position, weighted cost, offer index) of offers in the pool.
+    let options: Vec<Vec<(usize, Decimal, usize)>> = eligible
+        .iter()
+        .map(|line| {
+            line.iter()
+                .enumerate()
+                .filter_map(|(oi, o)| {
+                    let pos = sups.iter().position(|&s| s == o.sup)?;
+                    Some((pos, o.goods * pool_terms[pos].factor, oi))
+                })
+                .collect()
+        })
+        .collect();
 
     let mut best: Option<Plan> = None;
-    let n = sups.len();
-    let mut set: Vec<usize> = Vec::with_capacity(max_sets);
-    // Enumerate combinations of size 1..=max_sets in lexicographic order.
-    fn combos(n: usize, k: usize, start: usize, set: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
-        if !set.is_empty() {
-            f(set);
-        }
-        if set.len() == k {
-            return;
-        }
-        for i in start..n {
-            set.push(i);
-            combos(n, k, i + 1, set, f);
-            set.pop();
-        }
-    }
-    let evaluate = |set: &[usize]| {
-        let mut choice = Vec::with_capacity(eligible.len());
-        let mut used = [false; EXACT_SUPPLIERS];
+    let mut choice = Vec::with_capacity(eligible.len());
+    let mut evaluate = |mask: u32| {
+        choice.clear();
+        let mut used = 0u32;
         let mut score = Decimal::ZERO;
         let mut lead_time_days = 0;
-        for line in eligible {
-            let mut pick: Option<(usize, usize, Decimal)> = None; // (offer idx, set pos, cost)
-            for (oi, o) in line.iter().enumerate() {
-                if let Some(pos) = set.iter().position(|&p| sups[p] == o.sup) {
-                    let cost = o.goods * factors[set[pos]];
-                    if pick.is_none_or(|(_, _, c)| cost < c) {
-                        pick = Some((oi, set[pos], cost));
-                    }
+        for (li, opts) in options.iter().enumerate() {
+            let mut pick: Option<(usize, Decimal, usize)> = None;
+            for &(pos, cost, oi) in opts {
+                if mask & (1 << pos) != 0 && pick.is_none_or(|(_, c, _)| cost < c) {
+                    pick = Some((pos, cost, oi));
                 }
             }
-            let (oi, p, cost) = pick?;
-            lead_time_days = lead_time_days.max(line[oi].lead_time_days);
+            let (pos, cost, oi) = pick?;
+            lead_time_days = lead_time_days.max(eligible[li][oi].lead_time_days);
             choice.push(oi);
-            used[p] = true;
+            used |= 1 << pos;
             score += cost;
         }
-        let mut count = 0;
-        let mut priority = 0i64;
-        let mut perf_sum = Decimal::ZERO;
-        for (p, u) in used.iter().enumerate().take(n) {
-            if *u {
-                count += 1;
-                let s = &catalog.suppliers[sups[p]];
-                score += s.shipping_to(province) * factors[p];
-                priority += i64::from(s.priority);
-                perf_sum += perf(&s.id);
-            }
+        let (mut count, mut priority, mut perf_sum) = (0, 0i64, Decimal::ZERO);
+        for p in (0..sups.len()).filter(|p| used & (1 << p) != 0) {
+            count += 1;
+            score += shipping[p];
+            priority += i64::from(catalog.suppliers[sups[p]].priority);
+            perf_sum += pool_terms[p].perf;
         }
         if rs.keep_together == KeepTogether::Preferred && count > 1 {
             score += rs.split_penalty * Decimal::from(count - 1);
         }
-        let performance = perf_sum / Decimal::from(count.max(1));
-        Some(Plan { choice, score, suppliers: count, priority, performance, lead_time_days })
-    };
-    combos(n, max_sets.min(n), 0, &mut set, &mut |s| {
-        if let Some(p) = evaluate(s)
-            && best.as_ref().is_none_or(|b| p.beats(b, &rs.tie_breakers))
-        {
-            best = Some(p);
+        let plan = Plan { choice: Vec::new(), score, suppliers: count, priority, perf_sum, lead_time_days };
+        if best.as_ref().is_none_or(|b| plan.beats(b, &rs.tie_breakers)) {
+            best = Some(Plan { choice: choice.clone(), ..plan });
         }
+        Some(())
+    };
+    // Every set of 1..=max_sets pool suppliers, as bitmasks, in lexicographic
+    // order (so among equal plans the first found, in pool order, wins).
+    let n = sups.len();
+    fn combos(n: usize, k: usize, start: usize, mask: u32, size: usize, f: &mut dyn FnMut(u32)) {
+        if size > 0 {
+            f(mask);
+        }
+        if size == k {
+            return;
+        }
+        for i in start..n {
+            combos(n, k, i + 1, mask | (1 << i), size + 1, f);
+        }
+    }
+    combos(n, max_sets.min(n), 0, 0, 0, &mut |m| {
+        evaluate(m);
     });
     best
 }

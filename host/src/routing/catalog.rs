@@ -64,6 +64,10 @@ pub struct Catalog {
     by_id: HashMap<SupplierId, usize>,
     /// SKU → offers (supplier index, entry).
     offers: HashMap<String, Vec<(usize, CatalogEntry)>>,
+    /// The moment the catalog describes (unix ms), against which stock
+    /// figures age; the router sets it to the routing time. `None`: stock
+    /// figures never age.
+    pub as_of: Option<i64>,
 }
 
 impl Catalog {
@@ -82,7 +86,7 @@ impl Catalog {
                 }
             }
         }
-        Catalog { suppliers, by_id, offers }
+        Catalog { suppliers, by_id, offers, as_of: None }
     }
 
     /// Offers for a SKU.
@@ -114,6 +118,15 @@ impl Catalog {
                 true
             }
             None => false,
+        }
+    }
+
+    /// The stock figure routing may trust: `None` (unknown) when it is older
+    /// than `max_age_ms` at `as_of`.
+    pub fn trusted_stock(&self, e: &CatalogEntry, max_age_ms: Option<i64>) -> Option<u32> {
+        match (max_age_ms, e.stock_confirmed_at, self.as_of) {
+            (Some(max), Some(at), Some(now)) if now - at > max => None,
+            _ => e.stock,
         }
     }
 

@@ -1,8 +1,8 @@
 //! The performance loop: per-supplier rolling metrics from dispatch events,
 //! turned into a 0–1 score that routing uses to weigh costs. The score moves
-//! toward its target by at most `max_step` per evaluation, so a supplier that
-//! slows down loses volume promptly but regains it gradually; a hard SLA
-//! breach drops it to 0 (excluded by the `healthy` filter once below the
+//! toward its target by at most `max_step` down or `max_recovery_step` up per
+//! evaluation, so a supplier that slows down loses volume promptly but
+//! regains it gradually; a hard SLA breach drops it to 0 (excluded by the `healthy` filter once below the
 //! rule set's `min_performance`). Every change is recorded with its cause.
 //! Pure: the caller feeds events and a clock.
 
@@ -71,8 +71,11 @@ pub struct PerformanceConfig {
     pub w_acceptance: f64,
     pub w_api_errors: f64,
     pub w_cancellations: f64,
-    /// Largest change per evaluation (recovery is gradual).
+    /// Largest fall per evaluation.
     pub max_step: f64,
+    /// Largest rise per evaluation: smaller than `max_step`, so a supplier
+    /// that slows loses volume promptly and regains it gradually.
+    pub max_recovery_step: f64,
     /// Hard SLA: median time to shipped above this → score 0.
     pub sla_ship_ms: i64,
 }
@@ -89,6 +92,7 @@ impl Default for PerformanceConfig {
             w_api_errors: 0.1,
             w_cancellations: 0.1,
             max_step: 0.15,
+            max_recovery_step: 0.05,
             sla_ship_ms: 120 * 3600 * 1000,
         }
     }
@@ -207,7 +211,7 @@ impl Performance {
                 // the supplier is tried again, a little at a time.
                 let current = self.scores.get(&s).copied().unwrap_or(Decimal::ONE);
                 if current < Decimal::ONE {
-                    let step = Decimal::from_f64(self.cfg.max_step / 3.0).unwrap_or(Decimal::ZERO).round_dp(3);
+                    let step = Decimal::from_f64(self.cfg.max_recovery_step).unwrap_or(Decimal::ZERO).round_dp(3);
                     let next = (current + step).min(Decimal::ONE);
                     let cause = format!("only {} dispatches in the window: drifting back toward neutral", m.dispatched);
                     made.push(ScoreChange { supplier: s.clone(), at: now, from: current, to: next, cause });
@@ -228,7 +232,8 @@ impl Performance {
                 / total_w.max(f64::EPSILON);
             let current = self.scores.get(&s).and_then(|d| d.to_f64()).unwrap_or(1.0);
             let sla_breach = m.median_ship_ms.is_some_and(|t| t > c.sla_ship_ms);
-            let next = if sla_breach { 0.0 } else { current + (target - current).clamp(-c.max_step, c.max_step) };
+            let next =
+                if sla_breach { 0.0 } else { current + (target - current).clamp(-c.max_step, c.max_recovery_step) };
             let next_d = Decimal::from_f64(next).unwrap_or(Decimal::ONE).round_dp(3);
             let cur_d = Decimal::from_f64(current).unwrap_or(Decimal::ONE).round_dp(3);
             if next_d != cur_d {

@@ -139,6 +139,10 @@ pub struct RuleSet {
     pub min_performance: Decimal,
     #[serde(default = "default_tie_breakers")]
     pub tie_breakers: Vec<TieBreaker>,
+    /// A stock figure confirmed longer ago than this is not trusted: the
+    /// `in_stock` filter treats it as unknown. Absent: figures never age.
+    #[serde(default)]
+    pub stock_max_age_hours: Option<u32>,
 }
 
 fn default_filters() -> Vec<Filter> {
@@ -214,6 +218,9 @@ impl Policy {
             }
             if let Some(c) = rs.when.category.iter().find(|c| !self.categories.contains_key(*c)) {
                 return Err(fail(&["when", "category"], format!("when.category `{c}` is not defined in [categories]")));
+            }
+            if rs.stock_max_age_hours == Some(0) {
+                return Err(fail(&["stock_max_age_hours"], "stock_max_age_hours must be above 0".into()));
             }
             if let Some(t) = rs.tie_breakers.iter().enumerate().find(|(j, t)| rs.tie_breakers[..*j].contains(t)) {
                 return Err(fail(&["tie_breakers"], format!("tie_breakers lists {:?} twice", t.1)));

@@ -187,6 +187,11 @@ fn ph(positional: bool, n: usize) -> String {
     if positional { "?".to_string() } else { format!("${n}") }
 }
 
+/// `$1, $2, …` (or `?, ?, …`) for an `IN (…)` list of `n` values.
+fn in_list(positional: bool, n: usize) -> String {
+    (0..n).map(|i| ph(positional, i + 1)).collect::<Vec<_>>().join(", ")
+}
+
 /// `(…), (…)` groups for a multi-row VALUES clause, numbered from `start + 1`.
 fn placeholders(rows: usize, cols: usize, start: usize, positional: bool) -> String {
     let mut s = String::with_capacity(rows * cols * 5);

@@ -126,7 +126,7 @@ impl Store {
         let pos = self.positional();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let list = (0..chunk.len()).map(|i| super::ph(pos, i + 1)).collect::<Vec<_>>().join(", ");
+            let list = super::in_list(pos, chunk.len());
             let bind_all = |sql: String| {
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for id in chunk {

@@ -120,7 +120,7 @@ impl Store {
         let mut out = HashMap::new();
         let pos = self.positional();
         for chunk in ids.chunks(400) {
-            let list = (0..chunk.len()).map(|i| super::ph(pos, i + 1)).collect::<Vec<_>>().join(", ");
+            let list = super::in_list(pos, chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(format!(
                 "SELECT order_id, MAX(at) AS at FROM order_history WHERE to_state = 'dispatched' \
                  AND order_id IN ({list}) GROUP BY order_id"

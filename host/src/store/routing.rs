@@ -380,7 +380,7 @@ impl Store {
         let mut out = HashMap::new();
         let pos = self.positional();
         for chunk in ids.chunks(400) {
-            let list = (0..chunk.len()).map(|i| super::ph(pos, i + 1)).collect::<Vec<_>>().join(", ");
+            let list = super::in_list(pos, chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(format!(
                 "SELECT decision FROM routing_decisions d WHERE order_id IN ({list}) AND attempt = \
                  (SELECT MAX(attempt) FROM routing_decisions e WHERE e.order_id = d.order_id)"
