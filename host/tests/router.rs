@@ -367,7 +367,7 @@ async fn performance_scores_persist_and_steer(db: Db) {
 async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
     let s = &db.store;
     setup(s, &catalog_toml(None), &policy_toml(1, "free")).await;
-    let ids = ingest(s, (1..=3).map(|i| order(i, "浙江省", &["SKU-1"])).collect()).await;
+    let ids = ingest(s, (1..=4).map(|i| order(i, "浙江省", &["SKU-1"])).collect()).await;
     let cfg = RouterConfig { feed_settle_ms: 0, ..cfg() };
     let r = Router::new(s.clone(), cfg.clone(), NOW).await.unwrap();
     r.route_pending(NOW).await.unwrap();
@@ -383,9 +383,16 @@ async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
     // Order 2: A rejects it; the feed moves it to B by itself.
     go(ids[1], OrderState::Dispatched, "sent", NOW).await;
     go(ids[1], OrderState::Rejected, "out of stock", NOW + 2 * H).await;
+    // Order 4: A rejects it, and it was re-routed before the feed's cursor
+    // moved (a crash in between): the replay charges A, not the new supplier,
+    // and does not move the order again.
+    go(ids[3], OrderState::Dispatched, "sent", NOW).await;
+    go(ids[3], OrderState::Rejected, "address unreachable", NOW + 2 * H).await;
+    r.reroute(ids[3], &SupplierId::from("A"), None, "rejected by A", NOW + 3 * H).await.unwrap();
 
     let f = r.feed_performance(NOW + 31 * H).await.unwrap();
-    assert_eq!((f.events, f.rerouted), (5, 1), "{f:?}");
+    assert_eq!((f.events, f.rerouted), (7, 1), "{f:?}");
+    assert_eq!(s.decisions(ids[3]).await.unwrap().len(), 2, "order 4 moved once");
     let o2 = s.order(ids[1]).await.unwrap();
     assert_eq!(o2.state, OrderState::Routed);
     let d = s.decisions(ids[1]).await.unwrap().pop().unwrap();
@@ -394,8 +401,8 @@ async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
     let a =
         |perf: Vec<daifa_host::router::SupplierPerformance>| perf.into_iter().find(|p| p.supplier.0 == "A").unwrap();
     let m = a(r.performance(NOW + 31 * H).await).metrics;
-    assert_eq!((m.dispatched, m.median_ack_ms, m.median_ship_ms), (2, Some(H), Some(30 * H)));
-    assert_eq!(m.acceptance_rate, 0.5);
+    assert_eq!((m.dispatched, m.median_ack_ms, m.median_ship_ms), (3, Some(H), Some(30 * H)));
+    assert!((m.acceptance_rate - 1.0 / 3.0).abs() < 1e-9, "{m:?}");
 
     // Nothing is counted twice: not by the same router, not after a restart.
     assert_eq!(r.feed_performance(NOW + 31 * H).await.unwrap().events, 0);
@@ -408,7 +415,7 @@ async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
     go(ids[2], OrderState::Dispatched, "sent", NOW + 32 * H).await;
     assert_eq!(r3.feed_performance(NOW + 32 * H + 1_000).await.unwrap().events, 0);
     assert_eq!(r3.feed_performance(NOW + 32 * H + 60_000).await.unwrap().events, 1);
-    assert_eq!(a(r3.performance(NOW + 33 * H).await).metrics.dispatched, 3);
+    assert_eq!(a(r3.performance(NOW + 33 * H).await).metrics.dispatched, 4);
 }
 
 suite!(

@@ -92,18 +92,22 @@ impl Router {
                 )
             })
             .collect();
-        let ids: Vec<OrderId> = relevant.iter().map(|r| r.1).collect();
+        let mut ids: Vec<OrderId> = relevant.iter().map(|r| r.1).collect();
+        ids.sort_unstable();
+        ids.dedup();
         if ids.is_empty() {
             return Ok((vec![], vec![]));
         }
-        let decisions = self.store.latest_decisions(&ids).await?;
+        let decisions = self.store.decisions_of(&ids).await?;
         let dispatched = self.store.dispatched_at(&ids).await?;
         let mut events = Vec::new();
         let mut rejected = Vec::new();
         for (row, id, state) in relevant {
-            let Some(d) = decisions.get(&id) else { continue };
-            let suppliers = &d.decision.suppliers;
             let at = row.created_at;
+            // The decision in force when the change happened: a replay after
+            // a re-route must still charge the supplier that had the order.
+            let Some(d) = decisions.get(&id).and_then(|all| all.iter().rfind(|d| d.at <= at)) else { continue };
+            let suppliers = &d.decision.suppliers;
             let since = |at: i64| dispatched.get(&id).map(|t| (at - t).max(0));
             let payload: serde_json::Value = serde_json::from_str(&row.payload).unwrap_or_default();
             let from = payload["from"].as_str().and_then(|f| f.parse::<OrderState>().ok());

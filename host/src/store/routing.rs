@@ -375,6 +375,26 @@ impl Store {
         rows.iter().map(|r| from_json(&r.try_get::<String, _>("decision")?)).collect()
     }
 
+    /// Every decision of each of these orders, oldest attempt first.
+    pub async fn decisions_of(&self, ids: &[OrderId]) -> Result<HashMap<OrderId, Vec<StoredDecision>>, StoreError> {
+        let mut out: HashMap<OrderId, Vec<StoredDecision>> = HashMap::new();
+        let pos = self.positional();
+        for chunk in ids.chunks(400) {
+            let list = super::in_list(pos, chunk.len());
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "SELECT decision FROM routing_decisions WHERE order_id IN ({list}) ORDER BY order_id, attempt"
+            )));
+            for id in chunk {
+                q = q.bind(id.0);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let d: StoredDecision = from_json(&r.try_get::<String, _>("decision")?)?;
+                out.entry(d.order).or_default().push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The latest decision of each of these orders that has one.
     pub async fn latest_decisions(&self, ids: &[OrderId]) -> Result<HashMap<OrderId, StoredDecision>, StoreError> {
         let mut out = HashMap::new();
