@@ -1,11 +1,11 @@
 //! Routing scenarios (table-driven) and properties: each line to at most one
 //! supplier, quantities conserved, excluded suppliers never chosen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use daifa_host::domain::*;
-use daifa_host::routing::{Catalog, Exclusion, Outcome, Policy, SupplierProfile, route};
+use daifa_host::routing::{Catalog, Exclusion, Outcome, Policy, SupplierProfile, route, route_excluding};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
@@ -337,6 +337,14 @@ proptest! {
                     prop_assert!(c.chosen);
                 }
                 prop_assert!(dec.suppliers.len() <= 2, "max_splits = 1");
+                // Re-routing: every (line, supplier) of this plan failed; the
+                // next attempt never offers a line to its failed supplier.
+                let tried: HashSet<(String, SupplierId)> =
+                    dec.allocations.iter().map(|a| (a.line_id.clone(), a.supplier.clone())).collect();
+                let again = route_excluding(&o, &cat, &policy(), &HashMap::new(), &tried);
+                for a in &again.allocations {
+                    prop_assert!(!tried.contains(&(a.line_id.clone(), a.supplier.clone())), "failed pair offered again");
+                }
             }
         }
     }
