@@ -397,23 +397,8 @@ impl Store {
 
     /// The latest decision of each of these orders that has one.
     pub async fn latest_decisions(&self, ids: &[OrderId]) -> Result<HashMap<OrderId, StoredDecision>, StoreError> {
-        let mut out = HashMap::new();
-        let pos = self.positional();
-        for chunk in ids.chunks(400) {
-            let list = super::in_list(pos, chunk.len());
-            let mut q = sqlx::query(AssertSqlSafe(format!(
-                "SELECT decision FROM routing_decisions d WHERE order_id IN ({list}) AND attempt = \
-                 (SELECT MAX(attempt) FROM routing_decisions e WHERE e.order_id = d.order_id)"
-            )));
-            for id in chunk {
-                q = q.bind(id.0);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                let d: StoredDecision = from_json(&r.try_get::<String, _>("decision")?)?;
-                out.insert(d.order, d);
-            }
-        }
-        Ok(out)
+        // Most orders have one attempt, so reading them all costs little.
+        Ok(self.decisions_of(ids).await?.into_iter().filter_map(|(id, mut all)| Some((id, all.pop()?))).collect())
     }
 
     /// Orders given to each supplier since `since` (capacity accounting).
