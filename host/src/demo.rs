@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 
 use crate::api::{self, client::AdminClient};
-use crate::domain::{OrderState, SalesOrder, SupplierId};
+use crate::domain::{Actor, OrderState, SalesOrder, SupplierId};
 use crate::erp::kingdee::documents::{
     PoLine, PurchaseOrderSettings, WriteBack, ensure_purchase_order, write_back_shipment,
 };
@@ -28,6 +28,7 @@ use crate::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use crate::sim::orders::Gen;
 use crate::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use crate::store::{Store, StoreConfig};
+use crate::util::now_ms;
 
 /// The demo's routing policy: marketplace orders from JD ship in one parcel;
 /// the rest go by landed cost, weighed by performance, splits discouraged.
@@ -112,11 +113,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     // 1. Routing: the catalog and policy loaded as an operator would; every
     //    received order routed, its decision stored with its explanation.
-    let now = crate::util::now_ms();
+    let now = now_ms();
     let catalog = CatalogFile::load_toml(&crate::sim::catalog::demo_catalog_toml(5_000, 7), now)?;
     store.replace_catalog(&catalog, now).await?;
     store.put_policy(1, DEMO_POLICY, "demo", now).await?;
-    let router = Arc::new(Router::new(store.clone(), RouterConfig::default(), now).await?);
+    // One process on SQLite: outbox rows are visible in id order at once, so
+    // the performance feed need not wait for them to settle.
+    let router_cfg = RouterConfig { feed_settle_ms: 0, ..RouterConfig::default() };
+    let router = Arc::new(Router::new(store.clone(), router_cfg, now).await?);
     let t = Instant::now();
     let routed = router.route_pending(now).await?;
     let took = t.elapsed();
@@ -176,7 +180,7 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
     let token = format!("demo-{:016x}", Gen::new(std::process::id() as u64 ^ now_nanos()).next_u64());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let admin_url = format!("http://{}", listener.local_addr()?);
-    let state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_router(router);
+    let state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_router(router.clone());
     let server = tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
     println!("  admin API            {admin_url}  (token {token})");
 
@@ -229,7 +233,7 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
 
     let mut by_version: BTreeMap<String, usize> = BTreeMap::new();
     let (mut accepted, mut backordered, mut rejected, mut failed) = (0, 0, 0, 0);
-    for (version, r) in &results {
+    for (_, version, r) in &results {
         *by_version.entry(version.clone()).or_default() += 1;
         match r {
             Ok(receipt) => {
@@ -248,12 +252,26 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
         }
     }
     println!(
-        "  {} orders in {:.2?} ({:.0} orders/s); lines accepted {accepted}, backordered {backordered}, rejected {rejected}; failed calls {failed}",
+        "  {} purchase orders in {:.2?} ({:.0}/s); lines accepted {accepted}, backordered {backordered}, rejected {rejected}; failed calls {failed}",
         results.len(),
         elapsed,
         results.len() as f64 / elapsed.as_secs_f64()
     );
     println!("  answered by version (hot swap mid-run): {by_version:?}");
+    // Orders whose purchase orders all went through are now with their
+    // suppliers; the state change feeds the performance loop.
+    let failed_pos: std::collections::HashSet<&str> =
+        results.iter().filter(|r| r.2.is_err()).map(|r| r.0.as_str()).collect();
+    let mut dispatched_orders = 0;
+    for (o, allocations) in &plans {
+        let Some(id) = o.id else { continue };
+        let sent = allocations.iter().all(|a| !failed_pos.contains(po_number(o, &a.supplier).as_str()));
+        if sent && !allocations.is_empty() {
+            store.transition(id, OrderState::Dispatched, &Actor::Dispatcher, "purchase orders sent", now_ms()).await?;
+            dispatched_orders += 1;
+        }
+    }
+    println!("  {dispatched_orders} orders dispatched");
 
     // 5b. The purchase orders in the ERP, one per supplier allocation, at
     //     the routed supplier's cost.
@@ -326,6 +344,33 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
     }
     if shipments != shipped {
         bail!("polled {shipments} shipments but the supplier shipped {shipped}");
+    }
+
+    // Orders whose every purchase order shipped are shipped.
+    let shipped_pos: std::collections::HashSet<&str> = to_write_back.iter().map(|w| w.0.as_str()).collect();
+    let mut shipped_orders = 0;
+    for (o, allocations) in &plans {
+        let Some(id) = o.id else { continue };
+        if !allocations.is_empty()
+            && allocations.iter().all(|a| shipped_pos.contains(po_number(o, &a.supplier).as_str()))
+            && store.order(id).await?.state == OrderState::Dispatched
+        {
+            store.transition(id, OrderState::Shipped, &Actor::Dispatcher, "every parcel shipped", now_ms()).await?;
+            shipped_orders += 1;
+        }
+    }
+    // The performance loop reads those state changes from the outbox.
+    let fed = router.feed_performance(now_ms()).await?;
+    println!("  {shipped_orders} orders shipped; the performance feed recorded {} supplier events", fed.events);
+    for p in router.performance(now_ms()).await.iter().filter(|p| p.metrics.dispatched > 0) {
+        let m = &p.metrics;
+        println!(
+            "    {}: {} dispatched, acceptance {:.0} %, median to shipped {}",
+            p.supplier,
+            m.dispatched,
+            m.acceptance_rate * 100.0,
+            m.median_ship_ms.map_or("n/a".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+        );
     }
 
     // 6b. Tracking numbers back into the ERP: SAL_OUTSTOCK pushed from each
@@ -426,7 +471,8 @@ fn purchase_order(o: &SalesOrder, supplier: &SupplierId, allocations: &[&LineAll
     }
 }
 
-type Submitted = (String, Result<crate::plugins::bindings::SubmitReceipt, crate::plugins::CallError>);
+/// (PO number, plugin version that answered, result).
+type Submitted = (String, String, Result<crate::plugins::bindings::SubmitReceipt, crate::plugins::CallError>);
 
 async fn submit_all(
     registry: &Arc<Registry>,
@@ -438,8 +484,8 @@ async fn submit_all(
             let registry = registry.clone();
             async move {
                 match registry.get("rest-json") {
-                    Ok(p) => (p.manifest.version.to_string(), p.submit_order(&o).await),
-                    Err(e) => ("none".to_string(), Err(e)),
+                    Ok(p) => (o.po_number.clone(), p.manifest.version.to_string(), p.submit_order(&o).await),
+                    Err(e) => (o.po_number.clone(), "none".to_string(), Err(e)),
                 }
             }
         })

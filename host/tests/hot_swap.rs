@@ -85,7 +85,10 @@ async fn swap_under_load_loses_nothing_and_survives_restart() {
     assert!(failures.is_empty(), "{} failed calls, e.g. {:?}", failures.len(), &failures[..failures.len().min(5)]);
     assert_eq!(total, attempted, "every call answered exactly once");
     assert_eq!(answered.len(), 3, "all versions served traffic: {answered:?}");
-    assert!(swaps >= 50, "only {swaps} swaps in 5 s: admin operations starve under load");
+    // Starved (an activation waiting ~240 ms behind the callers, as before
+    // calls counted tokio's budget) gives under 20 swaps in 5 s; healthy runs
+    // give 45–200 depending on how fast this machine's disk syncs the state.
+    assert!(swaps >= 30, "only {swaps} swaps in 5 s: admin operations starve under load");
 
     // Explicit rollback semantics.
     reg.activate("hostile", &"2.0.0".parse().unwrap()).await.unwrap();
