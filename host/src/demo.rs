@@ -262,16 +262,16 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
     // suppliers; the state change feeds the performance loop.
     let failed_pos: std::collections::HashSet<&str> =
         results.iter().filter(|r| r.2.is_err()).map(|r| r.0.as_str()).collect();
-    let mut dispatched_orders = 0;
+    let mut dispatched = std::collections::HashSet::new();
     for (o, allocations) in &plans {
         let Some(id) = o.id else { continue };
         let sent = allocations.iter().all(|a| !failed_pos.contains(po_number(o, &a.supplier).as_str()));
         if sent && !allocations.is_empty() {
             store.transition(id, OrderState::Dispatched, &Actor::Dispatcher, "purchase orders sent", now_ms()).await?;
-            dispatched_orders += 1;
+            dispatched.insert(id);
         }
     }
-    println!("  {dispatched_orders} orders dispatched");
+    println!("  {} orders dispatched", dispatched.len());
 
     // 5b. The purchase orders in the ERP, one per supplier allocation, at
     //     the routed supplier's cost.
@@ -351,9 +351,8 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
     let mut shipped_orders = 0;
     for (o, allocations) in &plans {
         let Some(id) = o.id else { continue };
-        if !allocations.is_empty()
+        if dispatched.contains(&id)
             && allocations.iter().all(|a| shipped_pos.contains(po_number(o, &a.supplier).as_str()))
-            && store.order(id).await?.state == OrderState::Dispatched
         {
             store.transition(id, OrderState::Shipped, &Actor::Dispatcher, "every parcel shipped", now_ms()).await?;
             shipped_orders += 1;
