@@ -53,9 +53,14 @@ fn main() {
         let pg =
             std::env::var("DAIFA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("daifa_bench_{}", std::process::id());
-        let store = Store::open(&StoreConfig { url: pg.clone(), schema: Some(schema.clone()), max_connections: 4 })
-            .await
-            .unwrap();
+        let store = Store::open(&StoreConfig {
+            url: pg.clone(),
+            schema: Some(schema.clone()),
+            max_connections: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         run("postgres", store.clone(), &sim).await;
         store.close().await;
         let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&pg).await.unwrap();

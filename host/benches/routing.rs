@@ -94,6 +94,7 @@ fn main() {
                         quantity: Decimal::from(l.quantity),
                         unit_price: Decimal::from(100),
                         tax_rate: Decimal::from(13),
+                        unit: String::new(),
                     })
                     .collect(),
                 remark: String::new(),

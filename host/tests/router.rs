@@ -99,6 +99,7 @@ fn order(id: u32, province: &str, skus: &[&str]) -> OrderContent {
                 quantity: Decimal::ONE,
                 unit_price: Decimal::from(30),
                 tax_rate: Decimal::from(13),
+                unit: String::new(),
             })
             .collect(),
         remark: String::new(),

@@ -62,6 +62,7 @@ fn order(province: &str, lines: &[(&str, u32)]) -> OrderContent {
                 quantity: Decimal::from(*q),
                 unit_price: d("100"),
                 tax_rate: d("13"),
+                unit: String::new(),
             })
             .collect(),
         remark: String::new(),

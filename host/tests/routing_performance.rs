@@ -57,6 +57,7 @@ fn order(n: i64) -> OrderContent {
             quantity: Decimal::ONE,
             unit_price: Decimal::from(150),
             tax_rate: Decimal::from(13),
+            unit: String::new(),
         }],
         remark: String::new(),
         source_modified: String::new(),

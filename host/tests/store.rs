@@ -34,6 +34,7 @@ fn content(id: u32, modified: &str) -> OrderContent {
                 quantity: Decimal::from(n),
                 unit_price: Decimal::new(1999, 2),
                 tax_rate: Decimal::from(13),
+                unit: String::new(),
             })
             .collect(),
         remark: String::new(),
@@ -71,17 +72,74 @@ async fn replays_are_deduplicated(db: Db) {
     let out = s.ingest_batch(batch, &actor(), 2).await.unwrap();
     assert_eq!(out.unchanged, 50);
     assert_eq!(out.received, 0);
-    // The same order twice in one batch: the newest stamp wins, stored once.
+    // The same order twice in one batch is an error for that id, never a
+    // silent pick; the rest of the batch is stored.
     let out = s
-        .ingest_batch(vec![content(60, "2026-11-25T10:00:00"), content(60, "2026-11-25T10:00:05")], &actor(), 3)
+        .ingest_batch(
+            vec![
+                content(60, "2026-11-25T10:00:00"),
+                content(60, "2026-11-25T10:00:05"),
+                content(61, "2026-11-25T10:00:00"),
+            ],
+            &actor(),
+            3,
+        )
         .await
         .unwrap();
     assert_eq!(out.received, 1);
-    assert_eq!(
-        s.order_by_external("kingdee", "60").await.unwrap().unwrap().content.source_modified,
-        "2026-11-25T10:00:05"
-    );
+    assert_eq!(out.refused.len(), 2, "{out:?}");
+    assert!(out.refused.iter().all(|r| r.external_id == "60" && r.reason.contains("appears 2 times")), "{out:?}");
+    assert!(s.order_by_external("kingdee", "60").await.unwrap().is_none());
     assert_eq!(s.count_by_state().await.unwrap()[&OrderState::Received], 51);
+}
+
+async fn revisions_are_ordered_repaired_and_rerouted(db: Db) {
+    let s = &db.store;
+    s.ingest_batch(vec![content(1, "2026-11-25 10:00:05"), content(2, "2026-11-25 10:00:05")], &actor(), 1)
+        .await
+        .unwrap();
+    // A stale retry (older stamp) is refused and kept visible, not applied.
+    let mut stale = content(1, "2026-11-25 10:00:01");
+    stale.ship_to.street = "旧地址".into();
+    let out = s.ingest_batch(vec![stale], &actor(), 2).await.unwrap();
+    assert_eq!(out.refused.len(), 1, "{out:?}");
+    assert!(out.refused[0].reason.contains("older than the stored revision"), "{out:?}");
+    let o1 = s.order_by_external("kingdee", "1").await.unwrap().unwrap();
+    assert_ne!(o1.content.ship_to.street, "旧地址");
+    assert!(s.rejects(10).await.unwrap().iter().any(|(_, _, r)| r.contains("older than the stored revision")));
+
+    // The same stamp with different content (a torn read repaired): applied.
+    let mut whole = content(1, "2026-11-25 10:00:05");
+    let mut extra = whole.lines[0].clone();
+    extra.erp_line_id = ErpLineId("1-extra".into());
+    whole.lines.push(extra);
+    let n = whole.lines.len();
+    let out = s.ingest_batch(vec![whole.clone()], &actor(), 3).await.unwrap();
+    assert_eq!((out.updated, out.unchanged), (1, 0), "{out:?}");
+    assert_eq!(s.order_by_external("kingdee", "1").await.unwrap().unwrap().content.lines.len(), n);
+    let out = s.ingest_batch(vec![whole], &actor(), 4).await.unwrap();
+    assert_eq!(out.unchanged, 1, "a true replay is unchanged: {out:?}");
+
+    // Edited after routing, before dispatch: back to received, with why.
+    let id2 = s.order_by_external("kingdee", "2").await.unwrap().unwrap().id.unwrap();
+    s.transition(id2, OrderState::Routed, &Actor::Router, "to S1", 5).await.unwrap();
+    let mut moved = content(2, "2026-11-25 10:05:00");
+    moved.ship_to.street = "新地址 8 号".into();
+    let out = s.ingest_batch(vec![moved], &actor(), 6).await.unwrap();
+    assert_eq!((out.updated, out.rerouted), (1, 1), "{out:?}");
+    let o2 = s.order(id2).await.unwrap();
+    assert_eq!(o2.state, OrderState::Received);
+    let last = o2.history.last().unwrap();
+    assert_eq!((last.from, last.to), (Some(OrderState::Routed), OrderState::Received));
+    assert!(
+        last.reason.contains("ship-to address changed") && last.reason.contains("routing again"),
+        "{}",
+        last.reason
+    );
+    assert!(
+        s.pending_outbox(100).await.unwrap().iter().any(|(_, t, o)| t == "order.received" && *o == Some(id2.0)),
+        "the router is told"
+    );
 }
 
 async fn bad_data_is_kept_in_exception_and_retryable(db: Db) {
@@ -142,7 +200,8 @@ async fn changes_before_and_after_dispatch(db: Db) {
     let mut c3 = content(3, "t2");
     c3.remark = "noise only".into();
     let out = s.ingest_batch(vec![c1, c2.clone(), c3], &actor(), 4).await.unwrap();
-    assert_eq!((out.updated, out.raised, out.unchanged), (1, 1, 1), "{out:?}");
+    // A remark-only edit before dispatch is written too (nothing silently dropped).
+    assert_eq!((out.updated, out.raised, out.unchanged), (2, 1, 0), "{out:?}");
 
     let o1 = s.order_by_external("kingdee", "1").await.unwrap().unwrap();
     assert_eq!(o1.content.lines[0].quantity, Decimal::from(9), "undispatched: updated in place");
@@ -204,4 +263,5 @@ suite!(
     changes_before_and_after_dispatch,
     transitions_are_checked_and_atomic,
     cursors_rejects_and_big_batches,
+    revisions_are_ordered_repaired_and_rerouted,
 );

@@ -34,6 +34,12 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("order {m} not found")),
         StoreError::Transition(t) => ApiError::new(StatusCode::CONFLICT, "illegal-transition", t.to_string()),
         StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        // Nothing of the request was kept: the client must retry later.
+        StoreError::Unavailable(m) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            format!("the store cannot write right now; nothing was saved, retry later ({m})"),
+        ),
         other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", other.to_string()),
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod ids;
 pub mod order;
+pub mod revision;
 pub mod supplier;
 
 pub use ids::*;
 pub use order::*;
+pub use revision::{is_orderable, revision_cmp};
 pub use supplier::*;

@@ -35,6 +35,10 @@ pub struct OrderLine {
     pub unit_price: Decimal,
     /// Percent, e.g. 13 for 13 %.
     pub tax_rate: Decimal,
+    /// The unit of measure as the source names it (Kingdee `FUnitID`, e.g.
+    /// `Pcs`, `kg`); empty = each. Decides whether fractions are allowed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
 }
 
 /// A sales order as it came from its source, before daifa's decisions.
@@ -302,9 +306,24 @@ impl OrderContent {
                 h.update(part.as_bytes());
                 h.update([0]);
             }
+            // Only when set, so hashes stored before units existed still match.
+            if !l.unit.is_empty() {
+                h.update(l.unit.as_bytes());
+                h.update([0]);
+            }
         }
         h.update([self.cancelled as u8]);
         hex::encode(&h.finalize()[..16])
+    }
+
+    /// Hash of the whole content except the stamp: two reads of one
+    /// revision that differ (a torn read repaired, a price fixed without a
+    /// new stamp) must not be taken as "unchanged".
+    pub fn revision_hash(&self) -> String {
+        let mut c = self.clone();
+        c.source_modified.clear();
+        let text = serde_json::to_string(&c).unwrap_or_default();
+        hex::encode(&Sha256::digest(text.as_bytes())[..16])
     }
 
     /// How `newer` differs from `self` in ways a supplier cares about.
@@ -355,6 +374,7 @@ mod tests {
                 quantity: Decimal::from(2),
                 unit_price: Decimal::new(1250, 2),
                 tax_rate: Decimal::from(13),
+                unit: String::new(),
             }],
             remark: String::new(),
             source_modified: "2026-11-25T10:00:00".into(),

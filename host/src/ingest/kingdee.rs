@@ -1,141 +1,47 @@
 //! Incremental ingestion of SAL_SaleOrder by ExecuteBillQuery.
 //!
 //! Why it is shaped this way (offset paging over a changing ordering loses
-//! rows when a user edits an order mid-scan):
+//! rows when a user edits an order mid-scan; real servers cap rows per
+//! answer below what we ask; ERP clocks are wrong and in other zones):
 //! - Pages are taken by **keyset on FID** (`FID > last`, ordered by FID and
-//!   entry id, StartRow 0, Limit N). FID never changes, so edits and new
-//!   orders cannot shift rows across a page boundary.
-//! - Pages count **line rows**, so an order straddles pages: the last,
-//!   possibly partial order of a full page is dropped and re-read whole by
-//!   the next page. Every order therefore comes from one response: never torn.
-//!   An order larger than a page is read alone with StartRow paging over its
-//!   entries and checked for a single FModifyDate.
-//! - The **cursor** is a high-water mark on FModifyDate: after a full scan
-//!   that started at ERP time T, every edit stamped before `T − max skew` was
-//!   visible to it. The next scan starts at `cursor − overlap` (same-second
-//!   ties, late commits), and **dedup on (FID, FModifyDate)** makes re-reads
-//!   free of side effects.
+//!   entry id, StartRow 0). FID never changes, so edits and new orders
+//!   cannot shift rows across a page boundary.
+//! - **Only an empty answer ends a scan.** A short page proves nothing (a
+//!   server row cap below `page_size` looks the same), so the last, possibly
+//!   cut-off order of every answer is dropped and re-read whole at the start
+//!   of the next one; an order that fills an answer alone is read with
+//!   StartRow paging until an empty answer and checked for one FModifyDate.
+//!   Every stored order was read whole: never torn.
+//! - The **cursor** is the newest FModifyDate/FApproveDate of the orders
+//!   read, on the ERP's own clock: no host clock is involved, so an ERP
+//!   clock that is slow or in another zone cannot make us skip. It never
+//!   moves past the ERP's "now" measured from its `Date` header (a stamp
+//!   from the future would hide every later order). The next scan starts at
+//!   `cursor − overlap` (same-second ties, late commits).
+//! - Approval is found by **FApproveDate** as well as FModifyDate: an audit
+//!   need not touch FModifyDate.
+//! - **Dedup compares content**, not only the stamp: a re-read that differs
+//!   from what is stored (a torn order from an older version) repairs it.
+//! - The mapping is resolved and checked before anything is read (see
+//!   [`super::mapping`]); columns are found by FieldKey and each answer must
+//!   have one value per FieldKey; the first page's values must have the
+//!   shapes the mapping promises.
 //! - Each page commits in one transaction; the cursor moves only after the
 //!   whole scan, so a crash anywhere just means re-reading.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{IngestError, KnownSkus, check_skus, decimal_or_problem};
+use super::mapping::{Columns, MappingPreset, SaleOrderMapping};
+use super::{IngestError, KnownSkus, address, check_skus, decimal_or_problem};
 use crate::domain::*;
-use crate::erp::kingdee::{BillQuery, KingdeeClient};
+use crate::erp::kingdee::{BillQuery, KingdeeClient, KingdeeError};
 use crate::erp::time;
 use crate::store::{IngestOutcome, Store};
 use crate::util::now_ms;
-
-/// Which Kingdee fields hold what; every deployment differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SaleOrderMapping {
-    pub form_id: String,
-    pub fid: String,
-    pub bill_no: String,
-    pub modify_date: String,
-    pub document_status: String,
-    /// Only documents in this status are taken (C = approved).
-    pub approved_status: String,
-    /// A FilterString fragment selecting drop-ship orders (empty = all).
-    pub dropship_filter: String,
-    pub cancel_status: String,
-    pub cancelled_value: String,
-    pub customer: String,
-    pub platform_order_no: String,
-    /// The selling organisation, for routing rules.
-    pub sales_org: String,
-    /// A field naming the marketplace, for routing rules (empty = not mapped).
-    pub platform: String,
-    pub remark: String,
-    pub ship_name: String,
-    pub ship_phone: String,
-    pub ship_province: String,
-    pub ship_city: String,
-    pub ship_district: String,
-    pub ship_street: String,
-    pub ship_postcode: String,
-    pub country: String,
-    pub entry_id: String,
-    pub material: String,
-    pub quantity: String,
-    pub unit_price: String,
-    pub tax_rate: String,
-}
-
-impl Default for SaleOrderMapping {
-    fn default() -> Self {
-        SaleOrderMapping {
-            form_id: "SAL_SaleOrder".into(),
-            fid: "FID".into(),
-            bill_no: "FBillNo".into(),
-            modify_date: "FModifyDate".into(),
-            document_status: "FDocumentStatus".into(),
-            approved_status: "C".into(),
-            dropship_filter: "F_DAIFA_DropShip = '1'".into(),
-            cancel_status: "FCancelStatus".into(),
-            cancelled_value: "B".into(),
-            customer: "FCustId.FNumber".into(),
-            platform_order_no: "FNetOrderBillNo".into(),
-            sales_org: "FSaleOrgId.FNumber".into(),
-            platform: "F_DAIFA_Platform".into(),
-            remark: "FNote".into(),
-            ship_name: "F_DAIFA_ReceiverName".into(),
-            ship_phone: "F_DAIFA_ReceiverPhone".into(),
-            ship_province: "F_DAIFA_Province".into(),
-            ship_city: "F_DAIFA_City".into(),
-            ship_district: "F_DAIFA_District".into(),
-            ship_street: "FReceiveAddress".into(),
-            ship_postcode: "F_DAIFA_Postcode".into(),
-            country: "CN".into(),
-            entry_id: "FSaleOrderEntry_FEntryID".into(),
-            material: "FMaterialId.FNumber".into(),
-            quantity: "FQty".into(),
-            unit_price: "FTaxPrice".into(),
-            tax_rate: "FEntryTaxRate".into(),
-        }
-    }
-}
-
-impl SaleOrderMapping {
-    fn keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = [
-            &self.fid,
-            &self.bill_no,
-            &self.modify_date,
-            &self.cancel_status,
-            &self.customer,
-            &self.platform_order_no,
-            &self.remark,
-            &self.ship_name,
-            &self.ship_phone,
-            &self.ship_province,
-            &self.ship_city,
-            &self.ship_district,
-            &self.ship_street,
-            &self.ship_postcode,
-            &self.entry_id,
-            &self.material,
-            &self.quantity,
-            &self.unit_price,
-            &self.tax_rate,
-            &self.sales_org,
-        ]
-        .into_iter()
-        .map(String::as_str)
-        .collect();
-        // The marketplace field is a deployment's custom field: optional.
-        if !self.platform.is_empty() {
-            keys.push(&self.platform);
-        }
-        keys
-    }
-}
 
 /// Poller settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,7 +58,10 @@ pub struct KingdeeIngestConfig {
     pub erp_utc_offset_secs: i64,
     /// Where the first scan starts.
     pub initial_cursor: String,
-    pub mapping: SaleOrderMapping,
+    /// Which fields the mapping starts from (`custom-fields` or `standard`).
+    pub preset: MappingPreset,
+    /// Per-field overrides of the preset (`ship_name = "F_XX_Receiver"`).
+    pub mapping: BTreeMap<String, String>,
     /// Seconds between polls when run as a service.
     pub interval_secs: u64,
 }
@@ -166,7 +75,8 @@ impl Default for KingdeeIngestConfig {
             max_clock_skew_secs: 120,
             erp_utc_offset_secs: 8 * 3600,
             initial_cursor: "2000-01-01 00:00:00".into(),
-            mapping: SaleOrderMapping::default(),
+            preset: MappingPreset::CustomFields,
+            mapping: BTreeMap::new(),
             interval_secs: 30,
         }
     }
@@ -181,6 +91,8 @@ pub struct ScanReport {
     pub outcome: IngestOutcome,
     pub cursor_before: String,
     pub cursor_after: String,
+    /// The ERP host's clock minus ours (seconds), from its `Date` header.
+    pub erp_clock_offset_secs: Option<i64>,
 }
 
 /// A hook run after each page is fetched and before it is committed: tests
@@ -194,6 +106,12 @@ pub struct KingdeeIngester {
     cfg: KingdeeIngestConfig,
     known_skus: Option<KnownSkus>,
     before_commit: Option<BeforeCommit>,
+}
+
+/// The mapping of one scan and where its columns are.
+struct Plan {
+    m: SaleOrderMapping,
+    cols: Columns,
 }
 
 impl KingdeeIngester {
@@ -213,149 +131,239 @@ impl KingdeeIngester {
         self
     }
 
-    fn base_filter(&self, since: &str) -> String {
-        let m = &self.cfg.mapping;
-        let mut f = format!("{} = '{}' AND {} >= '{since}'", m.document_status, m.approved_status, m.modify_date);
+    /// The resolved, checked mapping (see [`SaleOrderMapping::resolve`]).
+    pub fn mapping(&self) -> Result<SaleOrderMapping, IngestError> {
+        SaleOrderMapping::resolve(self.cfg.preset, &self.cfg.mapping).map_err(IngestError::Mapping)
+    }
+
+    fn base_filter(m: &SaleOrderMapping, since: &str) -> String {
+        // An order audited without a new FModifyDate still has a new
+        // FApproveDate: take either.
+        let changed = if m.approve_date.is_empty() {
+            format!("{} >= '{since}'", m.modify_date)
+        } else {
+            format!("({} >= '{since}' OR {} >= '{since}')", m.modify_date, m.approve_date)
+        };
+        let mut f = format!("{} = '{}' AND {changed}", m.document_status, m.approved_status);
         if !m.dropship_filter.trim().is_empty() {
             f.push_str(&format!(" AND ({})", m.dropship_filter));
         }
         f
     }
 
-    fn query(&self, filter: String, start_row: i64) -> BillQuery {
-        let m = &self.cfg.mapping;
-        BillQuery {
-            form_id: m.form_id.clone(),
-            field_keys: m.keys().join(","),
+    /// One query; an unknown field is a mapping error naming our field, and
+    /// rows must have exactly one value per FieldKey.
+    async fn fetch(&self, p: &Plan, filter: String, start_row: i64) -> Result<Vec<Vec<Value>>, IngestError> {
+        let q = BillQuery {
+            form_id: p.m.form_id.clone(),
+            field_keys: p.cols.keys.join(","),
             filter_string: filter,
-            order_string: format!("{} ASC, {} ASC", m.fid, m.entry_id),
+            order_string: format!("{} ASC, {} ASC", p.m.fid, p.m.entry_id),
             top_row_count: 0,
             start_row,
             limit: self.cfg.page_size,
             sub_system_id: String::new(),
+        };
+        let rows = match self.client.execute_bill_query(&q).await {
+            Ok(rows) => rows,
+            Err(KingdeeError::Data { code: 9, field, message }) => {
+                let named = p.cols.keys.iter().find(|k| message.contains(k.as_str()) || field.as_deref() == Some(k));
+                let what = match named.and_then(|k| p.cols.field_of(k).map(|f| (f, k))) {
+                    Some((f, k)) => format!("mapping.{f}: the ERP has no field `{k}`"),
+                    None => "mapping or dropship_filter names a field the ERP does not have".to_string(),
+                };
+                return Err(IngestError::Mapping(format!("{what} (MsgCode 9: {message})")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(bad) = rows.iter().find(|r| r.len() != p.cols.keys.len()) {
+            return Err(IngestError::Mapping(format!(
+                "the ERP answered {} values for {} FieldKeys ({}); refusing to guess which is which",
+                bad.len(),
+                p.cols.keys.len(),
+                p.cols.keys.join(",")
+            )));
         }
+        Ok(rows)
     }
 
-    /// One full scan from the cursor; commits page by page, then moves the cursor.
+    /// One full scan from the cursor; commits order by order page, then
+    /// moves the cursor to the newest stamp of the orders it read whole.
     pub async fn scan(&self) -> Result<ScanReport, IngestError> {
+        let m = self.mapping()?;
+        let p = Plan { cols: m.columns(), m };
         let source = self.cfg.source.as_str();
         let cursor = self.store.cursor(source).await?.unwrap_or_else(|| self.cfg.initial_cursor.clone());
         let hw = time::parse(&cursor)
             .ok_or_else(|| IngestError::Input(format!("stored cursor `{cursor}` is not a time")))?;
-        let scan_started = time::now(self.cfg.erp_utc_offset_secs);
         let since = time::format(hw - self.cfg.overlap_secs);
-        let base = self.base_filter(&since);
+        let base = Self::base_filter(&p.m, &since);
+        let fid_key = p.m.fid.clone();
         let mut report = ScanReport { cursor_before: cursor.clone(), ..Default::default() };
         let mut last_fid: i64 = 0;
+        let mut newest = hw;
         loop {
-            let rows = self
-                .client
-                .execute_bill_query(&self.query(format!("{base} AND {} > {last_fid}", self.cfg.mapping.fid), 0))
-                .await?;
+            let rows = self.fetch(&p, format!("{base} AND {fid_key} > {last_fid}"), 0).await?;
             report.pages += 1;
             report.rows += rows.len();
+            // Only an empty answer ends a scan: a short page may just be a
+            // server's row cap below our page size.
             if rows.is_empty() {
                 break;
             }
-            let full = rows.len() as i64 >= self.cfg.page_size;
-            let mut groups = group_by_fid(rows);
-            if full && groups.len() == 1 {
-                // One order larger than a page: read it alone.
-                let fid = groups[0].0;
-                groups = vec![(fid, self.whole_order(&base, fid).await?)];
-            } else if full {
-                // The last order may continue on the next page: read it there, whole.
-                groups.pop();
+            if report.pages == 1 {
+                check_shapes(&p, &rows)?;
             }
+            let mut groups = group_by_fid(rows, p.cols.get("fid").unwrap_or(0))?;
+            let Some(last) = groups.pop() else { break };
+            if groups.is_empty() {
+                // One order fills the whole answer: read the rest of it.
+                groups.push((last.0, self.whole_order(&p, &base, last.0, last.1).await?));
+            }
+            // Otherwise the last order may have been cut off by the page or
+            // a row cap: the next query starts with it and reads it whole.
             let Some(&(next_fid, _)) = groups.last() else { break };
-            let contents: Vec<OrderContent> = groups.iter().map(|(_, rows)| self.content(rows)).collect();
+            let contents: Vec<OrderContent> = groups.iter().map(|(_, rows)| self.content(&p, rows)).collect();
+            for (_, rows) in &groups {
+                newest = newest.max(self.stamp_of(&p, &rows[0]));
+            }
             report.orders += contents.len();
             if let Some(hook) = &self.before_commit {
                 hook(report.pages);
             }
             let out = self.store.ingest_batch(contents, &Actor::Ingest(source.to_string()), now_ms()).await?;
-            add(&mut report.outcome, &out);
+            report.outcome.add(&out);
             last_fid = next_fid;
-            if !full {
-                break;
-            }
         }
-        let new_hw = hw.max(scan_started - self.cfg.max_clock_skew_secs);
+        report.erp_clock_offset_secs = self.client.erp_clock_offset();
+        let new_hw = hw.max(self.clamp_to_erp_clock(newest));
         report.cursor_after = time::format(new_hw);
         self.store.set_cursor(source, &report.cursor_after, now_ms()).await?;
         Ok(report)
     }
 
-    /// All line rows of one order, by StartRow paging over its entries,
-    /// retried until they agree on one FModifyDate.
-    async fn whole_order(&self, base: &str, fid: i64) -> Result<Vec<Vec<Value>>, IngestError> {
+    /// The newest of an order's modify and approve stamps (ERP local time).
+    fn stamp_of(&self, p: &Plan, r: &[Value]) -> time::NaiveSecs {
+        let at = |f: &str| p.cols.get(f).and_then(|i| time::parse(&cell(r, i))).unwrap_or(i64::MIN);
+        at("modify_date").max(at("approve_date"))
+    }
+
+    /// The cursor never moves past the ERP's own "now" (as measured from its
+    /// `Date` header, in its time zone): a stamp from the future (a wrong
+    /// app-server clock, a wrong `erp_utc_offset_secs`) would otherwise make
+    /// every later order look old.
+    fn clamp_to_erp_clock(&self, newest: time::NaiveSecs) -> time::NaiveSecs {
+        let Some(offset) = self.client.erp_clock_offset() else { return newest };
+        let erp_now = time::now(self.cfg.erp_utc_offset_secs + offset);
+        if newest > erp_now + self.cfg.max_clock_skew_secs {
+            tracing::warn!(
+                newest = %time::format(newest),
+                erp_now = %time::format(erp_now),
+                "orders are stamped after the ERP's own clock; check erp_utc_offset_secs. Re-reading from the ERP's now"
+            );
+            return erp_now;
+        }
+        newest
+    }
+
+    /// All line rows of one order: `first` and then StartRow paging until an
+    /// empty answer, retried until they agree on one stamp.
+    async fn whole_order(
+        &self,
+        p: &Plan,
+        base: &str,
+        fid: i64,
+        first: Vec<Vec<Value>>,
+    ) -> Result<Vec<Vec<Value>>, IngestError> {
+        let filter = format!("{base} AND {} = {fid}", p.m.fid);
+        let mut rows = first;
         for _attempt in 0..5 {
-            let mut rows = Vec::new();
-            let mut start = 0;
             loop {
-                let page = self
-                    .client
-                    .execute_bill_query(&self.query(format!("{base} AND {} = {fid}", self.cfg.mapping.fid), start))
-                    .await?;
-                let n = page.len() as i64;
-                rows.extend(page);
-                if n < self.cfg.page_size {
+                let page = self.fetch(p, filter.clone(), rows.len() as i64).await?;
+                if page.is_empty() {
                     break;
                 }
-                start += n;
+                rows.extend(page);
             }
-            let stamps: std::collections::HashSet<String> = rows.iter().map(|r| cell(r, 2)).collect();
+            let col = p.cols.get("modify_date").unwrap_or(0);
+            let stamps: std::collections::HashSet<String> = rows.iter().map(|r| cell(r, col)).collect();
             if stamps.len() <= 1 {
                 return Ok(rows);
             }
             tracing::info!(fid, "order changed while being read; reading it again");
+            rows = Vec::new();
         }
         Err(IngestError::Input(format!("order FID {fid} kept changing while being read")))
     }
 
     /// One order's rows → content (problems recorded, never dropped).
-    fn content(&self, rows: &[Vec<Value>]) -> OrderContent {
+    fn content(&self, p: &Plan, rows: &[Vec<Value>]) -> OrderContent {
         let h = &rows[0];
-        let m = &self.cfg.mapping;
+        let m = &p.m;
+        let get = |r: &[Value], f: &str| p.cols.get(f).map(|i| cell(r, i)).unwrap_or_default();
         let mut problems = Vec::new();
         let lines = rows
             .iter()
             .map(|r| {
-                let id = cell(r, 14);
+                let id = get(r, "entry_id");
                 OrderLine {
-                    quantity: decimal_or_problem(&cell(r, 16), &format!("line {id} {}", m.quantity), &mut problems),
-                    unit_price: decimal_or_problem(&cell(r, 17), &format!("line {id} {}", m.unit_price), &mut problems),
+                    quantity: decimal_or_problem(
+                        &get(r, "quantity"),
+                        &format!("line {id} {}", m.quantity),
+                        &mut problems,
+                    ),
+                    unit_price: decimal_or_problem(
+                        &get(r, "unit_price"),
+                        &format!("line {id} {}", m.unit_price),
+                        &mut problems,
+                    ),
                     tax_rate: decimal_or_problem(
-                        &or_zero(cell(r, 18)),
+                        &or_zero(get(r, "tax_rate")),
                         &format!("line {id} {}", m.tax_rate),
                         &mut problems,
                     ),
                     erp_line_id: ErpLineId(id),
-                    sku: Sku(cell(r, 15)),
+                    sku: Sku(get(r, "material")),
+                    unit: get(r, "unit"),
                 }
             })
             .collect();
+        let ship_to = if m.ship_address.is_empty() {
+            ShipTo {
+                name: get(h, "ship_name"),
+                phone: get(h, "ship_phone"),
+                province: get(h, "ship_province"),
+                city: get(h, "ship_city"),
+                district: get(h, "ship_district"),
+                street: get(h, "ship_street"),
+                postcode: get(h, "ship_postcode"),
+                country: m.country.clone(),
+            }
+        } else {
+            let a = address::split(&get(h, "ship_address"));
+            ShipTo {
+                name: get(h, "ship_name"),
+                phone: get(h, "ship_phone"),
+                province: a.province,
+                city: a.city,
+                district: a.district,
+                street: a.street,
+                postcode: get(h, "ship_postcode"),
+                country: m.country.clone(),
+            }
+        };
         let mut c = OrderContent {
             source: Source(self.cfg.source.clone()),
-            external_id: ExternalId(cell(h, 0)),
-            bill_no: BillNo(cell(h, 1)),
-            source_modified: cell(h, 2),
-            cancelled: cell(h, 3) == m.cancelled_value,
-            customer: cell(h, 4),
-            sales_org: cell(h, 19),
-            platform: if m.platform.is_empty() { String::new() } else { cell(h, 20) },
-            platform_order_no: Some(cell(h, 5)).filter(|s| !s.is_empty()),
-            remark: cell(h, 6),
-            ship_to: ShipTo {
-                name: cell(h, 7),
-                phone: cell(h, 8),
-                province: cell(h, 9),
-                city: cell(h, 10),
-                district: cell(h, 11),
-                street: cell(h, 12),
-                postcode: cell(h, 13),
-                country: m.country.clone(),
-            },
+            external_id: ExternalId(get(h, "fid")),
+            bill_no: BillNo(get(h, "bill_no")),
+            source_modified: get(h, "modify_date"),
+            cancelled: !m.cancel_status.is_empty() && get(h, "cancel_status") == m.cancelled_value,
+            customer: get(h, "customer"),
+            sales_org: get(h, "sales_org"),
+            platform: get(h, "platform"),
+            platform_order_no: Some(get(h, "platform_order_no")).filter(|s| !s.is_empty()),
+            remark: get(h, "remark"),
+            ship_to,
             lines,
             intake_problems: problems,
         };
@@ -387,11 +395,20 @@ impl KingdeeIngester {
     }
 }
 
-fn group_by_fid(rows: Vec<Vec<Value>>) -> Vec<(i64, Vec<Vec<Value>>)> {
-    let mut out: Vec<(i64, Vec<Vec<Value>>)> = Vec::new();
+/// Rows grouped by order, in answer order. A FID that is not an integer
+/// cannot be paged past: that is a mapping error, not a bad order.
+/// One query row.
+type Row = Vec<Value>;
+
+fn group_by_fid(rows: Vec<Row>, col: usize) -> Result<Vec<(i64, Vec<Row>)>, IngestError> {
+    let mut out: Vec<(i64, Vec<Row>)> = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
     for r in rows {
-        let fid = r.first().and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0);
+        let v = r.get(col).cloned().unwrap_or(Value::Null);
+        let fid = v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| IngestError::Mapping(format!("mapping.fid: `{v}` is not a document id (an integer)")))?;
         match index.get(&fid) {
             Some(&i) => out[i].1.push(r),
             None => {
@@ -400,7 +417,41 @@ fn group_by_fid(rows: Vec<Vec<Value>>) -> Vec<(i64, Vec<Vec<Value>>)> {
             }
         }
     }
-    out
+    Ok(out)
+}
+
+/// The first page's values must have the shapes the mapping promises; when
+/// *every* row (of at least three) fails one field, the mapping points at
+/// the wrong field: stop before storing anything rather than fill the store
+/// with exceptions. One bad order alone still becomes an exception.
+fn check_shapes(p: &Plan, rows: &[Vec<Value>]) -> Result<(), IngestError> {
+    type Check = (&'static str, fn(&str) -> bool, &'static str);
+    let checks: [Check; 6] = [
+        ("modify_date", |s| time::parse(s).is_some(), "a date-time"),
+        ("entry_id", |s| s.trim().parse::<i64>().is_ok(), "an entry id (an integer)"),
+        ("quantity", is_decimal, "a number"),
+        ("unit_price", is_decimal, "a number"),
+        ("tax_rate", |s| s.trim().is_empty() || is_decimal(s), "a number"),
+        ("document_status", |s| s.trim().chars().count() == 1, "a one-letter status"),
+    ];
+    for (field, ok, what) in checks {
+        let Some(col) = p.cols.get(field) else { continue };
+        let bad: Vec<String> = rows.iter().map(|r| cell(r, col)).filter(|v| !ok(v)).collect();
+        let all_bad = bad.len() == rows.len() && (rows.len() >= 3 || field == "modify_date");
+        if all_bad && let Some(example) = bad.first() {
+            return Err(IngestError::Mapping(format!(
+                "mapping.{field} (`{}`): none of {} rows holds {what}, e.g. `{example}`",
+                p.cols.keys[col],
+                rows.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn is_decimal(s: &str) -> bool {
+    let t = s.trim();
+    rust_decimal::Decimal::from_str_exact(t).is_ok() || rust_decimal::Decimal::from_scientific(t).is_ok()
 }
 
 fn cell(r: &[Value], i: usize) -> String {
@@ -413,12 +464,4 @@ fn cell(r: &[Value], i: usize) -> String {
 
 fn or_zero(s: String) -> String {
     if s.trim().is_empty() { "0".into() } else { s }
-}
-
-fn add(total: &mut IngestOutcome, o: &IngestOutcome) {
-    total.received += o.received;
-    total.exceptions += o.exceptions;
-    total.updated += o.updated;
-    total.unchanged += o.unchanged;
-    total.raised += o.raised;
 }

@@ -5,8 +5,10 @@
 //! Owns: reading sources and turning their rows into `OrderContent`.
 //! May call: `erp`, `store`, `domain`.
 
+pub mod address;
 pub mod csv;
 pub mod kingdee;
+pub mod mapping;
 pub mod rest;
 
 use std::collections::HashSet;
@@ -27,6 +29,9 @@ pub enum IngestError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Input(String),
+    /// The field mapping is wrong; nothing was stored. Fix the config.
+    #[error("kingdee mapping: {0}")]
+    Mapping(String),
 }
 
 /// Parses a decimal the way ERPs and spreadsheets write them; on failure

@@ -77,6 +77,7 @@ impl OrderIn {
                     ),
                     erp_line_id: ErpLineId(id),
                     sku: Sku(l.sku),
+                    unit: String::new(),
                 }
             })
             .collect();

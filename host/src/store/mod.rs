@@ -8,15 +8,18 @@
 mod orders;
 mod outbox;
 mod routing;
+mod tx;
 
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use orders::{IngestOutcome, OrderSummary};
+pub use orders::{IngestOutcome, OrderSummary, Refusal};
 pub use outbox::OutboxRow;
 pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
+pub use tx::StoreHealth;
+use tx::{HealthCell, Tx};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +32,11 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+    /// The store cannot write right now (disk full, read-only, unreachable);
+    /// nothing of the failed operation was kept. Retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}` (use sqlite:PATH or postgres://...)")]
@@ -44,6 +51,30 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if tx::is_unavailable(&e) { StoreError::Unavailable(e.to_string()) } else { StoreError::Db(e) }
+    }
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (a storage fault, not bad data).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// SQLite's `synchronous` setting (WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync at every commit: a confirmed order survives power loss.
+    Full,
+    /// fsync at checkpoints: survives a process crash, may lose the last
+    /// commits on power loss. Faster for bulk loads.
+    Normal,
+}
+
 /// Connection settings.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,11 +84,18 @@ pub struct StoreConfig {
     /// PostgreSQL schema to use (created if missing); isolates deployments and tests.
     pub schema: Option<String>,
     pub max_connections: u32,
+    /// SQLite only: `full` (default; durable on power loss) or `normal`.
+    pub sqlite_synchronous: SqliteSync,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite:daifa-data/daifa.db".into(), schema: None, max_connections: 8 }
+        StoreConfig {
+            url: "sqlite:daifa-data/daifa.db".into(),
+            schema: None,
+            max_connections: 8,
+            sqlite_synchronous: SqliteSync::Full,
+        }
     }
 }
 
@@ -69,6 +107,7 @@ pub struct Store {
     /// SQLite has one writer; taking turns here avoids lock-upgrade failures
     /// (`SQLITE_BUSY`) when a read-then-write transaction meets another.
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    health: std::sync::Arc<HealthCell>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -113,6 +152,10 @@ impl Store {
             pool.close().await;
         }
         let schema = cfg.schema.clone();
+        let sync = match cfg.sqlite_synchronous {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { cfg.max_connections.min(4) } else { cfg.max_connections })
             .acquire_timeout(Duration::from_secs(10))
@@ -121,10 +164,10 @@ impl Store {
                 Box::pin(async move {
                     match backend {
                         Backend::Sqlite => {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                            )))
                             .await?;
                         }
                         Backend::Postgres => {
@@ -140,7 +183,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Store { pool, backend, write_lock: Default::default() })
+        Ok(Store { pool, backend, write_lock: Default::default(), health: Default::default() })
     }
 
     /// Applies embedded migrations that have not run yet.
@@ -167,6 +210,42 @@ impl Store {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// Starts a write transaction (see [`tx`] for why not sqlx's).
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Tx::begin(&self.pool, self.backend).await
+    }
+
+    /// Whether the store could write at its last attempt; for readiness
+    /// checks and metrics.
+    pub fn health(&self) -> StoreHealth {
+        self.health.get()
+    }
+
+    /// Records a write's outcome in [`Store::health`] and passes it on.
+    fn observed<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.health.observe(&r);
+        r
+    }
+
+    /// Tries a small write (a probe row) and reports whether it committed;
+    /// readiness checks call this when the store was last seen unwritable.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let r = async {
+            let _w = self.writer().await;
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO ingest_cursors (source, value, updated_at) VALUES ('~probe', '', $1) \
+                 ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
+            )
+            .bind(crate::util::now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        self.observed(r)
     }
 
     pub async fn close(&self) {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row};
 
 use super::{Store, StoreError, placeholders};
 use crate::domain::*;
@@ -25,10 +25,41 @@ pub struct IngestOutcome {
     pub exceptions: usize,
     /// Known orders whose content changed before dispatch (updated in place).
     pub updated: usize,
-    /// Known orders seen again with the same modification stamp (overlap / replay).
+    /// Known orders seen again with the same stamp and content (overlap / replay).
     pub unchanged: usize,
     /// Dispatched orders changed in the ERP in a way that matters: raised as exceptions.
     pub raised: usize,
+    /// Routed orders changed before dispatch: back to `received` to be routed again.
+    #[serde(default)]
+    pub rerouted: usize,
+    /// Revisions not applied (older than the stored one, or an id twice in
+    /// one batch), each with the reason; also kept in `ingest_rejects`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+}
+
+/// A revision the store did not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub external_id: String,
+    pub reason: String,
+}
+
+impl IngestOutcome {
+    fn refuse(&mut self, c: &OrderContent, reason: String) {
+        self.refused.push(Refusal { external_id: c.external_id.to_string(), reason });
+    }
+
+    /// Adds another batch's counts and refusals to these.
+    pub fn add(&mut self, o: &IngestOutcome) {
+        self.received += o.received;
+        self.exceptions += o.exceptions;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.raised += o.raised;
+        self.rerouted += o.rerouted;
+        self.refused.extend(o.refused.iter().cloned());
+    }
 }
 
 /// One row of an order listing.
@@ -46,20 +77,47 @@ struct Known {
     id: i64,
     source_modified: String,
     content_hash: String,
+    revision_hash: String,
     state: OrderState,
+}
+
+impl Known {
+    /// The same revision read again: same stamp and the same whole content.
+    /// Rows stored before whole-content hashes existed compare on the
+    /// material hash.
+    fn same_revision(&self, c: &OrderContent) -> bool {
+        self.source_modified == c.source_modified
+            && if self.revision_hash.is_empty() {
+                self.content_hash == c.content_hash()
+            } else {
+                self.revision_hash == c.revision_hash()
+            }
+    }
 }
 
 const ORDER_COLS: &str = "source, external_id, bill_no, platform_order_no, customer, sales_org, platform, \
     ship_name, ship_phone, ship_province, ship_city, ship_district, ship_street, ship_postcode, ship_country, remark, \
-    source_modified, cancelled, content_hash, state, state_reason, created_at, updated_at";
-const ORDER_NCOLS: usize = 23;
+    source_modified, cancelled, content_hash, revision_hash, state, state_reason, created_at, updated_at";
+const ORDER_NCOLS: usize = 24;
 
 impl Store {
-    /// Upserts a batch of orders from one source in one transaction:
-    /// new ones are inserted (received, or exception with the reason), ones
-    /// seen with the same modification stamp are skipped, changed ones are
-    /// updated — or raised as exceptions if already dispatched.
+    /// Upserts a batch of orders in one transaction: new ones are inserted
+    /// (received, or exception with the reason); a known one is skipped when
+    /// its stamp and whole content are unchanged, refused when its stamp is
+    /// older than the stored one, and otherwise updated — re-routed if it was
+    /// routed, raised as an exception if a supplier already has it. An id
+    /// that appears twice in one batch is refused, never silently picked.
     pub async fn ingest_batch(
+        &self,
+        batch: Vec<OrderContent>,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let r = self.ingest_batch_inner(batch, actor, now).await;
+        self.observed(r)
+    }
+
+    async fn ingest_batch_inner(
         &self,
         batch: Vec<OrderContent>,
         actor: &Actor,
@@ -69,35 +127,47 @@ impl Store {
         if batch.is_empty() {
             return Ok(out);
         }
-        // The newest revision of each order wins within a batch.
-        let mut latest: HashMap<(Source, ExternalId), OrderContent> = HashMap::with_capacity(batch.len());
-        for c in batch {
-            let key = (c.source.clone(), c.external_id.clone());
-            match latest.get(&key) {
-                Some(prev) if prev.source_modified >= c.source_modified => {}
-                _ => {
-                    latest.insert(key, c);
-                }
-            }
+        let mut count: HashMap<(Source, ExternalId), usize> = HashMap::with_capacity(batch.len());
+        for c in &batch {
+            *count.entry((c.source.clone(), c.external_id.clone())).or_default() += 1;
         }
         let mut by_source: BTreeMap<Source, Vec<OrderContent>> = BTreeMap::new();
-        for ((source, _), c) in latest {
-            by_source.entry(source).or_default().push(c);
+        for c in batch {
+            let n = count.get(&(c.source.clone(), c.external_id.clone())).copied().unwrap_or(1);
+            if n > 1 {
+                out.refuse(
+                    &c,
+                    format!("external_id {} appears {n} times in one batch; send one revision", c.external_id),
+                );
+                continue;
+            }
+            by_source.entry(c.source.clone()).or_default().push(c);
         }
 
         let pos = self.positional();
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (source, mut contents) in by_source {
             contents.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             for chunk in contents.chunks(CHUNK) {
                 let known = load_known(&mut tx, &source, chunk, pos).await?;
                 let mut fresh = Vec::new();
                 for c in chunk {
-                    match known.get(c.external_id.as_str()) {
-                        None => fresh.push(SalesOrder::receive(c.clone(), actor, now)),
-                        Some(k) if k.source_modified == c.source_modified => out.unchanged += 1,
-                        Some(k) => apply_revision(&mut tx, k, c, actor, now, &mut out, pos).await?,
+                    let Some(k) = known.get(c.external_id.as_str()) else {
+                        fresh.push(SalesOrder::receive(c.clone(), actor, now));
+                        continue;
+                    };
+                    match revision_cmp(&k.source_modified, &c.source_modified) {
+                        Some(std::cmp::Ordering::Less) => {
+                            let reason = format!(
+                                "revision {} is older than the stored revision {}; not applied",
+                                c.source_modified, k.source_modified
+                            );
+                            reject(&mut tx, source.as_str(), c, &reason, now).await?;
+                            out.refuse(c, reason);
+                        }
+                        _ if k.same_revision(c) => out.unchanged += 1,
+                        _ => apply_revision(&mut tx, k, c, actor, now, &mut out, pos).await?,
                     }
                 }
                 insert_new(&mut tx, &fresh, now, &mut out, pos).await?;
@@ -136,19 +206,13 @@ impl Store {
             };
             let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
             for l in bind_all(format!(
-                "SELECT order_id, erp_line_id, sku, quantity, unit_price, tax_rate FROM order_lines \
+                "SELECT order_id, erp_line_id, sku, quantity, unit_price, tax_rate, unit FROM order_lines \
                  WHERE order_id IN ({list}) ORDER BY order_id, line_no"
             ))
             .fetch_all(&self.pool)
             .await?
             {
-                lines.entry(l.try_get("order_id")?).or_default().push(OrderLine {
-                    erp_line_id: ErpLineId(l.try_get("erp_line_id")?),
-                    sku: Sku(l.try_get("sku")?),
-                    quantity: dec(l.try_get("quantity")?)?,
-                    unit_price: dec(l.try_get("unit_price")?)?,
-                    tax_rate: dec(l.try_get("tax_rate")?)?,
-                });
+                lines.entry(l.try_get("order_id")?).or_default().push(line_from_row(&l)?);
             }
             for r in bind_all(format!("SELECT id, {ORDER_COLS} FROM sales_orders WHERE id IN ({list}) ORDER BY id"))
                 .fetch_all(&self.pool)
@@ -189,21 +253,14 @@ impl Store {
     async fn hydrate(&self, row: AnyRow) -> Result<SalesOrder, StoreError> {
         let id: i64 = row.try_get("id")?;
         let lines = sqlx::query(
-            "SELECT erp_line_id, sku, quantity, unit_price, tax_rate FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            "SELECT erp_line_id, sku, quantity, unit_price, tax_rate, unit FROM order_lines WHERE order_id = $1 \
+             ORDER BY line_no",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|l| {
-            Ok(OrderLine {
-                erp_line_id: ErpLineId(l.try_get("erp_line_id")?),
-                sku: Sku(l.try_get("sku")?),
-                quantity: dec(l.try_get("quantity")?)?,
-                unit_price: dec(l.try_get("unit_price")?)?,
-                tax_rate: dec(l.try_get("tax_rate")?)?,
-            })
-        })
+        .map(line_from_row)
         .collect::<Result<Vec<_>, StoreError>>()?;
         let history = sqlx::query(
             "SELECT from_state, to_state, actor, reason, at FROM order_history WHERE order_id = $1 ORDER BY id",
@@ -242,11 +299,23 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<SalesOrder, StoreError> {
+        let r = self.transition_inner(id, to, actor, reason, now).await;
+        self.observed(r)
+    }
+
+    async fn transition_inner(
+        &self,
+        id: OrderId,
+        to: OrderState,
+        actor: &Actor,
+        reason: &str,
+        now: i64,
+    ) -> Result<SalesOrder, StoreError> {
         let mut order = self.order(id).await?;
         let from = order.state;
         order.transition(to, actor, reason, now)?;
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
         )
@@ -265,9 +334,22 @@ impl Store {
         Ok(order)
     }
 
-    /// Replaces an order's data (an operator's fix) and, if it was in
-    /// exception and is now valid, returns it to `received`.
+    /// Replaces an order's data (an operator's fix). In exception and now
+    /// valid, the order returns to `received`; routed or on hold with a
+    /// material change, it goes back to `received` to be routed again; if
+    /// the new data has problems it goes to exception. One transaction.
     pub async fn fix_content(
+        &self,
+        id: OrderId,
+        content: OrderContent,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<SalesOrder, StoreError> {
+        let r = self.fix_content_inner(id, content, actor, now).await;
+        self.observed(r)
+    }
+
+    async fn fix_content_inner(
         &self,
         id: OrderId,
         content: OrderContent,
@@ -278,15 +360,46 @@ impl Store {
         if order.state.is_dispatched() {
             return Err(StoreError::Conflict(format!("{id} is already dispatched; its data can no longer be edited")));
         }
-        {
-            let _w = self.writer().await;
-            let mut tx = self.pool.begin().await?;
-            write_content(&mut tx, id.0, &content, now, self.positional()).await?;
-            tx.commit().await?;
+        if order.state == OrderState::Cancelled {
+            return Err(StoreError::Conflict(format!("{id} is cancelled; its data can no longer be edited")));
         }
         let problems = content.problems();
-        if order.state == OrderState::Exception && problems.is_empty() {
-            return self.transition(id, OrderState::Received, actor, "data fixed; retrying", now).await;
+        let material = order.content.content_hash() != content.content_hash();
+        let next = if !problems.is_empty() {
+            Some((OrderState::Exception, problems.join("; ")))
+        } else if order.state == OrderState::Exception {
+            Some((OrderState::Received, "data fixed; retrying".to_string()))
+        } else if material && matches!(order.state, OrderState::Routed | OrderState::OnHold) {
+            let changes = order.content.material_changes(&content).join(", ");
+            Some((OrderState::Received, format!("data fixed by an operator ({changes}); routing again")))
+        } else {
+            None
+        };
+        {
+            let _w = self.writer().await;
+            let mut tx = self.begin_write().await?;
+            // Compare-and-set on the state read above: a router or poller
+            // that moved the order meanwhile makes this a conflict, not a
+            // silent overwrite.
+            let same = sqlx::query("UPDATE sales_orders SET updated_at = $1 WHERE id = $2 AND state = $3")
+                .bind(now)
+                .bind(id.0)
+                .bind(order.state.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if same.rows_affected() != 1 {
+                return Err(StoreError::Conflict(id.to_string()));
+            }
+            write_content(&mut tx, id.0, &content, now, self.positional()).await?;
+            match next {
+                Some((to, reason)) if to != order.state && order.state.can_go_to(to) => {
+                    set_state(&mut tx, id.0, to, &reason, now).await?;
+                    record(&mut tx, id.0, Some(order.state), to, &actor.to_string(), &reason, now).await?;
+                }
+                Some((to, reason)) if to == order.state => set_state(&mut tx, id.0, to, &reason, now).await?,
+                _ => {}
+            }
+            tx.commit().await?;
         }
         self.order(id).await
     }
@@ -364,7 +477,7 @@ impl Store {
     /// Moves the ingest cursor of `source`.
     pub async fn set_cursor(&self, source: &str, value: &str, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        sqlx::query(
+        let r = sqlx::query(
             "INSERT INTO ingest_cursors (source, value, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
@@ -372,8 +485,10 @@ impl Store {
         .bind(value)
         .bind(now)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from);
+        self.observed(r)
     }
 
     /// Keeps a row that could not become an order at all (no usable id), so
@@ -410,7 +525,7 @@ impl Store {
 }
 
 async fn load_known(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut super::Tx,
     source: &Source,
     chunk: &[OrderContent],
     pos: bool,
@@ -418,7 +533,7 @@ async fn load_known(
     let list = (0..chunk.len()).map(|i| super::ph(pos, i + 2)).collect::<Vec<_>>().join(", ");
     let first = super::ph(pos, 1);
     let sql = format!(
-        "SELECT id, external_id, source_modified, content_hash, state FROM sales_orders \
+        "SELECT id, external_id, source_modified, content_hash, revision_hash, state FROM sales_orders \
          WHERE source = {first} AND external_id IN ({list})"
     );
     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(source.as_str());
@@ -433,6 +548,7 @@ async fn load_known(
                 id: r.try_get("id")?,
                 source_modified: r.try_get("source_modified")?,
                 content_hash: r.try_get("content_hash")?,
+                revision_hash: r.try_get("revision_hash")?,
                 state: state(&r.try_get::<String, _>("state")?)?,
             },
         );
@@ -440,9 +556,10 @@ async fn load_known(
     Ok(known)
 }
 
-/// A known order came again with a new modification stamp.
+/// A known order came again with a newer (or unorderable) stamp, or with
+/// the same stamp and different content (a torn read being repaired).
 async fn apply_revision(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut super::Tx,
     k: &Known,
     c: &OrderContent,
     actor: &Actor,
@@ -451,19 +568,25 @@ async fn apply_revision(
     pos: bool,
 ) -> Result<(), StoreError> {
     let actor_s = actor.to_string();
-    if c.content_hash() == k.content_hash {
-        // Noise (remark, prices): keep the newer stamp, nothing to decide.
-        sqlx::query("UPDATE sales_orders SET source_modified = $1, remark = $2, updated_at = $3 WHERE id = $4")
-            .bind(&c.source_modified)
-            .bind(&c.remark)
-            .bind(now)
-            .bind(k.id)
-            .execute(&mut **tx)
-            .await?;
+    let with_supplier = k.state.is_dispatched() || matches!(k.state, OrderState::Cancelled);
+    if c.content_hash() == k.content_hash && with_supplier {
+        // Noise for a supplier that already has the order (remark, prices):
+        // keep the newer stamp, nothing to decide.
+        sqlx::query(
+            "UPDATE sales_orders SET source_modified = $1, remark = $2, revision_hash = $3, updated_at = $4 \
+             WHERE id = $5",
+        )
+        .bind(&c.source_modified)
+        .bind(&c.remark)
+        .bind(c.revision_hash())
+        .bind(now)
+        .bind(k.id)
+        .execute(&mut **tx)
+        .await?;
         out.unchanged += 1;
         return Ok(());
     }
-    if k.state.is_dispatched() || matches!(k.state, OrderState::Cancelled) {
+    if with_supplier {
         // A supplier already has it: a human decides. Keep what was sent,
         // park the new revision beside it.
         let reason = format!("changed in the ERP after dispatch (revision {}); needs review", c.source_modified);
@@ -487,6 +610,13 @@ async fn apply_revision(
         return Ok(());
     }
     // Not yet with a supplier: take the new data and re-check it.
+    let material = c.content_hash() != k.content_hash;
+    let changes = if material && matches!(k.state, OrderState::Routed | OrderState::OnHold) {
+        let old = load_content(tx, k.id).await?;
+        old.material_changes(c).join(", ")
+    } else {
+        String::new()
+    };
     write_content(tx, k.id, c, now, pos).await?;
     let problems = c.problems();
     let next = if c.cancelled {
@@ -495,6 +625,13 @@ async fn apply_revision(
         Some((OrderState::Exception, problems.join("; ")))
     } else if k.state == OrderState::Exception {
         Some((OrderState::Received, "data fixed in the ERP".to_string()))
+    } else if material && matches!(k.state, OrderState::Routed | OrderState::OnHold) {
+        // The allocation was made for the old content: route again.
+        out.rerouted += 1;
+        Some((
+            OrderState::Received,
+            format!("changed in the ERP before dispatch (revision {}: {changes}); routing again", c.source_modified),
+        ))
     } else {
         None
     };
@@ -510,13 +647,50 @@ async fn apply_revision(
     Ok(())
 }
 
-async fn set_state(
-    tx: &mut Transaction<'static, Any>,
-    id: i64,
-    to: OrderState,
-    reason: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+/// Keeps a refused revision where operators can see it.
+async fn reject(tx: &mut super::Tx, source: &str, c: &OrderContent, reason: &str, now: i64) -> Result<(), StoreError> {
+    let raw = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO ingest_rejects (source, raw, reason, at) VALUES ($1, $2, $3, $4)")
+        .bind(source)
+        .bind(raw)
+        .bind(format!("{}: {reason}", c.external_id))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One order's stored content, read inside a transaction.
+async fn load_content(tx: &mut super::Tx, id: i64) -> Result<OrderContent, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT id, {ORDER_COLS} FROM sales_orders WHERE id = $1")))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let lines = sqlx::query(
+        "SELECT erp_line_id, sku, quantity, unit_price, tax_rate, unit FROM order_lines WHERE order_id = $1 \
+         ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(line_from_row)
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    content_from_row(&row, lines)
+}
+
+fn line_from_row(l: &AnyRow) -> Result<OrderLine, StoreError> {
+    Ok(OrderLine {
+        erp_line_id: ErpLineId(l.try_get("erp_line_id")?),
+        sku: Sku(l.try_get("sku")?),
+        quantity: dec(l.try_get("quantity")?)?,
+        unit_price: dec(l.try_get("unit_price")?)?,
+        tax_rate: dec(l.try_get("tax_rate")?)?,
+        unit: l.try_get("unit")?,
+    })
+}
+
+async fn set_state(tx: &mut super::Tx, id: i64, to: OrderState, reason: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4")
         .bind(to.as_str())
         .bind(reason)
@@ -527,18 +701,12 @@ async fn set_state(
     Ok(())
 }
 
-async fn write_content(
-    tx: &mut Transaction<'static, Any>,
-    id: i64,
-    c: &OrderContent,
-    now: i64,
-    pos: bool,
-) -> Result<(), StoreError> {
+async fn write_content(tx: &mut super::Tx, id: i64, c: &OrderContent, now: i64, pos: bool) -> Result<(), StoreError> {
     bind_content(sqlx::query(
         "UPDATE sales_orders SET bill_no = $1, platform_order_no = $2, customer = $3, sales_org = $4, platform = $5, \
          ship_name = $6, ship_phone = $7, ship_province = $8, ship_city = $9, ship_district = $10, ship_street = $11, \
          ship_postcode = $12, ship_country = $13, remark = $14, source_modified = $15, cancelled = $16, \
-         content_hash = $17, updated_at = $18 WHERE id = $19",
+         content_hash = $17, revision_hash = $18, updated_at = $19 WHERE id = $20",
     ), c)
     .bind(now)
     .bind(id)
@@ -550,7 +718,7 @@ async fn write_content(
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments>;
 
-/// Binds the content columns `bill_no` … `content_hash`, in the order both
+/// Binds the content columns `bill_no` … `revision_hash`, in the order both
 /// `ORDER_COLS` and the UPDATE in `write_content` list them.
 fn bind_content<'q>(q: AnyQuery<'q>, c: &'q OrderContent) -> AnyQuery<'q> {
     let a = &c.ship_to;
@@ -571,10 +739,11 @@ fn bind_content<'q>(q: AnyQuery<'q>, c: &'q OrderContent) -> AnyQuery<'q> {
         .bind(&c.source_modified)
         .bind(c.cancelled as i64)
         .bind(c.content_hash())
+        .bind(c.revision_hash())
 }
 
 async fn insert_new(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut super::Tx,
     fresh: &[SalesOrder],
     now: i64,
     out: &mut IngestOutcome,
@@ -643,17 +812,14 @@ async fn insert_new(
     Ok(())
 }
 
-async fn insert_lines(
-    tx: &mut Transaction<'static, Any>,
-    orders: &[(i64, &Vec<OrderLine>)],
-    pos: bool,
-) -> Result<(), StoreError> {
+async fn insert_lines(tx: &mut super::Tx, orders: &[(i64, &Vec<OrderLine>)], pos: bool) -> Result<(), StoreError> {
     let rows: Vec<(i64, usize, &OrderLine)> =
         orders.iter().flat_map(|(id, lines)| lines.iter().enumerate().map(move |(n, l)| (*id, n, l))).collect();
     for chunk in rows.chunks(CHUNK * 2) {
         let sql = format!(
-            "INSERT INTO order_lines (order_id, line_no, erp_line_id, sku, quantity, unit_price, tax_rate) VALUES {}",
-            placeholders(chunk.len(), 7, 0, pos)
+            "INSERT INTO order_lines (order_id, line_no, erp_line_id, sku, quantity, unit_price, tax_rate, unit) \
+             VALUES {}",
+            placeholders(chunk.len(), 8, 0, pos)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (id, n, l) in chunk {
@@ -664,7 +830,8 @@ async fn insert_lines(
                 .bind(l.sku.as_str())
                 .bind(l.quantity.to_string())
                 .bind(l.unit_price.to_string())
-                .bind(l.tax_rate.to_string());
+                .bind(l.tax_rate.to_string())
+                .bind(l.unit.as_str());
         }
         q.execute(&mut **tx).await?;
     }
@@ -672,7 +839,7 @@ async fn insert_lines(
 }
 
 pub(super) async fn record(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut super::Tx,
     id: i64,
     from: Option<OrderState>,
     to: OrderState,

@@ -86,7 +86,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let moved = if from == 0 {
             sqlx::query(
                 "INSERT INTO outbox_cursors (consumer, last_id, updated_at) VALUES ($1, $2, $3) \

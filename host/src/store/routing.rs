@@ -68,7 +68,7 @@ impl Store {
     /// left out of the file are removed with their offers.
     pub async fn replace_catalog(&self, c: &LoadedCatalog, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut kept: HashMap<(String, String), (Option<i64>, Option<i64>)> = HashMap::new();
         for r in sqlx::query("SELECT supplier, sku, stock, stock_confirmed_at FROM catalog_offers")
             .fetch_all(&mut *tx)
@@ -120,7 +120,7 @@ impl Store {
     /// Changes one supplier's routing profile (pause, capacity, ...).
     pub async fn update_supplier_profile(&self, profile: &SupplierProfile, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE suppliers SET profile = $1, updated_at = $2 WHERE id = $3")
             .bind(json(profile)?)
             .bind(now)
@@ -142,7 +142,7 @@ impl Store {
             return Ok(0);
         }
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut n = 0;
         for (s, sku, stock) in levels {
             n += sqlx::query(
@@ -230,7 +230,7 @@ impl Store {
     /// go up, so every decision's `policy_version` names one text.
     pub async fn put_policy(&self, version: u32, body: &str, by: &str, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let top: Option<i64> =
             sqlx::query("SELECT MAX(version) AS v FROM routing_policies").fetch_one(&mut *tx).await?.try_get("v")?;
         if let Some(top) = top
@@ -284,7 +284,7 @@ impl Store {
         now: i64,
     ) -> Result<RoutingApplied, StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut out = RoutingApplied::default();
         let actor = Actor::Router.to_string();
         for (i, w) in writes.iter().enumerate() {
@@ -442,7 +442,7 @@ impl Store {
     /// Stores supplier events for the performance loop.
     pub async fn record_supplier_events(&self, events: &[(SupplierId, Event)]) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_supplier_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
@@ -465,7 +465,7 @@ impl Store {
             return Ok(());
         }
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for c in changes {
             sqlx::query(
                 "INSERT INTO score_changes (supplier, from_score, to_score, cause, at) VALUES ($1, $2, $3, $4, $5)",
@@ -541,7 +541,7 @@ fn outcome_word(d: &Decision) -> &'static str {
     }
 }
 
-async fn bump(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> Result<(), StoreError> {
+async fn bump(tx: &mut super::Tx, name: &str) -> Result<(), StoreError> {
     let done =
         sqlx::query("UPDATE routing_meta SET value = value + 1 WHERE name = $1").bind(name).execute(&mut **tx).await?;
     if done.rows_affected() == 0 {
@@ -559,7 +559,7 @@ async fn meta(pool: &sqlx::AnyPool, name: &str) -> Result<i64, StoreError> {
 }
 
 pub(super) async fn insert_supplier_events(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut super::Tx,
     events: &[(SupplierId, Event)],
 ) -> Result<(), StoreError> {
     for (s, e) in events {

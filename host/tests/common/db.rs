@@ -38,9 +38,14 @@ pub async fn sqlite() -> Db {
 pub async fn postgres() -> Db {
     static N: AtomicU64 = AtomicU64::new(0);
     let schema = format!("daifa_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    let store = Store::open(&StoreConfig { url: pg_url(), schema: Some(schema.clone()), max_connections: 4 })
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432 (database `test`) must be reachable for this suite");
+    let store = Store::open(&StoreConfig {
+        url: pg_url(),
+        schema: Some(schema.clone()),
+        max_connections: 4,
+        ..Default::default()
+    })
+    .await
+    .expect("PostgreSQL at 127.0.0.1:5432 (database `test`) must be reachable for this suite");
     Db { store, _dir: None, schema: Some(schema) }
 }
 

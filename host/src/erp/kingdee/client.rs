@@ -26,6 +26,7 @@ pub enum AuthMode {
 
 /// Where and who.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KingdeeConfig {
     /// e.g. `http://erp.example.com/k3cloud/`
     pub server_url: String,
@@ -55,6 +56,9 @@ pub struct KingdeeClient {
     http: reqwest::Client,
     cfg: KingdeeConfig,
     session: Mutex<Option<String>>,
+    /// The ERP host's clock minus ours, seconds, from the last answer's
+    /// `Date` header (what the ingester uses to check the ERP's stamps).
+    clock_offset: Mutex<Option<i64>>,
 }
 
 const SESSION_HEADER: &str = "kdservice-sessionid";
@@ -66,7 +70,28 @@ impl KingdeeClient {
             .timeout(Duration::from_millis(cfg.timeout_ms.max(1)))
             .build()
             .map_err(|e| KingdeeError::Protocol(e.to_string()))?;
-        Ok(KingdeeClient { http, cfg, session: Mutex::new(None) })
+        Ok(KingdeeClient { http, cfg, session: Mutex::new(None), clock_offset: Mutex::new(None) })
+    }
+
+    /// The ERP host's clock minus ours in seconds, as last measured from an
+    /// answer's `Date` header; `None` before the first answer or when the
+    /// server sends none.
+    pub fn erp_clock_offset(&self) -> Option<i64> {
+        self.clock_offset.lock().ok().and_then(|o| *o)
+    }
+
+    fn note_server_date(&self, date: &str) {
+        let Ok(server) = httpdate::parse_http_date(date) else { return };
+        let now = std::time::SystemTime::now();
+        // `Date` has one-second resolution and is stamped before the body is
+        // sent: round toward zero so that a fast answer reads as 0.
+        let offset = match server.duration_since(now) {
+            Ok(ahead) => ahead.as_secs() as i64,
+            Err(behind) => -(behind.duration().as_secs() as i64),
+        };
+        if let Ok(mut o) = self.clock_offset.lock() {
+            *o = Some(offset);
+        }
     }
 
     fn url(&self, service: &str) -> String {
@@ -104,6 +129,9 @@ impl KingdeeClient {
         let resp =
             req.send().await.map_err(|e| KingdeeError::Transient { code: -1, message: format!("{service}: {e}") })?;
         let status = resp.status();
+        if let Some(date) = resp.headers().get("date").and_then(|v| v.to_str().ok()) {
+            self.note_server_date(date);
+        }
         if let Some(sid) = resp.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
             c.strip_prefix(&format!("{SESSION_HEADER}=")).map(|rest| rest.split(';').next().unwrap_or("").to_string())
         }) {

@@ -12,6 +12,7 @@ const XOR_KEY: &[u8; 32] = b"0054f397c6234378b09ca7d3e5debce7";
 
 /// Who signs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppCredentials {
     /// Data-centre (account set) id.
     pub acct_id: String,

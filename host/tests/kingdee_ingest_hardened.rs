@@ -1,0 +1,165 @@
+//! Kingdee ingestion under the settings and faults a real installation has
+//! (issue 8): a server row cap below our page size, ERP clocks that are
+//! slow or in another time zone, mappings with empty or wrong fields, and
+//! torn orders from an earlier run. Real HTTP to the K3Cloud simulator, a
+//! real SQLite file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use daifa_host::domain::Actor;
+use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig};
+use daifa_host::ingest::IngestError;
+use daifa_host::ingest::kingdee::{KingdeeIngestConfig, KingdeeIngester};
+use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig, SimSaleOrder};
+use daifa_host::store::{Store, StoreConfig};
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite:{}", dir.path().join("daifa.db").display());
+    Store::open(&StoreConfig { url, ..Default::default() }).await.unwrap()
+}
+
+fn client(sim: &KingdeeSim) -> Arc<KingdeeClient> {
+    Arc::new(
+        KingdeeClient::new(KingdeeConfig {
+            server_url: sim.server_url(),
+            credentials: sim.credentials(),
+            auth: AuthMode::Signed,
+            timeout_ms: 30_000,
+        })
+        .unwrap(),
+    )
+}
+
+fn approved(sim: &KingdeeSim) -> Vec<SimSaleOrder> {
+    sim.with(|s| s.sale_orders.iter().filter(|o| o.status == "C" && o.dropship == "1").cloned().collect())
+}
+
+/// The store holds exactly the ERP's approved drop-ship orders, each with
+/// every line, at its latest revision.
+async fn assert_exact(sim: &KingdeeSim, store: &Store) {
+    let expected = approved(sim);
+    let listed = store.list_orders(None, 1_000_000).await.unwrap();
+    assert_eq!(listed.len(), expected.len(), "every approved drop-ship order, once");
+    for o in &expected {
+        let got = store.order_by_external("kingdee", &o.fid.to_string()).await.unwrap().expect("ingested");
+        assert_eq!(got.content.lines.len(), o.lines.len(), "every line of {}", o.fid);
+        assert_eq!(got.content.source_modified, o.modify_date, "latest revision of {}", o.fid);
+        for (g, l) in got.content.lines.iter().zip(&o.lines) {
+            assert_eq!(g.sku.as_str(), l.material);
+        }
+        assert_eq!(got.content.ship_to.street, o.street);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_row_cap_below_the_page_size_loses_nothing() {
+    // The simulator caps every answer at 10,000 rows; we ask for 25,000.
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(6_000);
+    let rows: usize = approved(&sim).iter().map(|o| o.lines.len()).sum();
+    assert!(rows > 10_000, "the test needs more rows ({rows}) than the cap");
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let cfg = KingdeeIngestConfig { page_size: 25_000, ..Default::default() };
+    let ing = KingdeeIngester::new(client(&sim), store.clone(), cfg);
+    let r = ing.scan().await.unwrap();
+    assert!(r.pages >= 3, "the short first page was not taken as the last: {r:?}");
+    assert_exact(&sim, &store).await;
+}
+
+async fn new_orders_after_a_scan_are_found(clock_offset_secs: i64) {
+    let sim = KingdeeSim::start(KingdeeSimConfig { clock_offset_secs, ..Default::default() }, 0).await.unwrap();
+    sim.generate(200);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    // The host assumes the usual UTC+8 for the ERP.
+    let ing = KingdeeIngester::new(client(&sim), store.clone(), KingdeeIngestConfig::default());
+    ing.scan().await.unwrap();
+    assert_exact(&sim, &store).await;
+    // New orders and edits, stamped by the ERP's own (wrong) clock.
+    sim.generate(50);
+    let fids: Vec<i64> = approved(&sim).iter().map(|o| o.fid).take(10).collect();
+    for fid in fids {
+        sim.modify(fid, |o| o.street = format!("{}（改）", o.street));
+    }
+    let r = ing.scan().await.unwrap();
+    assert!(r.outcome.received >= 40, "{r:?}");
+    assert_exact(&sim, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_clock_five_minutes_slow_misses_nothing() {
+    new_orders_after_a_scan_are_found(8 * 3600 - 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_in_utc_while_the_host_assumes_utc8_misses_nothing() {
+    new_orders_after_a_scan_are_found(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_optional_field_shifts_no_column() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(50);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let mapping: BTreeMap<String, String> =
+        [("ship_postcode".to_string(), String::new()), ("remark".to_string(), String::new())].into();
+    let cfg = KingdeeIngestConfig { mapping, ..Default::default() };
+    KingdeeIngester::new(client(&sim), store.clone(), cfg).scan().await.unwrap();
+    assert_exact(&sim, &store).await;
+    let o = &approved(&sim)[0];
+    let got = store.order_by_external("kingdee", &o.fid.to_string()).await.unwrap().unwrap();
+    assert_eq!(got.content.ship_to.postcode, "");
+    assert_eq!(got.content.lines[0].quantity.to_string(), o.lines[0].qty);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_mapping_stops_ingestion_naming_the_field_and_stores_nothing() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(50);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("quantity", "")], "mapping.quantity is empty"),
+        (&[("ship_city", "F_DAIFA_Province")], "mapping.ship_province and mapping.ship_city"),
+        (&[("ship_name", "F_NoSuchField")], "mapping.ship_name: the ERP has no field `F_NoSuchField`"),
+        (&[("qty", "FQty")], "mapping.qty is not a mapping field"),
+        // Two fields swapped by mistake: quantities read from the SKU column.
+        (&[("quantity", "FMaterialId.FNumber"), ("material", "FQty")], "mapping.quantity"),
+    ];
+    for (pairs, want) in cases {
+        let mapping = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let cfg = KingdeeIngestConfig { mapping, ..Default::default() };
+        let err = KingdeeIngester::new(client(&sim), store.clone(), cfg).scan().await.unwrap_err();
+        assert!(matches!(err, IngestError::Mapping(_)), "{err}");
+        assert!(err.to_string().contains(want), "`{err}` should contain `{want}`");
+    }
+    assert!(store.list_orders(None, 10).await.unwrap().is_empty(), "nothing stored");
+    assert_eq!(store.cursor("kingdee").await.unwrap(), None, "the cursor did not move");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_order_from_an_earlier_run_is_repaired_by_the_next_scan() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(30);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let ing = KingdeeIngester::new(client(&sim), store.clone(), KingdeeIngestConfig::default());
+    ing.scan().await.unwrap();
+    // What the old poller left behind: one order stored with only its first
+    // line, at the ERP's stamp.
+    let big = approved(&sim).into_iter().find(|o| o.lines.len() >= 2).expect("a multi-line order");
+    let mut torn = store.order_by_external("kingdee", &big.fid.to_string()).await.unwrap().unwrap().content;
+    torn.lines.truncate(1);
+    let id = store.order_by_external("kingdee", &big.fid.to_string()).await.unwrap().unwrap().id.unwrap();
+    store.fix_content(id, torn, &Actor::Operator("old-poller".into()), 1).await.unwrap();
+    assert_eq!(store.order(id).await.unwrap().content.lines.len(), 1);
+    // Re-read from the start (as `daifa ingest kingdee --since` does).
+    store.set_cursor("kingdee", "2000-01-01 00:00:00", 2).await.unwrap();
+    let r = ing.scan().await.unwrap();
+    assert_eq!(r.outcome.updated, 1, "{r:?}");
+    assert_eq!(store.order(id).await.unwrap().content.lines.len(), big.lines.len());
+    assert_exact(&sim, &store).await;
+}
