@@ -1,5 +1,7 @@
 //! Ingest 10,000 orders (~30,000 line rows) from the K3Cloud simulator over
-//! HTTP into SQLite and into PostgreSQL: orders/s for one full scan.
+//! HTTP into SQLite and into PostgreSQL: orders/s for one full scan and the
+//! requests it made; then the same at 2,000 rows per page with 150 ms of
+//! latency per answer, where the requests, not the host, should be the limit.
 //!
 //! Run: `cargo bench -p daifa-host --bench ingest`
 
@@ -13,7 +15,7 @@ use daifa_host::store::{Store, StoreConfig};
 
 const ORDERS: usize = 10_000;
 
-async fn run(name: &str, store: Store, sim: &KingdeeSim) {
+async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
     let client = Arc::new(
         KingdeeClient::new(KingdeeConfig {
             server_url: sim.server_url(),
@@ -23,13 +25,15 @@ async fn run(name: &str, store: Store, sim: &KingdeeSim) {
         })
         .unwrap(),
     );
-    let ing = KingdeeIngester::new(client, store.clone(), KingdeeIngestConfig::default());
+    let ing = KingdeeIngester::new(client, store.clone(), KingdeeIngestConfig { page_size, ..Default::default() });
+    let requests_before = sim.with(|s| s.requests);
     let t = Instant::now();
     let r = ing.scan().await.unwrap();
     let secs = t.elapsed().as_secs_f64();
+    let requests = sim.with(|s| s.requests) - requests_before;
     assert_eq!(r.outcome.received, ORDERS);
     println!(
-        "{name:>10}: {} orders ({} line rows, {} pages) in {:.2} s = {:.0} orders/s",
+        "{name:>10}: {} orders ({} line rows, {} pages of {page_size}, {requests} requests) in {:.2} s = {:.0} orders/s",
         r.orders,
         r.rows,
         r.pages,
@@ -49,7 +53,15 @@ fn main() {
         sim.generate(ORDERS);
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-        run("sqlite", Store::open(&StoreConfig { url, ..Default::default() }).await.unwrap(), &sim).await;
+        run("sqlite", Store::open(&StoreConfig { url, ..Default::default() }).await.unwrap(), &sim, 10_000).await;
+        let url = format!("sqlite:{}", dir.path().join("bench-2000.db").display());
+        run("sqlite", Store::open(&StoreConfig { url, ..Default::default() }).await.unwrap(), &sim, 2_000).await;
+        sim.with(|s| s.faults.slow_ms = 150);
+        let url = format!("sqlite:{}", dir.path().join("bench-latency.db").display());
+        let store = Store::open(&StoreConfig { url, ..Default::default() }).await.unwrap();
+        println!("with 150 ms per answer:");
+        run("sqlite", store, &sim, 2_000).await;
+        sim.with(|s| s.faults.slow_ms = 0);
         let pg =
             std::env::var("DAIFA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("daifa_bench_{}", std::process::id());
@@ -61,7 +73,7 @@ fn main() {
         })
         .await
         .unwrap();
-        run("postgres", store.clone(), &sim).await;
+        run("postgres", store.clone(), &sim, 10_000).await;
         store.close().await;
         let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&pg).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE"))).execute(&pool).await.unwrap();
