@@ -163,3 +163,110 @@ async fn a_torn_order_from_an_earlier_run_is_repaired_by_the_next_scan() {
     assert_eq!(store.order(id).await.unwrap().content.lines.len(), big.lines.len());
     assert_exact(&sim, &store).await;
 }
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+    use daifa_host::sim::kingdee::Faults;
+
+    /// What a case does to the ERP between and during scans.
+    #[derive(Debug, Clone)]
+    struct Case {
+        orders: usize,
+        page_size: i64,
+        clock_offset_secs: i64,
+        /// (after this many queries of the first scan, modify this many orders and add as many)
+        during_scan: Option<(u64, usize)>,
+        edits: Vec<(usize, u8)>,
+        added: usize,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            20usize..150,
+            // Pages from smaller than one order (1 row) to larger than the whole set.
+            prop_oneof![1i64..6, 6i64..60, Just(100_000i64)],
+            // The ERP's clock: UTC+8 or UTC, up to 10 minutes wrong either way.
+            (prop_oneof![Just(8 * 3600i64), Just(0i64)], -600i64..600),
+            proptest::option::of((1u64..6, 1usize..20)),
+            proptest::collection::vec((0usize..1000, 0u8..4), 0..30),
+            0usize..40,
+        )
+            .prop_map(|(orders, page_size, (tz, skew), during_scan, edits, added)| Case {
+                orders,
+                page_size,
+                clock_offset_secs: tz + skew,
+                during_scan,
+                edits,
+                added,
+            })
+    }
+
+    async fn run(c: Case) {
+        let sim = KingdeeSim::start(
+            KingdeeSimConfig {
+                clock_offset_secs: c.clock_offset_secs,
+                seed: c.orders as u64 + 1,
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        sim.generate(c.orders);
+        if let Some(d) = c.during_scan {
+            sim.with(|s| s.faults = Faults { modify_during_scan: Some(d), ..Default::default() });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let cfg = KingdeeIngestConfig { page_size: c.page_size, ..Default::default() };
+        let ing = KingdeeIngester::new(client(&sim), store.clone(), cfg);
+        ing.scan().await.unwrap();
+        sim.with(|s| s.faults = Faults::default());
+        // Between scans: edits of every kind, approvals withdrawn and given,
+        // drop-ship flags changed, new orders.
+        let fids: Vec<i64> = sim.with(|s| s.sale_orders.iter().map(|o| o.fid).collect());
+        for (i, kind) in &c.edits {
+            let fid = fids[i % fids.len()];
+            sim.modify(fid, |o| match kind {
+                0 => o.street = format!("{}（改）", o.street),
+                1 => o.status = if o.status == "C" { "B".into() } else { "C".into() },
+                2 => o.dropship = if o.dropship == "1" { "0".into() } else { "1".into() },
+                _ => {
+                    if let Some(l) = o.lines.first_mut() {
+                        l.qty = "7".into();
+                    }
+                }
+            });
+        }
+        sim.generate(c.added);
+        ing.scan().await.unwrap();
+        // Withdrawn approvals and drop-ship flags leave the stored order as it
+        // was (the ERP no longer shows it to us); compare only what it shows.
+        let expected = approved(&sim);
+        for o in &expected {
+            let got = store.order_by_external("kingdee", &o.fid.to_string()).await.unwrap().expect("ingested");
+            assert_eq!(got.content.lines.len(), o.lines.len(), "every line of {}", o.fid);
+            assert_eq!(got.content.source_modified, o.modify_date, "latest revision of {}", o.fid);
+            for (g, l) in got.content.lines.iter().zip(&o.lines) {
+                assert_eq!(g.quantity.to_string(), l.qty);
+            }
+            assert_eq!(got.content.ship_to.street, o.street);
+        }
+        let listed = store.list_orders(None, 1_000_000).await.unwrap();
+        let mut ids: Vec<&str> = listed.iter().map(|o| o.external_id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), listed.len(), "no order twice");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn after_two_scans_the_store_mirrors_the_erp(c in case()) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(run(c));
+        }
+    }
+}
