@@ -16,7 +16,7 @@ use futures::StreamExt;
 use crate::api::{self, client::AdminClient};
 use crate::domain::{Actor, OrderState, SalesOrder, SupplierId};
 use crate::erp::kingdee::documents::{
-    PoLine, PurchaseOrderSettings, WriteBack, ensure_purchase_order, write_back_shipment,
+    PoLine, PurchaseOrderSettings, ShippedLine, WriteBack, ensure_purchase_order, write_back_shipment,
 };
 use crate::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig};
 use crate::ingest::kingdee::{KingdeeIngestConfig, KingdeeIngester};
@@ -374,17 +374,25 @@ routing: {} suppliers, {} offers; {} orders routed ({} with backorders), {} on h
 
     // 6b. Tracking numbers back into the ERP: SAL_OUTSTOCK pushed from each
     //     sales order, carrier and tracking number set, audited.
-    let by_po: std::collections::HashMap<String, &SalesOrder> =
-        pos.iter().map(|(o, s, _)| (po_number(o, s), *o)).collect();
+    let by_po: std::collections::HashMap<String, (&SalesOrder, &Vec<&LineAllocation>)> =
+        pos.iter().map(|(o, s, a)| (po_number(o, s), (*o, a))).collect();
     let t = Instant::now();
     let written: Vec<_> =
-        futures::stream::iter(to_write_back.iter().filter_map(|(po, c, tn)| by_po.get(po).map(|o| (*o, c, tn))))
-            .map(|(o, carrier, tracking)| {
+        futures::stream::iter(to_write_back.iter().filter_map(|(po, c, tn)| by_po.get(po).map(|p| (*p, c, tn))))
+            .map(|((o, allocations), carrier, tracking)| {
                 let erp = erp.clone();
+                // Only this supplier's lines: a split order ships each once.
+                let lines: Vec<ShippedLine> = allocations
+                    .iter()
+                    .filter_map(|a| {
+                        let l = o.content.lines.iter().find(|l| l.erp_line_id.as_str() == a.line_id)?;
+                        Some(ShippedLine { entry_id: l.erp_line_id.as_str().parse().ok()?, quantity: l.quantity })
+                    })
+                    .collect();
                 async move {
                     let fid: i64 = o.content.external_id.as_str().parse().unwrap_or(0);
-                    write_back_shipment(&erp, &WriteBack::default(), fid, o.content.bill_no.as_str(), carrier, tracking)
-                        .await
+                    let bill = o.content.bill_no.as_str();
+                    write_back_shipment(&erp, &WriteBack::default(), fid, bill, &lines, carrier, tracking).await
                 }
             })
             .buffer_unordered(opts.concurrency.max(1))

@@ -163,13 +163,51 @@ enum SimCommand {
         token: String,
     },
     /// A Kingdee K3Cloud WebAPI server (at /k3cloud/), with sample orders.
-    Kingdee {
-        #[arg(long, default_value_t = 8802)]
-        port: u16,
-        /// Sales orders to generate.
-        #[arg(long, default_value_t = 1000)]
-        orders: usize,
-    },
+    Kingdee(KingdeeSimArgs),
+}
+
+/// The K3Cloud simulator's installation, faults and clock, so each case
+/// integrations trip over can be reproduced by hand.
+#[derive(clap::Args)]
+struct KingdeeSimArgs {
+    #[arg(long, default_value_t = 8802)]
+    port: u16,
+    /// Sales orders to generate.
+    #[arg(long, default_value_t = 1000)]
+    orders: usize,
+    /// Which installation: ours with daifa's custom fields (`daifa`), a stock
+    /// K3Cloud without custom fields (`stock`), or a supplier's own K3Cloud
+    /// (`supplier`: our purchase orders become its sales orders).
+    #[arg(long, value_parser = ["daifa", "stock", "supplier"], default_value = "daifa")]
+    company: String,
+    /// Most rows one query answers (real servers: 10,000 or less).
+    #[arg(long, default_value_t = 10_000)]
+    row_cap: usize,
+    /// The ERP clock's offset from UTC in seconds (28800 = China; add skew).
+    #[arg(long, default_value_t = 8 * 3600, allow_hyphen_values = true)]
+    clock_offset: i64,
+    /// Delay before every answer, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Most live sessions (the licence); 0 = no limit.
+    #[arg(long, default_value_t = 0)]
+    max_sessions: usize,
+    /// Share of requests answered HTTP 503, per mille.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    fail_per_mille: u32,
+    /// Answer the next N writes with a network-control conflict (MsgCode 13).
+    #[arg(long, default_value_t = 0)]
+    conflict_writes: u32,
+    /// Carry out the next N writes, then drop the answer (HTTP 502).
+    #[arg(long, default_value_t = 0)]
+    lose_write_answers: u32,
+    /// Drop every session after this many authenticated requests.
+    #[arg(long)]
+    expire_sessions_after: Option<u64>,
+    /// Material numbers the supplier company knows (comma-separated; empty =
+    /// any).
+    #[arg(long, value_delimiter = ',')]
+    materials: Vec<String>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -244,11 +282,30 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
-        Command::Sim(SimCommand::Kingdee { port, orders }) => {
-            let sim = KingdeeSim::start(KingdeeSimConfig::default(), port).await?;
+        Command::Sim(SimCommand::Kingdee(a)) => {
+            let base = match a.company.as_str() {
+                "stock" => KingdeeSimConfig::stock(),
+                "supplier" => KingdeeSimConfig::supplier_company(a.materials.iter().cloned()),
+                _ => KingdeeSimConfig::default(),
+            };
+            let cfg = KingdeeSimConfig {
+                row_cap: a.row_cap,
+                clock_offset_secs: a.clock_offset,
+                max_sessions: a.max_sessions,
+                ..base
+            };
+            let sim = KingdeeSim::start(cfg, a.port).await?;
+            let orders = if a.company == "supplier" { 0 } else { a.orders };
             sim.generate(orders);
+            sim.with(|s| {
+                s.faults.slow_ms = a.latency_ms;
+                s.faults.fail_per_mille = a.fail_per_mille;
+                s.faults.conflict_next_writes = a.conflict_writes;
+                s.faults.lose_next_write_answers = a.lose_write_answers;
+                s.faults.expire_sessions_after = a.expire_sessions_after;
+            });
             let c = sim.credentials();
-            println!("K3Cloud simulator on {} with {orders} sales orders", sim.server_url());
+            println!("K3Cloud simulator ({}) on {} with {orders} sales orders", a.company, sim.server_url());
             println!(
                 "  acct_id={} user_name={} app_id={} app_secret={}",
                 c.acct_id, c.user_name, c.app_id, c.app_secret

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use daifa_host::erp::kingdee::documents::{
-    PoLine, PurchaseOrderSettings, WriteBack, ensure_purchase_order, write_back_shipment,
+    PoLine, PurchaseOrderSettings, ShippedLine, WriteBack, ensure_purchase_order, write_back_shipment,
 };
 use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig, KingdeeError};
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
@@ -82,20 +82,102 @@ async fn shipments_are_written_back_once() {
     let bill = |fid: i64| format!("XSDD{fid:08}");
 
     let how = WriteBack::default();
-    let doc = write_back_shipment(&c, &how, fids[0], &bill(fids[0]), "SF", "SF1234567890").await.unwrap();
+    let doc = write_back_shipment(&c, &how, fids[0], &bill(fids[0]), &[], "SF", "SF1234567890").await.unwrap();
     assert!(doc.created && doc.number.starts_with("XSCKD"));
-    let again = write_back_shipment(&c, &how, fids[0], &bill(fids[0]), "SF", "SF1234567890").await.unwrap();
+    let again = write_back_shipment(&c, &how, fids[0], &bill(fids[0]), &[], "SF", "SF1234567890").await.unwrap();
     assert_eq!((again.number, again.created), (doc.number.clone(), false));
-    let out = sim.with(|s| s.outstocks.clone());
+    let out = sim.with(|s| s.outstocks.to_vec());
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["FCarriageNO"], "SF1234567890");
     assert_eq!(out[0]["FCarrierID"]["FNumber"], "SF");
-    assert_eq!(out[0]["FSrcBillNo"], bill(fids[0]), "linked to the sales order by Push");
+    assert_eq!(out[0]["FEntity"][0]["FSrcBillNo"], bill(fids[0]), "linked to the sales order by Push");
+    assert_eq!(out[0]["FEntity"][0]["FEntity_Link"][0]["FEntity_Link_FSBillId"], fids[0]);
     assert_eq!(out[0]["FDocumentStatus"], "C");
 
+    // Everything shipped: pushed-quantity control refuses another copy.
+    let err = write_back_shipment(&c, &how, fids[0], &bill(fids[0]), &[], "SF", "SF-OTHER").await.unwrap_err();
+    assert!(matches!(&err, KingdeeError::Data { code: 11, message, .. } if message.contains("没有可下推")), "{err:?}");
+}
+
+fn entries(sim: &KingdeeSim, fid: i64) -> Vec<(i64, Decimal)> {
+    sim.with(|s| {
+        let o = s.sale_orders.iter().find(|o| o.fid == fid).unwrap();
+        o.lines.iter().map(|l| (l.entry_id, l.qty.parse().unwrap())).collect()
+    })
+}
+
+/// A split order: each supplier's shipment carries only its own lines, and
+/// a partial quantity stays open in the ERP.
+#[tokio::test]
+async fn a_split_order_ships_each_line_once_and_partial_quantities_stay_open() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(1);
+    let fid = sim.with(|s| s.sale_orders[0].fid);
+    sim.modify(fid, |o| {
+        let proto = o.lines[0].clone();
+        o.lines = (0..3)
+            .map(|i| daifa_host::sim::kingdee::SimLine { entry_id: 700_000 + i, qty: "4".into(), ..proto.clone() })
+            .collect();
+    });
+    let c = client(&sim, AuthMode::Signed);
+    let how = WriteBack::default();
+    let bill = format!("XSDD{fid:08}");
+    let lines = entries(&sim, fid);
+    let part = |i: usize, q: i64| ShippedLine { entry_id: lines[i].0, quantity: Decimal::from(q) };
+
+    // Supplier A ships line 1 whole and 1 of line 2's 4; supplier B line 3.
+    write_back_shipment(&c, &how, fid, &bill, &[part(0, 4), part(1, 1)], "SF", "SF-A").await.unwrap();
+    write_back_shipment(&c, &how, fid, &bill, &[part(2, 4)], "YTO", "YT-B").await.unwrap();
+    let shipped: Vec<String> =
+        sim.with(|s| s.sale_orders[0].lines.iter().map(|l| l.stock_out_qty.normalize().to_string()).collect());
+    assert_eq!(shipped, vec!["4", "1", "4"], "each line shipped once, line 2 in part");
+    let out = sim.with(|s| s.outstocks.to_vec());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0]["FEntity"].as_array().unwrap().len(), 2);
+    assert_eq!(out[0]["FEntity"][1]["FRealQty"], 1.0);
+
+    // Line 2's other 3 pieces ship later; a 4th push of them is refused.
+    write_back_shipment(&c, &how, fid, &bill, &[part(1, 3)], "SF", "SF-A2").await.unwrap();
+    let err = write_back_shipment(&c, &how, fid, &bill, &[part(1, 1)], "SF", "SF-A3").await.unwrap_err();
+    assert!(matches!(err, KingdeeError::Data { code: 11, .. }), "{err:?}");
+
+    // The answer to the Save after a Push is lost: the retry finishes the
+    // pushed document instead of pushing a second one.
+    sim.generate(1);
+    let fid2 = sim.with(|s| s.sale_orders[1].fid);
+    let bill2 = format!("XSDD{fid2:08}");
+    let whole: Vec<ShippedLine> =
+        entries(&sim, fid2).into_iter().map(|(entry_id, quantity)| ShippedLine { entry_id, quantity }).collect();
+    sim.with(|s| s.faults.lose_next_write_answers = 1);
+    let before = sim.with(|s| s.outstocks.len());
+    assert!(write_back_shipment(&c, &how, fid2, &bill2, &whole, "ZTO", "ZT-1").await.is_err());
+    write_back_shipment(&c, &how, fid2, &bill2, &whole, "ZTO", "ZT-1").await.unwrap();
+    assert_eq!(sim.with(|s| s.outstocks.len()), before + 1, "one outbound document");
+}
+
+/// An approved sales order is locked: a field update is refused unless the
+/// installation made those fields editable after audit.
+#[tokio::test]
+async fn field_update_write_back_respects_the_approval_lock() {
     let how =
         WriteBack::FieldUpdate { carrier_field: "F_DAIFA_Carrier".into(), tracking_field: "F_DAIFA_TrackingNo".into() };
-    write_back_shipment(&c, &how, fids[1], &bill(fids[1]), "YTO", "YT99887766").await.unwrap();
-    let extra = sim.with(|s| s.sale_orders[1].extra.clone());
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(1);
+    let c = client(&sim, AuthMode::Signed);
+    let err =
+        write_back_shipment(&c, &how, fids[0], &format!("XSDD{:08}", fids[0]), &[], "YTO", "YT1").await.unwrap_err();
+    assert!(matches!(&err, KingdeeError::Data { code: 11, message, .. } if message.contains("已审核")), "{err:?}");
+
+    let cfg = KingdeeSimConfig {
+        editable_after_audit: vec!["F_DAIFA_Carrier".into(), "F_DAIFA_TrackingNo".into()],
+        ..Default::default()
+    };
+    let sim = KingdeeSim::start(cfg, 0).await.unwrap();
+    let fids = sim.generate(1);
+    let stamp = sim.with(|s| s.sale_orders[0].modify_date.clone());
+    let c = client(&sim, AuthMode::Signed);
+    write_back_shipment(&c, &how, fids[0], &format!("XSDD{:08}", fids[0]), &[], "YTO", "YT99887766").await.unwrap();
+    let (extra, modified) = sim.with(|s| (s.sale_orders[0].extra.clone(), s.sale_orders[0].modify_date.clone()));
     assert_eq!(extra["F_DAIFA_TrackingNo"], "YT99887766");
+    assert!(modified > stamp, "a Save stamps FModifyDate");
 }

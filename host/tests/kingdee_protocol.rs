@@ -17,7 +17,7 @@ async fn raw(sim: &KingdeeSim, body: Value) -> Value {
     let url = format!("{}{QUERY}", sim.server_url());
     let mut req = reqwest::Client::new().post(&url).body(body.to_string());
     let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    for (k, v) in signed_headers(&sim.credentials(), &url, ts) {
+    for (k, v) in signed_headers(&sim.credentials(), &url, ts, &daifa_host::erp::kingdee::sign::fresh_nonce()) {
         req = req.header(k, v);
     }
     req.send().await.unwrap().json().await.unwrap()

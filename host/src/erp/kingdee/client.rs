@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::protocol::{AUTH, DYNAMIC_FORM, KingdeeError, SuccessEntity, query_rows, response_status};
-use super::sign::{AppCredentials, signed_headers};
+use super::sign::{AppCredentials, fresh_nonce, signed_headers};
 
 /// How the client authenticates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl KingdeeClient {
         }
         if self.cfg.auth == AuthMode::Signed {
             let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            for (k, v) in signed_headers(&self.cfg.credentials, &url, ts) {
+            for (k, v) in signed_headers(&self.cfg.credentials, &url, ts, &fresh_nonce()) {
                 req = req.header(k, v);
             }
         }

@@ -75,9 +75,9 @@ pub async fn ensure_purchase_order(
         "FPOOrderFinance": { "FSettleCurrId": { "FNumber": s.currency }, "FIsIncludedTax": true },
         "FPOOrderEntry": lines.iter().map(|l| json!({
             "FMaterialId": { "FNumber": l.material },
-            "FQty": l.quantity.to_string().parse::<f64>().unwrap_or(0.0),
-            "FTaxPrice": l.unit_price.to_string().parse::<f64>().unwrap_or(0.0),
-            "FEntryTaxRate": l.tax_rate.to_string().parse::<f64>().unwrap_or(0.0),
+            "FQty": decimal_number(l.quantity),
+            "FTaxPrice": decimal_number(l.unit_price),
+            "FEntryTaxRate": decimal_number(l.tax_rate),
             "FEntryNote": l.note,
         })).collect::<Vec<_>>(),
     });
@@ -139,6 +139,48 @@ async fn find_by_marker(
     }))
 }
 
+/// An outbound document pushed from `sale_bill_no` for exactly `lines`
+/// that has no tracking number yet.
+async fn unfinished_outstock(
+    client: &KingdeeClient,
+    tracking_field: &str,
+    sale_bill_no: &str,
+    lines: &[ShippedLine],
+) -> Result<Option<(i64, String)>, KingdeeError> {
+    let rows = client
+        .execute_bill_query(&BillQuery {
+            form_id: "SAL_OUTSTOCK".into(),
+            field_keys: "FID,FBillNo,FSrcEntryId".into(),
+            filter_string: format!(
+                "FSoorDerno = '{}' AND ({tracking_field} IS NULL OR {tracking_field} = '')",
+                sale_bill_no.replace('\'', "''")
+            ),
+            order_string: "FID ASC".into(),
+            ..Default::default()
+        })
+        .await?;
+    let mut docs: std::collections::BTreeMap<i64, (String, Vec<i64>)> = Default::default();
+    for r in &rows {
+        let (Some(fid), Some(no)) = (r.first().and_then(Value::as_i64), r.get(1).and_then(Value::as_str)) else {
+            continue;
+        };
+        let d = docs.entry(fid).or_insert_with(|| (no.to_string(), Vec::new()));
+        d.1.extend(r.get(2).and_then(Value::as_i64));
+    }
+    let mut want: Vec<i64> = lines.iter().map(|l| l.entry_id).collect();
+    want.sort_unstable();
+    Ok(docs.into_iter().find_map(|(fid, (no, mut src))| {
+        src.sort_unstable();
+        (lines.is_empty() || src == want).then_some((fid, no))
+    }))
+}
+
+/// Kingdee takes quantities as JSON numbers; an exact decimal's text is a
+/// valid JSON number, so no binary float is involved.
+fn decimal_number(d: Decimal) -> Value {
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
 /// How shipments are written back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "mode", deny_unknown_fields)]
@@ -161,12 +203,23 @@ impl Default for WriteBack {
     }
 }
 
-/// Writes one shipment back to the sales order `sale_bill_no` (FID `sale_fid`).
+/// One shipped sales-order line: its entry id (`FSaleOrderEntry_FEntryID`)
+/// and the quantity in this shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedLine {
+    pub entry_id: i64,
+    pub quantity: Decimal,
+}
+
+/// Writes one shipment back to the sales order `sale_bill_no` (FID
+/// `sale_fid`): only the `lines` it carries, so the parts of a split order
+/// each ship their own lines once (an empty list means the whole order).
 pub async fn write_back_shipment(
     client: &KingdeeClient,
     how: &WriteBack,
     sale_fid: i64,
     sale_bill_no: &str,
+    lines: &[ShippedLine],
     carrier: &str,
     tracking: &str,
 ) -> Result<ErpDoc, KingdeeError> {
@@ -175,16 +228,46 @@ pub async fn write_back_shipment(
             if let Some(doc) = find_by_marker(client, "SAL_OUTSTOCK", tracking_field, tracking).await? {
                 return Ok(doc);
             }
-            let pushed = client
-                .push(
-                    "SAL_SaleOrder",
-                    json!({ "Numbers": [sale_bill_no], "TargetFormId": "SAL_OUTSTOCK", "IsEnableDefaultRule": "true", "IsDraftWhenSaveFail": "true" }),
-                )
+            // A push whose follow-up Save was lost (crash, lost answer) left
+            // an outbound document without a tracking number: finish that
+            // one, since pushed-quantity control refuses a second push.
+            let (id, number) = match unfinished_outstock(client, tracking_field, sale_bill_no, lines).await? {
+                Some(found) => found,
+                None => {
+                    let mut push = json!({ "TargetFormId": "SAL_OUTSTOCK", "IsEnableDefaultRule": "true" });
+                    if lines.is_empty() {
+                        push["Numbers"] = json!([sale_bill_no]);
+                    } else {
+                        let ids: Vec<String> = lines.iter().map(|l| l.entry_id.to_string()).collect();
+                        push["EntryIds"] = json!(ids.join(","));
+                    }
+                    let pushed = client.push("SAL_SaleOrder", push).await?;
+                    let e = pushed.first().ok_or_else(|| KingdeeError::Protocol("Push returned no document".into()))?;
+                    (e.id.as_i64().unwrap_or(0), e.number.clone().unwrap_or_default())
+                }
+            };
+            // The push proposes what is left of each line; ship what shipped.
+            let rows = client
+                .execute_bill_query(&BillQuery {
+                    form_id: "SAL_OUTSTOCK".into(),
+                    field_keys: "FEntity_FEntryID,FSrcEntryId,FRealQty".into(),
+                    filter_string: format!("FID = {id}"),
+                    order_string: "FEntity_FEntryID ASC".into(),
+                    ..Default::default()
+                })
                 .await?;
-            let e = pushed.first().ok_or_else(|| KingdeeError::Protocol("Push returned no document".into()))?;
-            let id = e.id.as_i64().unwrap_or(0);
-            let number = e.number.clone().unwrap_or_default();
-            let model = json!({ "FID": id, (carrier_field.as_str()): { "FNumber": carrier }, (tracking_field.as_str()): tracking });
+            let entries: Vec<Value> = rows
+                .iter()
+                .filter_map(|r| {
+                    let src = r.get(1).and_then(Value::as_i64)?;
+                    let shipped = lines.iter().find(|l| l.entry_id == src)?;
+                    Some(json!({ "FEntryID": r.first()?, "FRealQty": decimal_number(shipped.quantity) }))
+                })
+                .collect();
+            let mut model = json!({ "FID": id, (carrier_field.as_str()): { "FNumber": carrier }, (tracking_field.as_str()): tracking });
+            if !entries.is_empty() {
+                model["FEntity"] = Value::Array(entries);
+            }
             client.save("SAL_OUTSTOCK", json!({ "IsDeleteEntry": "false", "Model": model })).await?;
             if *submit {
                 tolerate_done(client.operate("Submit", "SAL_OUTSTOCK", std::slice::from_ref(&number)).await)?;

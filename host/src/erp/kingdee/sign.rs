@@ -63,14 +63,26 @@ pub fn app_data(c: &AppCredentials) -> String {
     format!("{},{},{},{}", c.acct_id, c.user_name, c.lcid, c.org_num)
 }
 
-/// `X-Api-Signature` for a path and timestamp.
-pub fn api_signature(path_enc: &str, ts: &str, client_secret: &str) -> String {
-    let msg = format!("POST\n{path_enc}\n\nx-api-nonce:{ts}\nx-api-timestamp:{ts}\n");
+/// `X-Api-Signature` for a path, nonce and timestamp.
+pub fn api_signature(path_enc: &str, nonce: &str, ts: &str, client_secret: &str) -> String {
+    let msg = format!("POST\n{path_enc}\n\nx-api-nonce:{nonce}\nx-api-timestamp:{ts}\n");
     hmac_b64_hex(&msg, client_secret)
 }
 
+/// A nonce no other request of any process will send: the server refuses
+/// a nonce it has seen (the official SDK's nonce = timestamp would collide
+/// for two calls in one second).
+pub fn fresh_nonce() -> String {
+    use sha2::Digest;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let seed = format!("{}:{nanos}:{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..12])
+}
+
 /// Every signed header for a call to `url` at unix second `ts`.
-pub fn signed_headers(c: &AppCredentials, url: &str, ts: u64) -> Vec<(&'static str, String)> {
+pub fn signed_headers(c: &AppCredentials, url: &str, ts: u64, nonce: &str) -> Vec<(&'static str, String)> {
     let ts = ts.to_string();
     let (client_id, enc) = c.app_id.split_once('_').unwrap_or(("", ""));
     let client_secret = decode_app_secret(enc);
@@ -79,9 +91,9 @@ pub fn signed_headers(c: &AppCredentials, url: &str, ts: u64) -> Vec<(&'static s
         ("X-Api-ClientID", client_id.to_string()),
         ("X-Api-Auth-Version", "2.0".into()),
         ("x-api-timestamp", ts.clone()),
-        ("x-api-nonce", ts.clone()),
+        ("x-api-nonce", nonce.to_string()),
         ("x-api-signheaders", "x-api-timestamp,x-api-nonce".into()),
-        ("X-Api-Signature", api_signature(&encode_path(url), &ts, &client_secret)),
+        ("X-Api-Signature", api_signature(&encode_path(url), nonce, &ts, &client_secret)),
         ("X-Kd-Appkey", c.app_id.clone()),
         ("X-Kd-Appdata", B64.encode(&data)),
         ("X-Kd-Signature", hmac_b64_hex(&format!("{}{data}", c.app_id), &c.app_secret)),
@@ -110,7 +122,8 @@ mod tests {
             "%2Fk3cloud%2FKingdee.BOS.WebApi.ServicesStub.DynamicFormService.ExecuteBillQuery.common.kdsvc"
         );
         assert_eq!(decode_app_secret("72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ"), "31ecfd13effe724e7e78fc17f8f94b66");
-        let h: std::collections::HashMap<_, _> = signed_headers(&c, url, 1_700_000_000).into_iter().collect();
+        let h: std::collections::HashMap<_, _> =
+            signed_headers(&c, url, 1_700_000_000, "1700000000").into_iter().collect();
         assert_eq!(h["X-Api-ClientID"], "204399");
         assert_eq!(
             h["X-Api-Signature"],

@@ -1,6 +1,10 @@
-//! The SQL-like FilterString of ExecuteBillQuery: comparisons, IN, LIKE,
-//! AND / OR / NOT and parentheses over field keys. Enough of Kingdee's
-//! dialect for what integrations send.
+//! The FilterString of ExecuteBillQuery, in both forms the server takes: the
+//! SQL-like text (comparisons, IN, LIKE, BETWEEN, IS [NOT] NULL, `N'…'`
+//! literals, AND / OR / NOT, parentheses) and the JSON array of
+//! `{Left, FieldName, Compare, Value, Right, Logic}` conditions. Text compares
+//! the way SQL Server's default Chinese_PRC_CI_AS collation does: without
+//! regard to case. A form the simulator does not know is refused, never
+//! ignored (an ignored filter returns every row).
 
 use serde_json::Value;
 
@@ -22,6 +26,10 @@ pub enum Filter {
     Cmp(String, &'static str, String),
     In(String, Vec<String>, bool),
     Like(String, String, bool),
+    /// `field [NOT] BETWEEN a AND b`.
+    Between(String, String, String, bool),
+    /// `field IS [NOT] NULL`.
+    IsNull(String, bool),
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
@@ -47,6 +55,7 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Comma);
                 i += 1
             }
+            'N' | 'n' if c.get(i + 1) == Some(&'\'') => i += 1,
             '\'' => {
                 let mut v = String::new();
                 i += 1;
@@ -178,6 +187,28 @@ impl P {
             }
             return Ok(Filter::In(field, vals, negated));
         }
+        if self.peek_kw("between") {
+            self.i += 1;
+            let lo = self.value(&field)?;
+            if !self.peek_kw("and") {
+                return Err(format!("BETWEEN on {field} needs AND"));
+            }
+            self.i += 1;
+            let hi = self.value(&field)?;
+            return Ok(Filter::Between(field, lo, hi, negated));
+        }
+        if !negated && self.peek_kw("is") {
+            self.i += 1;
+            let not = self.peek_kw("not");
+            if not {
+                self.i += 1;
+            }
+            if !self.peek_kw("null") {
+                return Err(format!("IS on {field} needs NULL"));
+            }
+            self.i += 1;
+            return Ok(Filter::IsNull(field, not));
+        }
         if self.peek_kw("like") {
             self.i += 1;
             let Some(Tok::Str(p)) = self.t.get(self.i).cloned() else { return Err("LIKE needs a string".into()) };
@@ -188,12 +219,18 @@ impl P {
             return Err(format!("expected an operator after {field}"));
         };
         self.i += 1;
-        let v = match self.t.get(self.i).cloned() {
-            Some(Tok::Str(v) | Tok::Num(v)) => v,
-            _ => return Err(format!("expected a value after {field} {op}")),
-        };
-        self.i += 1;
+        let v = self.value(&field)?;
         Ok(Filter::Cmp(field, op, v))
+    }
+
+    fn value(&mut self, field: &str) -> Result<String, String> {
+        match self.t.get(self.i).cloned() {
+            Some(Tok::Str(v) | Tok::Num(v)) => {
+                self.i += 1;
+                Ok(v)
+            }
+            _ => Err(format!("expected a value after {field}")),
+        }
     }
 }
 
@@ -211,11 +248,94 @@ impl Filter {
         Ok(f)
     }
 
+    /// The JSON-array form: `[{"Left":"(","FieldName":"F","Compare":"67",
+    /// "Value":"x","Right":")","Logic":"0"}, ...]`. `Compare` takes the
+    /// numeric codes for "equals" (67 for text, 105 for enumerations) or an
+    /// operator (`=`, `<>`, `>`, `>=`, `<`, `<=`, `like`); `Logic` 0 joins the
+    /// next condition with AND, 1 with OR. Other codes are refused.
+    pub fn from_json(items: &[Value]) -> Result<Filter, String> {
+        let mut text = String::new();
+        for (i, it) in items.iter().enumerate() {
+            let get = |k: &str| {
+                it.as_object()
+                    .and_then(|m| m.iter().find(|(x, _)| x.eq_ignore_ascii_case(k)))
+                    .map(|(_, v)| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default()
+            };
+            let field = get("FieldName");
+            if field.is_empty() || !field.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                return Err(format!("FilterString[{i}]: FieldName `{field}` is not a field key"));
+            }
+            let op = match get("Compare").trim().to_ascii_lowercase().as_str() {
+                "67" | "105" | "=" => "=",
+                "<>" | "!=" => "<>",
+                ">" => ">",
+                ">=" => ">=",
+                "<" => "<",
+                "<=" => "<=",
+                "like" => "LIKE",
+                other => return Err(format!("FilterString[{i}]: Compare `{other}` is not supported")),
+            };
+            let left = get("Left");
+            let right = get("Right");
+            if !left.chars().all(|c| c == '(' || c == ' ') || !right.chars().all(|c| c == ')' || c == ' ') {
+                return Err(format!("FilterString[{i}]: Left/Right may hold only parentheses"));
+            }
+            let value = get("Value").replace('\'', "''");
+            text.push_str(&format!("{left}{field} {op} '{value}'{right}"));
+            if i + 1 < items.len() {
+                text.push_str(match get("Logic").trim() {
+                    "" | "0" => " AND ",
+                    "1" => " OR ",
+                    other => return Err(format!("FilterString[{i}]: Logic `{other}` is neither 0 (AND) nor 1 (OR)")),
+                });
+            }
+        }
+        Filter::parse(&text)
+    }
+
+    /// The FilterString as sent: text, a JSON array, or absent.
+    pub fn from_value(v: Option<&Value>) -> Result<Filter, String> {
+        match v {
+            None | Some(Value::Null) => Ok(Filter::All),
+            Some(Value::String(s)) => {
+                let t = s.trim_start();
+                if t.starts_with('[') {
+                    // Some clients send the array as a JSON string.
+                    let items: Vec<Value> = serde_json::from_str(t).map_err(|e| format!("array form: {e}"))?;
+                    Filter::from_json(&items)
+                } else {
+                    Filter::parse(s)
+                }
+            }
+            Some(Value::Array(items)) => Filter::from_json(items),
+            Some(other) => Err(format!("FilterString must be text or an array, not {other}")),
+        }
+    }
+
+    /// `field = 'v'` conditions that every matching row must meet (the
+    /// top-level conjunction), for index lookups.
+    pub fn required_equalities(&self) -> Vec<(&str, &str)> {
+        match self {
+            Filter::Cmp(f, "=", v) => vec![(f.as_str(), v.as_str())],
+            Filter::And(a, b) => [a.required_equalities(), b.required_equalities()].concat(),
+            _ => vec![],
+        }
+    }
+
     /// Every field the filter reads.
     pub fn fields(&self) -> Vec<&str> {
         match self {
             Filter::All => vec![],
-            Filter::Cmp(f, ..) | Filter::In(f, ..) | Filter::Like(f, ..) => vec![f.as_str()],
+            Filter::Cmp(f, ..)
+            | Filter::In(f, ..)
+            | Filter::Like(f, ..)
+            | Filter::Between(f, ..)
+            | Filter::IsNull(f, ..) => vec![f.as_str()],
             Filter::And(a, b) | Filter::Or(a, b) => [a.fields(), b.fields()].concat(),
             Filter::Not(a) => a.fields(),
         }
@@ -227,7 +347,12 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::Cmp(f, op, v) => {
-                let ord = compare(&get(f), v);
+                let x = get(f);
+                if x.is_null() {
+                    // SQL: a comparison with NULL is unknown, never true.
+                    return false;
+                }
+                let ord = compare(&x, v);
                 match *op {
                     "=" => ord == std::cmp::Ordering::Equal,
                     "<>" => ord != std::cmp::Ordering::Equal,
@@ -239,9 +364,25 @@ impl Filter {
             }
             Filter::In(f, vals, neg) => {
                 let x = get(f);
+                if x.is_null() {
+                    return false;
+                }
                 vals.iter().any(|v| compare(&x, v) == std::cmp::Ordering::Equal) != *neg
             }
-            Filter::Like(f, p, neg) => like(&text(&get(f)), p) != *neg,
+            Filter::Like(f, p, neg) => like(&text(&get(f)).to_lowercase(), &p.to_lowercase()) != *neg,
+            Filter::Between(f, lo, hi, neg) => {
+                let x = get(f);
+                (!x.is_null()
+                    && compare(&x, lo) != std::cmp::Ordering::Less
+                    && compare(&x, hi) != std::cmp::Ordering::Greater)
+                    != *neg
+            }
+            Filter::IsNull(f, not) => {
+                let x = get(f);
+                // Base-data references read as empty objects when unset.
+                let null = x.is_null() || x.as_object().is_some_and(|m| m.is_empty());
+                null != *not
+            }
             Filter::And(a, b) => a.eval(get) && b.eval(get),
             Filter::Or(a, b) => a.eval(get) || b.eval(get),
             Filter::Not(a) => !a.eval(get),
@@ -270,7 +411,8 @@ fn compare(a: &Value, b: &str) -> std::cmp::Ordering {
         // Sub-second parts still order values within the same second.
         return x.cmp(&y).then_with(|| frac(&at).cmp(&frac(b)));
     }
-    at.as_str().cmp(b)
+    // Chinese_PRC_CI_AS: case does not matter.
+    at.to_lowercase().cmp(&b.to_lowercase())
 }
 
 fn frac(s: &str) -> u32 {
@@ -319,5 +461,39 @@ mod tests {
         assert!(!f.eval(&row(6, "2026-11-25T09:59:59.99")), "dates compare as dates");
         assert!(Filter::parse("FID >").is_err());
         assert_eq!(Filter::parse("").unwrap(), Filter::All);
+    }
+
+    #[test]
+    fn between_is_null_national_strings_and_case() {
+        let get = |k: &str| match k {
+            "FBillNo" => json!("XSDD0001"),
+            "FDate" => json!("2026-11-25T10:00:00"),
+            "FNote" => Value::Null,
+            _ => json!("C"),
+        };
+        assert!(Filter::parse("FDate BETWEEN '2026-11-25' AND '2026-11-26'").unwrap().eval(&get));
+        assert!(!Filter::parse("FDate NOT BETWEEN '2026-11-25' AND '2026-11-26'").unwrap().eval(&get));
+        assert!(Filter::parse("FNote IS NULL AND FBillNo IS NOT NULL").unwrap().eval(&get));
+        assert!(Filter::parse("FBillNo = N'xsdd0001'").unwrap().eval(&get), "N'' and case-insensitive =");
+        assert!(Filter::parse("FBillNo LIKE 'xs%'").unwrap().eval(&get), "case-insensitive LIKE");
+        assert!(!Filter::parse("FNote = ''").unwrap().eval(&get), "NULL equals nothing");
+        assert!(Filter::parse("FBillNo BETWEEN 'A'").is_err());
+    }
+
+    #[test]
+    fn the_array_form_is_applied_not_ignored() {
+        let items = json!([
+            {"Left": "(", "FieldName": "FDocumentStatus", "Compare": "67", "Value": "C", "Right": "", "Logic": "1"},
+            {"Left": "", "FieldName": "FBillNo", "Compare": "=", "Value": "X'1", "Right": ")", "Logic": 0},
+        ]);
+        let f = Filter::from_value(Some(&items)).unwrap();
+        assert_eq!(f.fields(), vec!["FDocumentStatus", "FBillNo"]);
+        assert!(f.eval(&|_| json!("C")));
+        assert!(!f.eval(&|_| json!("A")));
+        let as_text = Value::String(items.to_string());
+        assert_eq!(Filter::from_value(Some(&as_text)).unwrap(), f);
+        let bad = json!([{"FieldName": "FID", "Compare": "999", "Value": "1"}]);
+        assert!(Filter::from_value(Some(&bad)).unwrap_err().contains("Compare `999`"));
+        assert!(Filter::from_value(Some(&json!({"a": 1}))).is_err());
     }
 }

@@ -1,14 +1,24 @@
-//! A Kingdee K3Cloud WebAPI simulator on 127.0.0.1, faithful to the wire
-//! protocol: `{ServerUrl}/{Service}.common.kdsvc` POSTs, the three request
-//! body shapes, session cookies and signed headers, ResponseStatus envelopes
-//! with MsgCodes, errors inside query arrays, the TopRowCount quirk. It holds
-//! SAL_SaleOrder, PUR_PurchaseOrder and SAL_OUTSTOCK, generates realistic
-//! orders, and injects faults on demand.
+//! A Kingdee K3Cloud WebAPI simulator on 127.0.0.1 that refuses what a real
+//! server refuses, with its MsgCodes and messages: `{ServerUrl}/{Service}
+//! .common.kdsvc` POSTs in the three body shapes, logins, session cookies
+//! and whole-checked signed headers with single-use nonces (`auth`), form
+//! metadata with standard and installed custom fields (`forms`), queries
+//! with both FilterString forms, the row cap and indexed lookups (`query`),
+//! and the document operations with the status machine, approval locks and
+//! pushed-quantity control (`ops`). One instance is one company's ERP: ours
+//! (sales orders in, purchase orders and outbound documents out) or, with
+//! [`KingdeeSimConfig::supplier_company`], a supplier's, where our purchase
+//! order becomes its sales order. Faults and clock controls are injectable.
 
+mod auth;
 mod data;
+mod docs;
 pub mod filter;
+mod forms;
+mod ops;
+mod query;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,13 +29,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine as _;
 use serde_json::{Value, json};
 
-pub use data::{SimLine, SimSaleOrder};
+pub use auth::{SignError, login_sign};
+pub use data::{DROPSHIP_BILL_TYPE, STANDARD_BILL_TYPE, SimLine, SimSaleOrder};
+pub use docs::DocTable;
+pub use forms::{FORMS, FormMeta};
 
 use crate::erp::kingdee::protocol::SESSION_LOST;
-use crate::erp::kingdee::sign::{self, AppCredentials};
+use crate::erp::kingdee::sign::AppCredentials;
 
 /// Faults to inject; all off by default.
 #[derive(Debug, Clone, Default)]
@@ -44,9 +56,13 @@ pub struct Faults {
     /// Carry out the next N writes, then answer 502 as if the network lost
     /// the reply (the client cannot know the write happened).
     pub lose_next_write_answers: u32,
+    /// Answer this share of requests (per mille) with HTTP 503 before doing
+    /// anything, as an overloaded IIS does.
+    pub fail_per_mille: u32,
 }
 
-/// The simulator's settings.
+/// The simulator's settings: which company, who may log in, what the
+/// installation has.
 #[derive(Debug, Clone)]
 pub struct KingdeeSimConfig {
     pub app: AppCredentials,
@@ -55,9 +71,45 @@ pub struct KingdeeSimConfig {
     /// The ERP clock's offset from UTC, seconds (China: 8 h), plus any skew.
     pub clock_offset_secs: i64,
     pub seed: u64,
+    /// Custom fields the installation added, by form id.
+    pub custom_fields: BTreeMap<String, Vec<String>>,
+    /// Most rows one query answers (real servers: 10,000 or less).
+    pub row_cap: usize,
+    /// Most live sessions (the licence); 0 = no limit.
+    pub max_sessions: usize,
+    /// Organisation numbers the user may sign for (0 = the default org).
+    pub orgs: Vec<String>,
+    /// Material numbers of the master data; empty = any is accepted.
+    pub materials: HashSet<String>,
+    /// Fields the installation lets users change after audit
+    /// (`NeedUpDateFields` of only these pass the approval lock).
+    pub editable_after_audit: Vec<String>,
+    pub data_center_name: String,
+}
+
+/// The custom fields daifa's own installation adds.
+pub fn daifa_custom_fields() -> BTreeMap<String, Vec<String>> {
+    let so = [
+        "F_DAIFA_ReceiverName",
+        "F_DAIFA_ReceiverPhone",
+        "F_DAIFA_Province",
+        "F_DAIFA_City",
+        "F_DAIFA_District",
+        "F_DAIFA_Postcode",
+        "F_DAIFA_DropShip",
+        "F_DAIFA_Platform",
+        "F_DAIFA_Carrier",
+        "F_DAIFA_TrackingNo",
+    ];
+    BTreeMap::from([
+        ("SAL_SaleOrder".to_string(), so.iter().map(|s| s.to_string()).collect()),
+        ("PUR_PurchaseOrder".to_string(), vec!["F_DAIFA_PoNo".to_string()]),
+    ])
 }
 
 impl Default for KingdeeSimConfig {
+    /// Our ERP with daifa's custom fields installed (the ingester's default
+    /// `custom-fields` preset reads them).
     fn default() -> Self {
         KingdeeSimConfig {
             app: AppCredentials {
@@ -71,24 +123,83 @@ impl Default for KingdeeSimConfig {
             password: "888888".into(),
             clock_offset_secs: 8 * 3600,
             seed: 7,
+            custom_fields: daifa_custom_fields(),
+            row_cap: 10_000,
+            max_sessions: 0,
+            orgs: vec!["100".into()],
+            materials: HashSet::new(),
+            editable_after_audit: Vec::new(),
+            data_center_name: "代发演示账套".into(),
         }
+    }
+}
+
+impl KingdeeSimConfig {
+    /// A stock K3Cloud: no custom fields at all (the `standard` preset).
+    pub fn stock() -> Self {
+        KingdeeSimConfig { custom_fields: BTreeMap::new(), ..Default::default() }
+    }
+
+    /// A supplier's own K3Cloud (the second company): another account and
+    /// app, no sales orders of ours, a custom field on SAL_SaleOrder for the
+    /// buyer's PO number, and the supplier's own material master.
+    pub fn supplier_company(materials: impl IntoIterator<Item = String>) -> Self {
+        KingdeeSimConfig {
+            app: AppCredentials {
+                acct_id: "6a3c1e0f9b2d47".into(),
+                user_name: "daifa-api".into(),
+                app_id: "310522_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ".into(),
+                app_secret: "0d5e3f1c2b7a4c8e9f60718293a4b5c6".into(),
+                lcid: 2052,
+                org_num: 0,
+            },
+            password: "supplier".into(),
+            seed: 11,
+            custom_fields: BTreeMap::from([("SAL_SaleOrder".to_string(), vec!["F_SUP_CustPoNo".to_string()])]),
+            materials: materials.into_iter().collect(),
+            data_center_name: "供应商账套".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Custom fields of one form.
+    pub fn custom(&self, form: &str) -> Vec<String> {
+        self.custom_fields
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(form))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the split address lives in daifa's custom fields (then
+    /// FReceiveAddress holds only the street).
+    pub fn daifa_fields(&self) -> bool {
+        self.custom("SAL_SaleOrder").iter().any(|f| f == "F_DAIFA_Province")
     }
 }
 
 /// Everything the simulated ERP holds.
 #[derive(Default)]
 pub struct SimState {
+    /// Sorted by FID.
     pub sale_orders: Vec<SimSaleOrder>,
-    pub purchase_orders: Vec<Value>,
-    pub outstocks: Vec<Value>,
+    pub purchase_orders: DocTable,
+    pub outstocks: DocTable,
+    sale_numbers: HashMap<String, i64>,
     sessions: HashSet<String>,
+    /// Nonces seen within the signature window, with when.
+    nonces: HashMap<String, i64>,
     next_fid: i64,
     next_entry: i64,
     next_doc: i64,
     pub faults: Faults,
+    /// Most rows one query answers; starts at the config's `row_cap`.
+    pub row_cap: usize,
     pub authed_requests: u64,
     pub sale_order_queries: u64,
     pub requests: u64,
+    /// Signed requests refused, by reason (what a server log would show).
+    pub refused_signatures: Vec<SignError>,
     /// Last modification stamp handed out, to keep them strictly increasing.
     last_stamp_ms: i64,
     rng: u64,
@@ -117,7 +228,13 @@ impl KingdeeSim {
     pub async fn start(cfg: KingdeeSimConfig, port: u16) -> std::io::Result<KingdeeSim> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let state = SimState { next_fid: 100_000, next_entry: 500_000, rng: cfg.seed.max(1), ..Default::default() };
+        let state = SimState {
+            next_fid: 100_000,
+            next_entry: 500_000,
+            rng: cfg.seed.max(1),
+            row_cap: cfg.row_cap,
+            ..Default::default()
+        };
         let sim = Arc::new(Sim { cfg, state: Mutex::new(state) });
         let app = Router::new().route("/{*path}", post(handle)).with_state(sim.clone());
         let task = tokio::spawn(async move {
@@ -152,7 +269,7 @@ impl KingdeeSim {
         let offset = self.sim.cfg.clock_offset_secs;
         self.with(|s| {
             let stamp = s.stamp(offset);
-            match s.sale_orders.iter_mut().find(|o| o.fid == fid) {
+            match s.sale_orders.binary_search_by_key(&fid, |o| o.fid).ok().map(|i| &mut s.sale_orders[i]) {
                 Some(o) => {
                     f(o);
                     o.modify_date = stamp;
@@ -160,6 +277,56 @@ impl KingdeeSim {
                 }
                 None => false,
             }
+        })
+    }
+
+    /// Un-audits and audits again an order, as a reviewer would: a new
+    /// FApproveDate, FModifyDate untouched (K3Cloud's audit does not stamp
+    /// it). Returns false for an unknown FID.
+    pub fn reapprove(&self, fid: i64) -> bool {
+        let offset = self.sim.cfg.clock_offset_secs;
+        self.with(|s| {
+            let stamp = s.stamp(offset);
+            match s.sale_orders.binary_search_by_key(&fid, |o| o.fid).ok().map(|i| &mut s.sale_orders[i]) {
+                Some(o) => {
+                    o.status = "C".into();
+                    o.approve_date = Some(stamp);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    /// The supplier's warehouse ships what is left of sales order
+    /// `bill_no` (second-company mode): a SAL_OUTSTOCK pushed from it, with
+    /// carrier and tracking number (FCarriageNO), saved and audited through
+    /// the same rules as the API. Returns the outbound bill number.
+    pub fn ship_sale_order(&self, bill_no: &str, carrier: &str, tracking: &str) -> Result<String, String> {
+        let cfg = self.sim.cfg.clone();
+        self.with(|s| {
+            let pushed = ops::push(
+                s,
+                &cfg,
+                Some("SAL_SaleOrder"),
+                &json!({ "Numbers": [bill_no], "TargetFormId": "SAL_OUTSTOCK", "IsEnableDefaultRule": "true" }),
+            );
+            let status = &pushed["Result"]["ResponseStatus"];
+            if status["IsSuccess"] != true {
+                return Err(status["Errors"][0]["Message"].as_str().unwrap_or("push failed").to_string());
+            }
+            let (id, number) =
+                (status["SuccessEntitys"][0]["Id"].clone(), status["SuccessEntitys"][0]["Number"].clone());
+            let model = json!({ "FID": id, "FCarrierID": { "FNumber": carrier }, "FCarriageNO": tracking });
+            let saved =
+                ops::save(s, &cfg, Some("SAL_OUTSTOCK"), &json!({ "IsDeleteEntry": "false", "Model": model }), false);
+            if saved["Result"]["ResponseStatus"]["IsSuccess"] != true {
+                return Err(saved.to_string());
+            }
+            for op in ["submit", "audit"] {
+                ops::operate(s, &cfg, Some("SAL_OUTSTOCK"), op, &json!({ "Numbers": [number] }));
+            }
+            Ok(number.as_str().unwrap_or_default().to_string())
         })
     }
 
@@ -204,23 +371,9 @@ impl SimState {
         let mut entry = self.next_entry;
         let o = data::generate_order(fid, seed, &stamp, &mut entry);
         self.next_entry = entry;
+        self.sale_numbers.insert(o.bill_no.clone(), fid);
         self.sale_orders.push(o);
         fid
-    }
-
-    fn session_ok(&self, headers: &HeaderMap) -> bool {
-        let sid = headers.get("kdservice-sessionid").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| {
-            headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).and_then(|c| {
-                c.split(';').find_map(|kv| kv.trim().strip_prefix("kdservice-sessionid=").map(str::to_string))
-            })
-        });
-        sid.is_some_and(|s| self.sessions.contains(&s))
-    }
-
-    fn new_session(&mut self) -> String {
-        let sid = format!("{:016x}{:016x}", self.next_rand(), self.next_rand());
-        self.sessions.insert(sid.clone());
-        sid
     }
 }
 
@@ -246,26 +399,40 @@ fn json_response(v: Value, set_sid: Option<String>) -> Response {
     resp
 }
 
-/// Splits the three body shapes into (form id, data).
-fn parse_body(body: &[u8]) -> Result<(Option<String>, Value, Value), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("request body is not JSON: {e}"))?;
+/// A request in any of the three body shapes.
+struct Req {
+    form: Option<String>,
+    /// ExcuteOperation's operation code.
+    op_number: Option<String>,
+    data: Value,
+    raw: Value,
+}
+
+/// Splits the three body shapes into form id, operation code and data.
+fn parse_body(body: &[u8]) -> Result<Req, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("请求的 JSON 格式不正确：{e}"))?;
     let as_json = |x: Value| match x {
         Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
         other => other,
     };
-    let get = |k: &str| v.get(k).or_else(|| v.get(k.to_ascii_lowercase())).cloned();
+    let get =
+        |k: &str| v.as_object().and_then(|m| m.iter().find(|(x, _)| x.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()));
+    let text = |x: &Value| x.as_str().map(str::to_string);
     if let Some(params) = get("parameters") {
-        let params = as_json(params);
-        let arr = params.as_array().cloned().unwrap_or_default();
+        let arr = as_json(params).as_array().cloned().unwrap_or_default();
         return Ok(match arr.len() {
-            0 => (None, Value::Null, v.clone()),
-            1 => (None, as_json(arr[0].clone()), v.clone()),
-            _ => (arr[0].as_str().map(str::to_string), as_json(arr[1].clone()), v.clone()),
+            0 => Req { form: None, op_number: None, data: Value::Null, raw: v },
+            1 => Req { form: None, op_number: None, data: as_json(arr[0].clone()), raw: v },
+            2 => Req { form: text(&arr[0]), op_number: None, data: as_json(arr[1].clone()), raw: v },
+            _ => Req { form: text(&arr[0]), op_number: text(&arr[1]), data: as_json(arr[2].clone()), raw: v },
         });
     }
-    let form = get("formid").or_else(|| get("FormId")).and_then(|f| f.as_str().map(str::to_string));
-    let data = get("data").or_else(|| get("Data")).map(as_json).unwrap_or(Value::Null);
-    Ok((form, data, v))
+    Ok(Req {
+        form: get("formid").as_ref().and_then(text),
+        op_number: get("opNumber").as_ref().and_then(text),
+        data: get("data").map(as_json).unwrap_or(Value::Null),
+        raw: v,
+    })
 }
 
 async fn handle(
@@ -284,28 +451,47 @@ async fn handle(
         return (StatusCode::NOT_FOUND, "not a WebAPI service").into_response();
     };
     let op = service.rsplit('.').next().unwrap_or_default().to_string();
-    let (form, data, raw) = match parse_body(&body) {
-        Ok(x) => x,
-        Err(e) => return json_response(failure(8, None, &e), None),
-    };
     let mut state = match sim.state.lock() {
         Ok(s) => s,
         Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "poisoned").into_response(),
     };
     state.requests += 1;
+    let rate = state.faults.fail_per_mille;
+    if rate > 0 && state.next_rand() % 1000 < u64::from(rate) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+    }
+    let cfg = &sim.cfg;
+    if service.ends_with("accountservice.getdatacenterlist") {
+        return json_response(auth::data_centers(cfg), None);
+    }
+    let req = match parse_body(&body) {
+        Ok(x) => x,
+        Err(e) => return json_response(failure(8, None, &e), None),
+    };
     if service.contains("authservice") {
-        return login(&sim.cfg, &mut state, &op, &data, &raw);
+        let (answer, sid) = auth::login(cfg, &mut state, &op, &req.data, &req.raw, &headers);
+        return json_response(answer, sid);
     }
 
-    // Authentication: a live session, or valid signed headers (which earn a
-    // new session, as the real server does).
+    // A live session, or signed headers checked whole (which earn a new
+    // session, as the real server does).
     let mut new_sid = None;
     if !state.session_ok(&headers) {
-        if !state.faults.reject_signatures && signature_ok(&sim.cfg.app, uri.path(), &headers) {
-            new_sid = Some(state.new_session());
-        } else {
-            let lost = failure(1, None, SESSION_LOST);
-            return json_response(if op == "executebillquery" { json!([[lost]]) } else { lost }, None);
+        // Queries carry errors inside their array.
+        let refused = |code: i64, message: &str| {
+            let f = failure(code, None, message);
+            json_response(if op == "executebillquery" { json!([[f]]) } else { f }, None)
+        };
+        if state.faults.reject_signatures {
+            return refused(1, SESSION_LOST);
+        }
+        if let Err(e) = state.check_signature(cfg, uri.path(), &headers) {
+            state.refused_signatures.push(e);
+            return refused(1, SESSION_LOST);
+        }
+        match state.new_session(cfg.max_sessions) {
+            Some(sid) => new_sid = Some(sid),
+            None => return refused(7, "当前在线用户数已达到许可数上限，请稍后再试"),
         }
     }
     state.authed_requests += 1;
@@ -315,90 +501,49 @@ async fn handle(
         state.faults.expire_sessions_after = None;
         state.sessions.clear();
     }
-    let offset = sim.cfg.clock_offset_secs;
+    let form = req.form.as_deref();
+    let data = &req.data;
+    let is_write = matches!(
+        op.as_str(),
+        "save" | "batchsave" | "draft" | "push" | "submit" | "audit" | "unaudit" | "delete" | "excuteoperation"
+    );
+    if is_write && state.faults.conflict_next_writes > 0 {
+        state.faults.conflict_next_writes -= 1;
+        return json_response(
+            failure(13, None, "单据正在进行其它业务操作，业务操作之间存在冲突，请稍候再使用。"),
+            new_sid,
+        );
+    }
     let answer = match op.as_str() {
-        "executebillquery" | "billquery" => data::query(&mut state, &data, op == "billquery", offset),
-        "save" | "push" | "submit" | "audit" if state.faults.conflict_next_writes > 0 => {
-            state.faults.conflict_next_writes -= 1;
-            failure(13, None, "单据正在进行其它业务操作，业务操作之间存在冲突，请稍候再使用。")
+        "executebillquery" | "billquery" => query::query(&mut state, cfg, data, op == "billquery"),
+        "save" => ops::save(&mut state, cfg, form, data, false),
+        "draft" => ops::save(&mut state, cfg, form, data, true),
+        "batchsave" => ops::batch_save(&mut state, cfg, form, data),
+        "submit" | "audit" | "unaudit" | "delete" => ops::operate(&mut state, cfg, form, &op, data),
+        "excuteoperation" => match req.op_number.as_deref().map(str::to_ascii_lowercase) {
+            Some(code) if !code.is_empty() => ops::operate(&mut state, cfg, form, &code, data),
+            _ => failure(3, Some("opNumber"), "操作标识为空"),
+        },
+        "push" => ops::push(&mut state, cfg, form, data),
+        "view" => ops::view(&state, cfg, form, data),
+        "querybusinessinfo" => {
+            let id = data.get("FormId").and_then(Value::as_str).or(form).unwrap_or_default();
+            match forms::form(id) {
+                Some(meta) => {
+                    let mut v = envelope(true, 0, vec![], vec![]);
+                    v["Result"]["NeedReturnData"] = meta.business_info(&cfg.custom(meta.id));
+                    v
+                }
+                None => failure(4, None, &format!("标识为“{id}”的业务对象不存在，或者被删除")),
+            }
         }
-        "save" => data::save(&mut state, form.as_deref(), &data),
-        "submit" => data::set_status(&mut state, form.as_deref(), &data, "A", "B"),
-        "audit" => data::set_status(&mut state, form.as_deref(), &data, "B", "C"),
-        "push" => data::push(&mut state, form.as_deref(), &data),
-        "view" => data::view(&state, form.as_deref(), &data),
-        other => failure(4, None, &format!("simulator does not implement {other}")),
+        other => failure(4, None, &format!("服务 {other} 不存在")),
     };
-    if matches!(op.as_str(), "save" | "push" | "submit" | "audit") && state.faults.lose_next_write_answers > 0 {
+    if is_write && state.faults.lose_next_write_answers > 0 {
         state.faults.lose_next_write_answers -= 1;
         return (StatusCode::BAD_GATEWAY, "upstream connection reset").into_response();
     }
     json_response(answer, new_sid)
-}
-
-fn signature_ok(app: &AppCredentials, path: &str, h: &HeaderMap) -> bool {
-    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let app_key = get("x-kd-appkey");
-    if app_key != app.app_id {
-        return false;
-    }
-    let Ok(data) = base64::engine::general_purpose::STANDARD.decode(get("x-kd-appdata")) else { return false };
-    let data = String::from_utf8_lossy(&data).to_string();
-    if data.split(',').next() != Some(app.acct_id.as_str()) {
-        return false;
-    }
-    if get("x-kd-signature") != sign::hmac_b64_hex(&format!("{app_key}{data}"), &app.app_secret) {
-        return false;
-    }
-    let ts = get("x-api-timestamp");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    if ts.parse::<i64>().map_or(true, |t| (t - now).abs() > 900) {
-        return false;
-    }
-    let secret = sign::decode_app_secret(app.app_id.split_once('_').map_or("", |(_, s)| s));
-    get("x-api-signature") == sign::api_signature(&sign::encode_path(path), &ts, &secret)
-}
-
-fn login(cfg: &KingdeeSimConfig, state: &mut SimState, op: &str, data: &Value, raw: &Value) -> Response {
-    let params = raw.get("parameters").cloned().map(|p| match p {
-        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
-        v => v,
-    });
-    let arg = |i: usize, key: &str| -> String {
-        params
-            .as_ref()
-            .and_then(|p| p.get(i))
-            .or_else(|| data.get(key))
-            .or_else(|| raw.get(key))
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-            .unwrap_or_default()
-    };
-    let ok = match op {
-        "loginbyappsecret" => {
-            arg(0, "acctid") == cfg.app.acct_id
-                && arg(1, "username") == cfg.app.user_name
-                && arg(2, "appid") == cfg.app.app_id
-                && arg(3, "appsecret") == cfg.app.app_secret
-        }
-        "validateuser" => {
-            arg(0, "acctid") == cfg.app.acct_id
-                && arg(1, "username") == cfg.app.user_name
-                && arg(2, "password") == cfg.password
-        }
-        _ => false,
-    } && !state.faults.reject_signatures;
-    if !ok {
-        return json_response(
-            json!({ "Message": "用户名或密码错误！", "LoginResultType": -1, "Context": null, "KDSVCSessionId": null, "IsSuccessByAPI": false }),
-            None,
-        );
-    }
-    let sid = state.new_session();
-    json_response(
-        json!({ "Message": null, "LoginResultType": 1, "Context": { "SessionId": sid, "UserToken": sid, "UserName": cfg.app.user_name },
-                "KDSVCSessionId": sid, "IsSuccessByAPI": true }),
-        Some(sid),
-    )
 }
 
 /// Distinct FIDs of sale orders matching a filter (for tests).

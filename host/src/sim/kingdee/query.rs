@@ -1,0 +1,175 @@
+//! ExecuteBillQuery and BillQuery: every FieldKey, filter field and order
+//! field is checked against the form's metadata (MsgCode 9 for a field the
+//! installation does not have), the filter is applied in either of its
+//! forms, rows are header-level or one per entry, ordered, and paged with
+//! the TopRowCount quirk and the server's row cap (fewer rows than `Limit`
+//! do not mean the end). Equality on a header field uses the index.
+
+use std::cmp::Ordering;
+
+use serde_json::{Value, json};
+
+use super::data::{SimLine, modify_some, sale_field};
+use super::docs::doc_value;
+use super::filter::Filter;
+use super::forms::{FieldPlace, form};
+use super::{KingdeeSimConfig, SimState, failure};
+
+fn in_array(err: Value) -> Value {
+    json!([[err]])
+}
+
+fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        _ => {
+            let t = |v: &Value| v.as_str().map(str::to_lowercase).unwrap_or_default();
+            t(a).cmp(&t(b))
+        }
+    }
+}
+
+fn int(data: &Value, key: &str) -> Result<i64, Value> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| in_array(failure(8, Some(key), &format!("data 数据包中的参数 {key} 的值 {v} 不是整数")))),
+    }
+}
+
+pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, as_objects: bool) -> Value {
+    if !data.is_object() {
+        return in_array(failure(8, None, "data 数据包格式不正确"));
+    }
+    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let form_id = s("FormId");
+    if form_id.is_empty() {
+        return in_array(failure(5, Some("FormId"), "data 数据包中的参数 FormId 的值不能为空"));
+    }
+    let Some(meta) = form(&form_id) else {
+        return in_array(failure(4, None, &format!("标识为“{form_id}”的业务对象不存在，或者被删除")));
+    };
+    let keys: Vec<String> = s("FieldKeys").split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+    if keys.is_empty() {
+        return in_array(failure(8, None, "data 数据包中的参数 FieldKeys 的值不能为空"));
+    }
+    let filter = match Filter::from_value(data.get("FilterString")) {
+        Ok(f) => f,
+        Err(e) => return in_array(failure(8, Some("FilterString"), &format!("过滤条件 FilterString 不正确：{e}"))),
+    };
+    let order: Vec<(String, bool)> = s("OrderString")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let mut w = p.split_whitespace();
+            let f = w.next().unwrap_or_default().to_string();
+            (f, w.next().is_some_and(|d| d.eq_ignore_ascii_case("desc")))
+        })
+        .collect();
+    let (top, start, limit) = match (int(data, "TopRowCount"), int(data, "StartRow"), int(data, "Limit")) {
+        (Ok(t), Ok(s), Ok(l)) => (t, s.max(0) as usize, l),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return e,
+    };
+    let cap = state.row_cap.max(1);
+    let limit = if limit <= 0 { cap } else { (limit as usize).min(cap) };
+
+    // Every referenced field must exist on this installation.
+    let custom = cfg.custom(meta.id);
+    let mut places = std::collections::HashMap::new();
+    for k in keys.iter().map(String::as_str).chain(filter.fields()).chain(order.iter().map(|(f, _)| f.as_str())) {
+        match meta.resolve(k, &custom) {
+            Some(p) => {
+                places.insert(k.to_string(), p);
+            }
+            None => return in_array(failure(9, Some(k), &format!("元数据中标识为 {k} 的字段不存在"))),
+        }
+    }
+    let entry_level = places.values().any(|p| matches!(p, FieldPlace::Entry(..)));
+    let place = |k: &str| places.get(k).cloned().unwrap_or(FieldPlace::Header(k.into(), None));
+
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    let mut sort_keys: Vec<Vec<Value>> = Vec::new();
+    if meta.id == "SAL_SaleOrder" {
+        state.sale_order_queries += 1;
+        if let Some((after, count)) = state.faults.modify_during_scan
+            && state.sale_order_queries == after
+        {
+            modify_some(state, count, cfg.clock_offset_secs);
+        }
+        let daifa = cfg.daifa_fields();
+        for o in &state.sale_orders {
+            let lines: Vec<Option<&SimLine>> =
+                if entry_level { o.lines.iter().map(Some).collect() } else { vec![o.lines.first()] };
+            for l in lines {
+                let get = |k: &str| sale_field(o, l, &place(k), daifa);
+                if !filter.eval(&get) {
+                    continue;
+                }
+                rows.push(keys.iter().map(|k| get(k)).collect());
+                let mut sk: Vec<Value> = order.iter().map(|(f, _)| get(f)).collect();
+                sk.push(json!(o.fid));
+                sk.push(l.map_or(json!(0), |l| json!(l.entry_id)));
+                sort_keys.push(sk);
+            }
+        }
+    } else {
+        let table = if meta.id == "PUR_PurchaseOrder" { &state.purchase_orders } else { &state.outstocks };
+        // An equality on an indexed header field narrows the scan.
+        let candidates = filter
+            .required_equalities()
+            .into_iter()
+            .find_map(|(f, v)| table.candidates(&place(f), v))
+            .unwrap_or_else(|| (0..table.len()).collect());
+        for pos in candidates {
+            let d = &table.docs[pos];
+            let entries: Vec<Option<&Value>> = match d.get(meta.entry).and_then(Value::as_array) {
+                Some(es) if entry_level && !es.is_empty() => es.iter().map(Some).collect(),
+                _ => vec![None],
+            };
+            for e in entries {
+                let get = |k: &str| doc_value(d, e, &place(k));
+                if !filter.eval(&get) {
+                    continue;
+                }
+                rows.push(keys.iter().map(|k| get(k)).collect());
+                let mut sk: Vec<Value> = order.iter().map(|(f, _)| get(f)).collect();
+                sk.push(d["FID"].clone());
+                sk.push(e.map_or(json!(0), |e| e["FEntryID"].clone()));
+                sort_keys.push(sk);
+            }
+        }
+    }
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    idx.sort_by(|&a, &b| {
+        for (i, (_, desc)) in order.iter().enumerate() {
+            let c = cmp_values(&sort_keys[a][i], &sort_keys[b][i]);
+            if c != Ordering::Equal {
+                return if *desc { c.reverse() } else { c };
+            }
+        }
+        sort_keys[a][order.len()..]
+            .iter()
+            .zip(&sort_keys[b][order.len()..])
+            .map(|(x, y)| cmp_values(x, y))
+            .find(|c| *c != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    // TopRowCount is an absolute end row, not a page size (the quirk).
+    let end = if top > 0 { (top as usize).min(rows.len()) } else { rows.len() };
+    let page: Vec<Value> = idx
+        .into_iter()
+        .take(end)
+        .skip(start)
+        .take(limit)
+        .map(|i| {
+            if as_objects {
+                Value::Object(keys.iter().cloned().zip(rows[i].iter().cloned()).collect())
+            } else {
+                Value::Array(rows[i].clone())
+            }
+        })
+        .collect();
+    Value::Array(page)
+}
