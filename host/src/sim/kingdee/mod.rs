@@ -198,6 +198,8 @@ pub struct SimState {
     pub authed_requests: u64,
     pub sale_order_queries: u64,
     pub requests: u64,
+    /// Documents a query looked at (index lookups keep this small).
+    pub rows_examined: u64,
     /// Signed requests refused, by reason (what a server log would show).
     pub refused_signatures: Vec<SignError>,
     /// Last modification stamp handed out, to keep them strictly increasing.

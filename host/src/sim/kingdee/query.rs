@@ -99,6 +99,7 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
             modify_some(state, count, cfg.clock_offset_secs);
         }
         let daifa = cfg.daifa_fields();
+        state.rows_examined += state.sale_orders.len() as u64;
         for o in &state.sale_orders {
             let lines: Vec<Option<&SimLine>> =
                 if entry_level { o.lines.iter().map(Some).collect() } else { vec![o.lines.first()] };
@@ -122,6 +123,7 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
             .into_iter()
             .find_map(|(f, v)| table.candidates(&place(f), v))
             .unwrap_or_else(|| (0..table.len()).collect());
+        let examined = candidates.len() as u64;
         for pos in candidates {
             let d = &table.docs[pos];
             let entries: Vec<Option<&Value>> = match d.get(meta.entry).and_then(Value::as_array) {
@@ -140,6 +142,7 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
                 sort_keys.push(sk);
             }
         }
+        state.rows_examined += examined;
     }
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     idx.sort_by(|&a, &b| {
