@@ -270,3 +270,70 @@ mod property {
         }
     }
 }
+
+/// A stock K3Cloud (no custom fields) with the `standard` preset: the
+/// drop-ship marker is the bill type, the receiver is FLinkMan/FLinkPhone,
+/// one FReceiveAddress is split into its parts; the server caps answers at
+/// 700 rows while we ask for 2,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_k3cloud_with_the_standard_preset_and_a_low_row_cap() {
+    use daifa_host::ingest::mapping::MappingPreset;
+    let sim = KingdeeSim::start(KingdeeSimConfig::stock(), 0).await.unwrap();
+    let fids = sim.generate(600);
+    sim.with(|s| s.row_cap = 700);
+    for fid in fids.iter().step_by(7) {
+        sim.modify(*fid, |o| o.dropship = "0".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let cfg = KingdeeIngestConfig { preset: MappingPreset::Standard, page_size: 2_000, ..Default::default() };
+    let r = KingdeeIngester::new(client(&sim), store.clone(), cfg).scan().await.unwrap();
+    assert!(r.pages >= 3, "{r:?}");
+    assert_exact(&sim, &store).await;
+    for o in approved(&sim).iter().take(50) {
+        let got = store.order_by_external("kingdee", &o.fid.to_string()).await.unwrap().unwrap();
+        let a = &got.content.ship_to;
+        assert_eq!((&a.province, &a.city, &a.district), (&o.province, &o.city, &o.district), "{}", o.full_address());
+        assert_eq!((&a.name, &a.phone), (&o.receiver_name, &o.receiver_phone));
+        assert_eq!(got.content.lines[0].unit, "Pcs");
+    }
+
+    // The custom-fields preset against the same stock ERP stops at once,
+    // naming the field the installation does not have.
+    let err =
+        KingdeeIngester::new(client(&sim), store.clone(), KingdeeIngestConfig::default()).scan().await.unwrap_err();
+    assert!(err.to_string().contains("F_DAIFA_"), "{err}");
+}
+
+/// An order audited later without a new FModifyDate (K3Cloud's audit sets
+/// only FApproveDate) is found by the next scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_approved_without_a_new_modify_date_is_found() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(40);
+    // Ten orders wait in approval (status B), their stamps old.
+    sim.with(|s| {
+        for o in s.sale_orders.iter_mut().take(10) {
+            o.status = "B".into();
+            o.approve_date = None;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let ing = KingdeeIngester::new(client(&sim), store.clone(), KingdeeIngestConfig::default());
+    ing.scan().await.unwrap();
+    assert_eq!(store.list_orders(None, 1_000).await.unwrap().len(), 30);
+    // Their last edit lies far behind the cursor (entered long ago); now a
+    // reviewer audits them, which stamps FApproveDate only.
+    sim.with(|s| {
+        for o in s.sale_orders.iter_mut().take(10) {
+            o.modify_date = o.modify_date.replacen("20", "19", 1);
+        }
+    });
+    for fid in &fids[..10] {
+        assert!(sim.reapprove(*fid));
+    }
+    let r = ing.scan().await.unwrap();
+    assert_eq!(r.outcome.received, 10, "{r:?}");
+    assert_exact(&sim, &store).await;
+}

@@ -86,7 +86,7 @@ impl SaleOrderMapping {
             fid: "FID".into(),
             bill_no: "FBillNo".into(),
             modify_date: "FModifyDate".into(),
-            approve_date: s("", "FApproveDate"),
+            approve_date: "FApproveDate".into(),
             document_status: "FDocumentStatus".into(),
             approved_status: "C".into(),
             dropship_filter: s(
