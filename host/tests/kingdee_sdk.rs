@@ -34,6 +34,7 @@ async fn official_python_sdk_drives_the_simulator() {
     let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
     sim.generate(30);
     let c = sim.credentials();
+    let c_acct = c.acct_id.clone();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kingdee/sdk_drive.py");
     let url = sim.server_url();
     let out = tokio::task::spawn_blocking(move || {
@@ -60,6 +61,16 @@ async fn official_python_sdk_drives_the_simulator() {
     assert_eq!(v["viewed_status"], "C");
     assert_eq!(v["invalid_msg_code"], 11);
     assert_eq!(v["bad_query_msg_code"], 9);
-    // The SDK authenticated with signed headers and then rode the session.
-    assert_eq!(sim.with(|s| s.purchase_orders.len()), 1);
+    assert_eq!(v["data_centers"][0], c_acct.as_str());
+    assert_eq!(v["bill_query"].as_array().map(Vec::len), Some(1), "the array filter applied: {}", v["bill_query"]);
+    assert_eq!((v["batch_saved"].clone(), v["batch_error_index"].clone()), (1.into(), 1.into()));
+    assert_eq!(v["draft_deleted"], true);
+    assert_eq!(v["unaudit"], true);
+    assert_eq!(v["approved_delete_code"], 11);
+    assert_eq!(v["closed"], true);
+    assert_eq!((v["push_first"].clone(), v["push_again_code"].clone()), (true.into(), 11.into()));
+    assert_eq!(v["approved_save_code"], 11, "an approved sales order is locked");
+    assert!(v["business_info_fields"].as_u64().unwrap() > 10);
+    // PO-1 and PO-B1 exist; the bad batch member, the draft: not.
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), 2);
 }
