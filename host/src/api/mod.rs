@@ -13,11 +13,15 @@ mod routing;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+use serde::de::DeserializeOwned;
 
 use crate::plugins::Registry;
 use crate::store::Store;
@@ -56,14 +60,26 @@ impl ApiState {
     }
 }
 
-/// `/healthz` (open) and `/api/v1/...` (bearer token).
+/// Largest request body of the order and routing endpoints: a full intake
+/// batch (5,000 orders) of long orders fits. Plugin uploads have their own
+/// limit, from the largest package allowed. A larger body is refused with
+/// 413 `{"kind": "too-large"}` before it is read.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// `/healthz` (open) and `/api/v1/...` (bearer token). Every refusal, from
+/// a handler, an extractor, the body limit or the router itself (unknown
+/// path, wrong method), answers `{"error": "...", "kind": "..."}`.
 pub fn router(state: ApiState) -> Router {
     let max_body = state.registry.max_package_bytes() * 4 / 3 + (1 << 20);
     let admin = plugins::routes(max_body)
         .merge(orders::routes())
         .merge(routing::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(|| async { "ok" })).nest("/api/v1", admin).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", admin)
+        .layer(middleware::from_fn(json_errors))
+        .with_state(state)
 }
 
 async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
@@ -97,5 +113,117 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message, "kind": self.kind });
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The `kind` of a refusal that only has a status.
+fn kind_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// The net under the extractors below: a refusal that is not JSON yet
+/// (axum's own: unknown path, wrong method, a `Bytes` body over the limit)
+/// is answered in the documented shape, its text kept as the message.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let mut out = ApiError::new(status, kind_for(status), message).into_response();
+    // Keep what the status promises (`Allow` on 405).
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// A JSON body, like `axum::Json`, but every refusal is an [`ApiError`]:
+/// 415 `unsupported-media-type` without `content-type: application/json`,
+/// 413 `too-large` over the route's body limit, 400 `malformed-json` for
+/// text that is not JSON, 422 `invalid` for JSON of the wrong shape
+/// (unknown fields, wrong types), naming where.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "expected a JSON body with `content-type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "too-large", "the request body is larger than this endpoint accepts")
+            } else {
+                ApiError::new(status, kind_for(status), e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("body: {e}"))
+            }
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", format!("body is not valid JSON: {e}")),
+        })
+    }
+}
+
+/// Path parameters, like `axum::extract::Path`; a refusal is an [`ApiError`]
+/// (400 `bad-request` naming the value, e.g. an order id that is not a number).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(ApiPath(t)),
+            Err(e) => Err(ApiError::new(e.status(), kind_for(e.status()), e.body_text())),
+        }
+    }
+}
+
+/// A query string, like `axum::extract::Query`; a refusal is an [`ApiError`].
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(ApiQuery(t)),
+            Err(e) => Err(ApiError::new(e.status(), kind_for(e.status()), e.body_text())),
+        }
     }
 }

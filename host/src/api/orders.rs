@@ -1,14 +1,16 @@
 //! `/api/v1/orders`: intake (batch JSON, idempotent, per-order results), the
 //! listing by state, one order with its history, and an operator's fix.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, MAX_BODY_BYTES};
+use crate::domain::values::check_storable;
 use crate::domain::{Actor, OrderId, OrderState, SalesOrder};
 use crate::ingest::rest::{OrderIn, OrderResult};
 use crate::store::{OrderSummary, Store, StoreError};
@@ -21,6 +23,11 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/orders", post(intake).get(list))
         .route("/orders/{id}", get(one).put(fix))
         .route("/orders/{id}/transition", post(transition))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
 }
 
 fn store(s: &ApiState) -> Result<&Store, ApiError> {
@@ -44,26 +51,39 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+/// Orders stay JSON text until each is read on its own, so their numbers
+/// are never rounded through a float (`NumText`) and one malformed order is
+/// refused alone.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Batch {
     #[serde(default = "default_source")]
     source: String,
-    orders: Vec<Value>,
+    orders: Vec<Box<RawValue>>,
 }
 
 fn default_source() -> String {
     "api".into()
 }
 
+/// Just the id of an order that may not be readable otherwise.
+#[derive(Deserialize)]
+struct IdOf {
+    #[serde(default)]
+    external_id: Value,
+}
+
 /// Accepts `{"source": "...", "orders": [...]}` or a bare array of orders.
-async fn intake(State(s): State<ApiState>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+async fn intake(State(s): State<ApiState>, ApiJson(body): ApiJson<Box<RawValue>>) -> Result<Json<Value>, ApiError> {
     let store = store(&s)?;
-    let batch = match body {
-        Value::Array(orders) => Batch { source: default_source(), orders },
-        other => serde_json::from_value::<Batch>(other)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("body: {e}")))?,
+    let text = body.get();
+    let batch = if text.trim_start().starts_with('[') {
+        let orders = serde_json::from_str(text).map_err(|e| invalid(format!("body: {e}")))?;
+        Batch { source: default_source(), orders }
+    } else {
+        serde_json::from_str::<Batch>(text).map_err(|e| invalid(format!("body: {e}")))?
     };
+    check_storable("source", &batch.source).map_err(invalid)?;
     if batch.orders.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,8 +95,11 @@ async fn intake(State(s): State<ApiState>, Json(body): Json<Value>) -> Result<Js
     let mut contents = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.orders.into_iter().enumerate() {
-        let external_id = raw.get("external_id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let parsed = serde_json::from_value::<OrderIn>(raw)
+        let external_id = serde_json::from_str::<IdOf>(raw.get())
+            .ok()
+            .and_then(|i| i.external_id.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let parsed = serde_json::from_str::<OrderIn>(raw.get())
             .map_err(|e| e.to_string())
             .and_then(|o| o.into_content(&batch.source, None));
         match parsed {
@@ -109,8 +132,8 @@ async fn intake(State(s): State<ApiState>, Json(body): Json<Value>) -> Result<Js
             None => r.status = "unknown".into(),
         }
     }
-    let invalid = results.iter().filter(|r| r.status == "invalid").count();
-    Ok(Json(serde_json::json!({ "outcome": outcome, "invalid": invalid, "results": results })))
+    let refused = results.iter().filter(|r| r.status == "invalid").count();
+    Ok(Json(serde_json::json!({ "outcome": outcome, "invalid": refused, "results": results })))
 }
 
 #[derive(Deserialize)]
@@ -124,7 +147,10 @@ fn default_limit() -> i64 {
     100
 }
 
-async fn list(State(s): State<ApiState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<OrderSummary>>, ApiError> {
+async fn list(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<OrderSummary>>, ApiError> {
     let st = q
         .state
         .map(|s| s.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e)))
@@ -132,23 +158,29 @@ async fn list(State(s): State<ApiState>, Query(q): Query<ListQuery>) -> Result<J
     store(&s)?.list_orders(st, q.limit.clamp(1, 10_000)).await.map(Json).map_err(store_error)
 }
 
-async fn one(State(s): State<ApiState>, Path(id): Path<i64>) -> Result<Json<SalesOrder>, ApiError> {
+async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<SalesOrder>, ApiError> {
     store(&s)?.order(OrderId(id)).await.map(Json).map_err(store_error)
 }
 
-/// An operator corrects an order's data; valid data returns it to `received`.
+/// An operator corrects an order's data; valid data returns it to
+/// `received` (or, routed, to be routed again). Data with problems (a
+/// quantity out of bounds, no lines, a missing address part, text no store
+/// can keep) is refused with 422 naming every problem, and the order stays
+/// exactly as it was: an edit is applied whole and valid, or not at all.
 async fn fix(
     State(s): State<ApiState>,
-    Path(id): Path<i64>,
-    Json(order): Json<OrderIn>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(order): ApiJson<OrderIn>,
 ) -> Result<Json<SalesOrder>, ApiError> {
     let store = store(&s)?;
     let current = store.order(OrderId(id)).await.map_err(store_error)?;
-    let mut content = order
-        .into_content(current.content.source.as_str(), None)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e))?;
+    let mut content = order.into_content(current.content.source.as_str(), None).map_err(invalid)?;
     if content.external_id != current.content.external_id {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "external_id cannot change"));
+        return Err(invalid("external_id cannot change"));
+    }
+    let problems = content.problems();
+    if !problems.is_empty() {
+        return Err(invalid(format!("not applied, the order is unchanged: {}", problems.join("; "))));
     }
     content.source_modified = current.content.source_modified.clone();
     let now = crate::util::now_ms();
@@ -169,13 +201,14 @@ struct TransitionIn {
 /// An operator moves an order (hold, release, cancel, retry).
 async fn transition(
     State(s): State<ApiState>,
-    Path(id): Path<i64>,
-    Json(t): Json<TransitionIn>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(t): ApiJson<TransitionIn>,
 ) -> Result<Json<SalesOrder>, ApiError> {
     let to = t.to.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
     if t.reason.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "a reason is required"));
     }
+    check_storable("reason", &t.reason).map_err(invalid)?;
     let now = crate::util::now_ms();
     store(&s)?
         .transition(OrderId(id), to, &Actor::Operator("admin-api".into()), &t.reason, now)

@@ -1,14 +1,14 @@
 //! `/api/v1/plugins`: validate, install, activate, roll back, disable, list.
 //! Every change is logged with what was done (the audit trail).
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiJson, ApiPath, ApiState};
 use crate::plugins::{Manifest, PluginConfig, PluginPackage, PluginSummary, RegistryError, ValidationReport};
 
 pub(super) fn routes(max_body: usize) -> Router<ApiState> {
@@ -62,7 +62,7 @@ async fn list(State(s): State<ApiState>) -> Json<Vec<PluginSummary>> {
 
 async fn validate(
     State(s): State<ApiState>,
-    Json(up): Json<PackageUpload>,
+    ApiJson(up): ApiJson<PackageUpload>,
 ) -> Result<Json<ValidationReport>, ApiError> {
     let pkg = up.package()?;
     s.registry.validate(&pkg, &up.config).await.map(Json).map_err(registry_error)
@@ -70,7 +70,7 @@ async fn validate(
 
 async fn install(
     State(s): State<ApiState>,
-    Json(up): Json<PackageUpload>,
+    ApiJson(up): ApiJson<PackageUpload>,
 ) -> Result<(StatusCode, Json<ValidationReport>), ApiError> {
     let pkg = up.package()?;
     let report = s.registry.install(&pkg, &up.config).await.map_err(registry_error)?;
@@ -84,7 +84,7 @@ async fn install(
 
 async fn activate(
     State(s): State<ApiState>,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let v = semver::Version::parse(&version)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))?;
@@ -93,13 +93,19 @@ async fn activate(
     Ok(Json(serde_json::json!({ "plugin": name, "active": version })))
 }
 
-async fn rollback(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn rollback(
+    State(s): State<ApiState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let v = s.registry.rollback(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, version = %v, "admin: rollback");
     Ok(Json(serde_json::json!({ "plugin": name, "active": v.to_string() })))
 }
 
-async fn disable(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn disable(
+    State(s): State<ApiState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     s.registry.disable(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, "admin: disable");
     Ok(Json(serde_json::json!({ "plugin": name, "disabled": true })))

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
@@ -13,7 +13,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, MAX_BODY_BYTES};
+use crate::domain::values::check_storable;
 use crate::domain::{OrderId, OrderState, SupplierId, SupplierSku};
 use crate::router::{Router as RoutingService, RouterError};
 use crate::routing::performance::Event;
@@ -35,6 +36,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/suppliers/performance", get(performance))
         .route("/suppliers/events", post(events))
         .route("/suppliers/{id}/circuit", put(circuit))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 fn parts(s: &ApiState) -> Result<(&Store, &Arc<RoutingService>), ApiError> {
@@ -75,7 +77,7 @@ fn is_json(h: &HeaderMap) -> bool {
 }
 
 /// Every routing decision of the order, with candidates and reasons.
-async fn explain(State(s): State<ApiState>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+async fn explain(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let order = store.order(OrderId(id)).await.map_err(|e| store_error(map_order(e, id)))?;
     let decisions = store.decisions(OrderId(id)).await.map_err(store_error)?;
@@ -107,13 +109,14 @@ struct RerouteIn {
 /// A supplier rejected lines (or an operator moves them).
 async fn reroute(
     State(s): State<ApiState>,
-    Path(id): Path<i64>,
-    Json(r): Json<RerouteIn>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(r): ApiJson<RerouteIn>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, router) = parts(&s)?;
     if r.reason.trim().is_empty() {
         return Err(invalid("reason: say why the lines move"));
     }
+    check_storable("reason", &r.reason).map_err(invalid)?;
     let out = router
         .reroute(OrderId(id), &r.supplier, r.lines.as_deref(), &r.reason, now_ms())
         .await
@@ -169,7 +172,7 @@ fn default_moved() -> usize {
 /// Routes a batch of stored orders under the current and a proposed policy.
 async fn what_if(
     State(s): State<ApiState>,
-    Query(q): Query<WhatIfQuery>,
+    ApiQuery(q): ApiQuery<WhatIfQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -235,8 +238,8 @@ struct SupplierPatch {
 /// Pauses, resumes or re-weights one supplier.
 async fn patch_supplier(
     State(s): State<ApiState>,
-    Path(id): Path<String>,
-    Json(p): Json<SupplierPatch>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(p): ApiJson<SupplierPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let rows = store.suppliers().await.map_err(store_error)?;
@@ -275,7 +278,7 @@ struct StockIn {
 }
 
 /// Confirmed stock levels (from a supplier feed or an operator).
-async fn stock(State(s): State<ApiState>, Json(levels): Json<Vec<StockIn>>) -> Result<Json<Value>, ApiError> {
+async fn stock(State(s): State<ApiState>, ApiJson(levels): ApiJson<Vec<StockIn>>) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let rows: Vec<_> = levels.into_iter().map(|l| (l.supplier, l.supplier_sku, l.stock)).collect();
     let n = store.update_stock(&rows, now_ms()).await.map_err(store_error)?;
@@ -298,7 +301,7 @@ struct EventIn {
 }
 
 /// Supplier events from dispatch and tracking (or an external tracker).
-async fn events(State(s): State<ApiState>, Json(list): Json<Vec<EventIn>>) -> Result<Json<Value>, ApiError> {
+async fn events(State(s): State<ApiState>, ApiJson(list): ApiJson<Vec<EventIn>>) -> Result<Json<Value>, ApiError> {
     let (_, router) = parts(&s)?;
     let events: Vec<_> = list.into_iter().map(|e| (e.supplier, e.event)).collect();
     router.record_events(&events).await.map_err(router_error)?;
@@ -314,8 +317,8 @@ struct CircuitIn {
 /// Trips or resets a supplier's circuit by hand.
 async fn circuit(
     State(s): State<ApiState>,
-    Path(id): Path<String>,
-    Json(c): Json<CircuitIn>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(c): ApiJson<CircuitIn>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, router) = parts(&s)?;
     let moved = router.set_circuit(&SupplierId(id.clone()), c.open, now_ms()).await.map_err(router_error)?;

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod order;
 pub mod revision;
 pub mod supplier;
+pub mod values;
 
 pub use ids::*;
 pub use order::*;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ids::{BillNo, ErpLineId, ExternalId, OrderId, Sku, Source};
+use super::values::{self, Bounds};
 
 /// Where the goods go. Missing parts read as empty (and are then reported
 /// as problems naming them, rather than refusing the whole order).
@@ -280,17 +281,97 @@ impl OrderContent {
             p.push("the order has no lines".into());
         }
         for l in &self.lines {
+            let id = &l.erp_line_id;
             if l.sku.as_str().trim().is_empty() {
-                p.push(format!("line {}: SKU is missing", l.erp_line_id));
+                p.push(format!("line {id}: SKU is missing"));
             }
-            if l.quantity <= Decimal::ZERO {
-                p.push(format!("line {}: quantity {} is not positive", l.erp_line_id, l.quantity));
+            let quantity = format!("line {id} quantity");
+            values::number_problems(
+                &quantity,
+                l.quantity,
+                Bounds { positive: true, max: values::MAX_QUANTITY },
+                &mut p,
+            );
+            if l.quantity > Decimal::ZERO && !l.quantity.fract().is_zero() && !values::unit_allows_fractions(&l.unit) {
+                p.push(if l.unit.trim().is_empty() {
+                    format!("{quantity} {} is not a whole number (no unit: whole items; fractions need a unit such as kg, m or l)", l.quantity)
+                } else {
+                    format!("{quantity} {} is not a whole number (unit `{}` counts whole items)", l.quantity, l.unit)
+                });
             }
-            if l.unit_price < Decimal::ZERO {
-                p.push(format!("line {}: unit price {} is negative", l.erp_line_id, l.unit_price));
-            }
+            let price = format!("line {id} unit_price");
+            values::number_problems(
+                &price,
+                l.unit_price,
+                Bounds { positive: false, max: values::MAX_UNIT_PRICE },
+                &mut p,
+            );
+            let tax = format!("line {id} tax_rate");
+            values::number_problems(&tax, l.tax_rate, Bounds { positive: false, max: values::MAX_TAX_RATE }, &mut p);
         }
         p
+    }
+
+    /// A character no store can keep in the order's identity (source,
+    /// external id), named. Such an order cannot be stored under its id:
+    /// it is refused, never silently renamed.
+    pub fn identity_problem(&self) -> Option<String> {
+        values::check_storable("source", self.source.as_str())
+            .and_then(|()| values::check_storable("external_id", self.external_id.as_str()))
+            .err()
+    }
+
+    /// Replaces, in every text field but the identity, the characters no
+    /// store can keep (`values::is_unstorable`) with U+FFFD, and records
+    /// each field changed as an intake problem naming it: the order is kept,
+    /// visibly, in exception. Our own messages quoting such text are cleaned
+    /// the same way. Doing it again changes nothing.
+    pub fn scrub_text(&mut self) {
+        let mut found = Vec::new();
+        // The field's name is only built when there is something to report.
+        let mut mark = |v: &mut String, field: &dyn Fn() -> String| {
+            if let Some(c) = values::first_unstorable(v) {
+                *v = values::storable(v).into_owned();
+                found.push(format!(
+                    "{} replaced with U+FFFD (no store keeps it)",
+                    values::unstorable_message(&field(), c)
+                ));
+            }
+        };
+        let a = &mut self.ship_to;
+        for (field, v) in [
+            ("bill_no", &mut self.bill_no.0),
+            ("customer", &mut self.customer),
+            ("sales_org", &mut self.sales_org),
+            ("platform", &mut self.platform),
+            ("ship_to.name", &mut a.name),
+            ("ship_to.phone", &mut a.phone),
+            ("ship_to.province", &mut a.province),
+            ("ship_to.city", &mut a.city),
+            ("ship_to.district", &mut a.district),
+            ("ship_to.street", &mut a.street),
+            ("ship_to.postcode", &mut a.postcode),
+            ("ship_to.country", &mut a.country),
+            ("remark", &mut self.remark),
+            ("modified", &mut self.source_modified),
+        ] {
+            mark(v, &|| field.to_string());
+        }
+        if let Some(no) = &mut self.platform_order_no {
+            mark(no, &|| "platform_order_no".to_string());
+        }
+        for (n, l) in self.lines.iter_mut().enumerate() {
+            mark(&mut l.erp_line_id.0, &|| format!("line {} line_id", n + 1));
+            let id = &l.erp_line_id;
+            mark(&mut l.sku.0, &|| format!("line {id} sku"));
+            mark(&mut l.unit, &|| format!("line {id} unit"));
+        }
+        for p in &mut self.intake_problems {
+            if values::first_unstorable(p).is_some() {
+                *p = values::storable(p).into_owned();
+            }
+        }
+        self.intake_problems.extend(found);
     }
 
     /// Hash of what matters for fulfilment, to tell real changes from noise.
@@ -412,6 +493,51 @@ mod tests {
         // Retryable once fixed.
         let mut o = o;
         o.transition(OrderState::Received, &Actor::Operator("li".into()), "address fixed", 2).unwrap();
+    }
+
+    #[test]
+    fn fractions_only_in_units_that_allow_them() {
+        let mut c = content();
+        c.lines[0].quantity = Decimal::new(15, 1);
+        assert_eq!(
+            c.problems(),
+            [
+                "line 1 quantity 1.5 is not a whole number (no unit: whole items; fractions need a unit such as kg, m or l)"
+            ]
+        );
+        c.lines[0].unit = "Pcs".into();
+        assert_eq!(c.problems(), ["line 1 quantity 1.5 is not a whole number (unit `Pcs` counts whole items)"]);
+        c.lines[0].unit = "KG".into();
+        assert!(c.problems().is_empty());
+        c.lines[0].quantity = Decimal::new(1_000_001, 0);
+        assert_eq!(c.problems(), ["line 1 quantity 1000001 is above the maximum of 1000000"]);
+    }
+
+    #[test]
+    fn unstorable_text_is_marked_once_and_named() {
+        let mut c = content();
+        c.ship_to.street = "科技园\u{0}路".into();
+        c.lines[0].sku = Sku("MAT\u{7}1".into());
+        c.intake_problems.push("line 1 quantity: `1\u{0}` is not a number".into());
+        assert_eq!(c.identity_problem(), None);
+        c.scrub_text();
+        assert_eq!(c.ship_to.street, "科技园\u{FFFD}路");
+        assert_eq!(
+            c.problems(),
+            [
+                "line 1 quantity: `1\u{FFFD}` is not a number",
+                "ship_to.street: control character U+0000 replaced with U+FFFD (no store keeps it)",
+                "line 1 sku: control character U+0007 replaced with U+FFFD (no store keeps it)",
+            ]
+        );
+        let once = c.clone();
+        c.scrub_text();
+        assert_eq!(c, once, "scrubbing again changes nothing");
+        c.external_id = ExternalId("1\u{0}".into());
+        assert_eq!(
+            c.identity_problem().as_deref(),
+            Some("external_id: control character U+0000 cannot be stored; send it without")
+        );
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub const COLUMNS: [&str; 18] = [
     "remark",
 ];
 
-/// Optional columns: read when the header has them.
-pub const OPTIONAL_COLUMNS: [&str; 2] = ["sales_org", "platform"];
+/// Optional columns: read when the header has them. `unit` is the line's
+/// unit of measure (empty = whole items; see `domain::values`).
+pub const OPTIONAL_COLUMNS: [&str; 3] = ["sales_org", "platform", "unit"];
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -124,6 +125,7 @@ pub async fn import(
             quantity: get("quantity").into(),
             unit_price: get("unit_price").into(),
             tax_rate: get("tax_rate").into(),
+            unit: get("unit"),
         });
     }
     let mut contents = Vec::with_capacity(orders.len());

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row};
 
 use super::{Store, StoreError, placeholders};
+use crate::domain::values::storable;
 use crate::domain::*;
 
 /// Orders per multi-row INSERT: ~20 parameters each stays far below both
@@ -127,6 +128,25 @@ impl Store {
         if batch.is_empty() {
             return Ok(out);
         }
+        // Every source ends here, so this is where text no store can keep
+        // is dealt with, the same way on both backends: marked in the
+        // order, which goes to exception naming the field; an identity that
+        // cannot be stored is refused (and kept in the rejects list).
+        let mut unstorable = Vec::new();
+        let batch: Vec<OrderContent> = batch
+            .into_iter()
+            .filter_map(|mut c| match c.identity_problem() {
+                Some(reason) => {
+                    out.refuse(&c, reason.clone());
+                    unstorable.push((c, reason));
+                    None
+                }
+                None => {
+                    c.scrub_text();
+                    Some(c)
+                }
+            })
+            .collect();
         let mut count: HashMap<(Source, ExternalId), usize> = HashMap::with_capacity(batch.len());
         for c in &batch {
             *count.entry((c.source.clone(), c.external_id.clone())).or_default() += 1;
@@ -147,6 +167,9 @@ impl Store {
         let pos = self.positional();
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
+        for (c, reason) in &unstorable {
+            reject(&mut tx, c.source.as_str(), c, reason, now).await?;
+        }
         for (source, mut contents) in by_source {
             contents.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             for chunk in contents.chunks(CHUNK) {
@@ -352,10 +375,12 @@ impl Store {
     async fn fix_content_inner(
         &self,
         id: OrderId,
-        content: OrderContent,
+        mut content: OrderContent,
         actor: &Actor,
         now: i64,
     ) -> Result<SalesOrder, StoreError> {
+        // The identity is not rewritten here; the rest is marked as at intake.
+        content.scrub_text();
         let order = self.order(id).await?;
         if order.state.is_dispatched() {
             return Err(StoreError::Conflict(format!("{id} is already dispatched; its data can no longer be edited")));
@@ -492,13 +517,14 @@ impl Store {
     }
 
     /// Keeps a row that could not become an order at all (no usable id), so
-    /// nothing is dropped silently.
+    /// nothing is dropped silently. Text no store can keep is marked
+    /// (U+FFFD), never a reason to lose the row.
     pub async fn reject_row(&self, source: &str, raw: &str, reason: &str, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
         sqlx::query("INSERT INTO ingest_rejects (source, raw, reason, at) VALUES ($1, $2, $3, $4)")
-            .bind(source)
-            .bind(raw)
-            .bind(reason)
+            .bind(storable(source).into_owned())
+            .bind(storable(raw).into_owned())
+            .bind(storable(reason).into_owned())
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -649,11 +675,12 @@ async fn apply_revision(
 
 /// Keeps a refused revision where operators can see it.
 async fn reject(tx: &mut super::Tx, source: &str, c: &OrderContent, reason: &str, now: i64) -> Result<(), StoreError> {
+    // JSON escapes control characters, so `raw` is storable as it is.
     let raw = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query("INSERT INTO ingest_rejects (source, raw, reason, at) VALUES ($1, $2, $3, $4)")
-        .bind(source)
+        .bind(storable(source).into_owned())
         .bind(raw)
-        .bind(format!("{}: {reason}", c.external_id))
+        .bind(storable(&format!("{}: {reason}", c.external_id)).into_owned())
         .bind(now)
         .execute(&mut **tx)
         .await?;
