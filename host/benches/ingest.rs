@@ -3,6 +3,10 @@
 //! requests it made; then the same at 2,000 rows per page with 150 ms of
 //! latency per answer, where the requests, not the host, should be the limit.
 //!
+//! Last, 6,000 purchase orders through `ensure_purchase_order` (marker
+//! lookup, Save, Submit, Audit): the rate of the first and last thousand
+//! shows whether the simulator's marker lookups stay indexed.
+//!
 //! Run: `cargo bench -p daifa-host --bench ingest`
 
 use std::sync::Arc;
@@ -46,6 +50,48 @@ async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
     println!("{name:>10}: re-scan, {} unchanged, in {:.2} s", r.outcome.unchanged, t.elapsed().as_secs_f64());
 }
 
+async fn purchase_orders(sim: &KingdeeSim) {
+    use daifa_host::erp::kingdee::documents::{PoLine, PurchaseOrderSettings, ensure_purchase_order};
+    use futures::StreamExt;
+    let client = Arc::new(
+        KingdeeClient::new(KingdeeConfig {
+            server_url: sim.server_url(),
+            credentials: sim.credentials(),
+            auth: AuthMode::Signed,
+            timeout_ms: 60_000,
+        })
+        .unwrap(),
+    );
+    let settings = PurchaseOrderSettings::default();
+    let line = PoLine {
+        material: "MAT00001".into(),
+        quantity: 2.into(),
+        unit_price: rust_decimal::Decimal::new(1880, 2),
+        tax_rate: 13.into(),
+        note: String::new(),
+    };
+    let mut rates = Vec::new();
+    for chunk in 0..6 {
+        let t = Instant::now();
+        let done: Vec<_> = futures::stream::iter(chunk * 1_000..(chunk + 1) * 1_000)
+            .map(|i| {
+                let (client, settings, line) = (client.clone(), settings.clone(), line.clone());
+                async move {
+                    ensure_purchase_order(&client, &settings, &format!("PO-BENCH-{i}"), "VEN01", &[line]).await
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        assert!(done.iter().all(Result::is_ok));
+        rates.push(1_000.0 / t.elapsed().as_secs_f64());
+    }
+    println!(
+        "purchase orders: 6,000 created (4 requests each); first 1,000 at {:.0}/s, last 1,000 at {:.0}/s",
+        rates[0], rates[5]
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -62,6 +108,7 @@ fn main() {
         println!("with 150 ms per answer:");
         run("sqlite", store, &sim, 2_000).await;
         sim.with(|s| s.faults.slow_ms = 0);
+        purchase_orders(&sim).await;
         let pg =
             std::env::var("DAIFA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("daifa_bench_{}", std::process::id());
