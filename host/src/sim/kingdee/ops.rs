@@ -757,7 +757,8 @@ pub(super) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
     };
     let target = data.get("TargetFormId").and_then(Value::as_str).unwrap_or_default();
     let rule = data.get("RuleId").and_then(Value::as_str).unwrap_or_default();
-    if rule.is_empty() && !(flag(data, "IsEnableDefaultRule", false) && !target.is_empty()) {
+    let default_rule = flag(data, "IsEnableDefaultRule", false) && !target.is_empty();
+    if rule.is_empty() && !default_rule {
         return failure(8, Some("RuleId"), "未启用默认转换规则时，RuleId 不能为空");
     }
     let target = if target.is_empty() { "SAL_OUTSTOCK" } else { target };
