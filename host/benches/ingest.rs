@@ -19,8 +19,8 @@ use daifa_host::store::{Store, StoreConfig};
 
 const ORDERS: usize = 10_000;
 
-async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
-    let client = Arc::new(
+fn client(sim: &KingdeeSim) -> Arc<KingdeeClient> {
+    Arc::new(
         KingdeeClient::new(KingdeeConfig {
             server_url: sim.server_url(),
             credentials: sim.credentials(),
@@ -28,7 +28,11 @@ async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
             timeout_ms: 60_000,
         })
         .unwrap(),
-    );
+    )
+}
+
+async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
+    let client = client(sim);
     let ing = KingdeeIngester::new(client, store.clone(), KingdeeIngestConfig { page_size, ..Default::default() });
     let requests_before = sim.with(|s| s.requests);
     let t = Instant::now();
@@ -53,15 +57,7 @@ async fn run(name: &str, store: Store, sim: &KingdeeSim, page_size: i64) {
 async fn purchase_orders(sim: &KingdeeSim) {
     use daifa_host::erp::kingdee::documents::{PoLine, PurchaseOrderSettings, ensure_purchase_order};
     use futures::StreamExt;
-    let client = Arc::new(
-        KingdeeClient::new(KingdeeConfig {
-            server_url: sim.server_url(),
-            credentials: sim.credentials(),
-            auth: AuthMode::Signed,
-            timeout_ms: 60_000,
-        })
-        .unwrap(),
-    );
+    let client = client(sim);
     let settings = PurchaseOrderSettings::default();
     let line = PoLine {
         material: "MAT00001".into(),
@@ -73,16 +69,17 @@ async fn purchase_orders(sim: &KingdeeSim) {
     let mut rates = Vec::new();
     for chunk in 0..6 {
         let t = Instant::now();
-        let done: Vec<_> = futures::stream::iter(chunk * 1_000..(chunk + 1) * 1_000)
-            .map(|i| {
-                let (client, settings, line) = (client.clone(), settings.clone(), line.clone());
-                async move {
-                    ensure_purchase_order(&client, &settings, &format!("PO-BENCH-{i}"), "VEN01", &[line]).await
-                }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+        let done: Vec<_> =
+            futures::stream::iter(chunk * 1_000..(chunk + 1) * 1_000)
+                .map(|i| {
+                    let (client, settings, line) = (client.clone(), settings.clone(), line.clone());
+                    async move {
+                        ensure_purchase_order(&client, &settings, &format!("PO-BENCH-{i}"), "VEN01", &[line]).await
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
         assert!(done.iter().all(Result::is_ok));
         rates.push(1_000.0 / t.elapsed().as_secs_f64());
     }
