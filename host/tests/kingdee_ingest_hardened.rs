@@ -175,6 +175,8 @@ mod property {
     struct Case {
         orders: usize,
         page_size: i64,
+        /// The server's row cap (may be far below `page_size`).
+        row_cap: usize,
         clock_offset_secs: i64,
         /// (after this many queries of the first scan, modify this many orders and add as many)
         during_scan: Option<(u64, usize)>,
@@ -190,12 +192,13 @@ mod property {
             // The ERP's clock: UTC+8 or UTC, up to 10 minutes wrong either way.
             (prop_oneof![Just(8 * 3600i64), Just(0i64)], -600i64..600),
             proptest::option::of((1u64..6, 1usize..20)),
-            proptest::collection::vec((0usize..1000, 0u8..4), 0..30),
-            0usize..40,
+            proptest::collection::vec((0usize..1000, 0u8..5), 0..30),
+            (0usize..40, 3usize..60),
         )
-            .prop_map(|(orders, page_size, (tz, skew), during_scan, edits, added)| Case {
+            .prop_map(|(orders, page_size, (tz, skew), during_scan, edits, (added, row_cap))| Case {
                 orders,
                 page_size,
+                row_cap,
                 clock_offset_secs: tz + skew,
                 during_scan,
                 edits,
@@ -215,6 +218,7 @@ mod property {
         .await
         .unwrap();
         sim.generate(c.orders);
+        sim.with(|s| s.row_cap = c.row_cap);
         if let Some(d) = c.during_scan {
             sim.with(|s| s.faults = Faults { modify_during_scan: Some(d), ..Default::default() });
         }
@@ -224,11 +228,17 @@ mod property {
         let ing = KingdeeIngester::new(client(&sim), store.clone(), cfg);
         ing.scan().await.unwrap();
         sim.with(|s| s.faults = Faults::default());
-        // Between scans: edits of every kind, approvals withdrawn and given,
+        // Between scans: edits of every kind, approvals withdrawn and given
+        // (with or without a new FModifyDate),
         // drop-ship flags changed, new orders.
         let fids: Vec<i64> = sim.with(|s| s.sale_orders.iter().map(|o| o.fid).collect());
         for (i, kind) in &c.edits {
             let fid = fids[i % fids.len()];
+            if *kind == 4 {
+                // Audited again: a new FApproveDate, FModifyDate untouched.
+                sim.reapprove(fid);
+                continue;
+            }
             sim.modify(fid, |o| match kind {
                 0 => o.street = format!("{}（改）", o.street),
                 1 => o.status = if o.status == "C" { "B".into() } else { "C".into() },
