@@ -192,9 +192,10 @@ struct KingdeeSimArgs {
     /// Most live sessions (the licence); 0 = no limit.
     #[arg(long, default_value_t = 0)]
     max_sessions: usize,
-    /// Share of requests answered HTTP 503, per mille.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
-    fail_per_mille: u32,
+    /// Share of requests answered HTTP 503 before anything is done, from 0
+    /// to 1 (0.05 = one in twenty).
+    #[arg(long, default_value = "0", value_parser = parse_rate)]
+    fail_rate: u32,
     /// Answer the next N writes with a network-control conflict (MsgCode 13).
     #[arg(long, default_value_t = 0)]
     conflict_writes: u32,
@@ -208,6 +209,15 @@ struct KingdeeSimArgs {
     /// any).
     #[arg(long, value_delimiter = ',')]
     materials: Vec<String>,
+}
+
+/// A share from 0 to 1, kept in per mille (the simulator's resolution).
+fn parse_rate(s: &str) -> Result<u32, String> {
+    let d: rust_decimal::Decimal = s.trim().parse().map_err(|_| format!("`{s}` is not a number from 0 to 1"))?;
+    if d < rust_decimal::Decimal::ZERO || d > rust_decimal::Decimal::ONE {
+        return Err(format!("`{s}` is not between 0 and 1"));
+    }
+    (d * rust_decimal::Decimal::from(1000)).round().to_string().parse().map_err(|e| format!("{e}"))
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -299,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
             sim.generate(orders);
             sim.with(|s| {
                 s.faults.slow_ms = a.latency_ms;
-                s.faults.fail_per_mille = a.fail_per_mille;
+                s.faults.fail_per_mille = a.fail_rate;
                 s.faults.conflict_next_writes = a.conflict_writes;
                 s.faults.lose_next_write_answers = a.lose_write_answers;
                 s.faults.expire_sessions_after = a.expire_sessions_after;
