@@ -30,8 +30,9 @@ pub enum Filter {
     Between(String, String, String, bool),
     /// `field IS [NOT] NULL`.
     IsNull(String, bool),
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// Conditions joined by AND (flat, so a long chain is not deep).
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
     Not(Box<Filter>),
 }
 
@@ -116,9 +117,16 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// Most tokens in one filter, and deepest nesting of parentheses / NOT:
+/// a filter is a request's text, and a single request must not be able to
+/// exhaust the server's stack or CPU.
+const MAX_TOKENS: usize = 20_000;
+const MAX_DEPTH: usize = 64;
+
 struct P {
     t: Vec<Tok>,
     i: usize,
+    depth: usize,
 }
 
 impl P {
@@ -126,29 +134,38 @@ impl P {
         matches!(self.t.get(self.i), Some(Tok::Ident(w)) if w.eq_ignore_ascii_case(kw))
     }
     fn or(&mut self) -> Result<Filter, String> {
-        let mut l = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.peek_kw("or") {
             self.i += 1;
-            l = Filter::Or(Box::new(l), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(l)
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Filter::Or(terms) })
     }
     fn and(&mut self) -> Result<Filter, String> {
-        let mut l = self.unary()?;
+        let mut terms = vec![self.unary()?];
         while self.peek_kw("and") {
             self.i += 1;
-            l = Filter::And(Box::new(l), Box::new(self.unary()?));
+            terms.push(self.unary()?);
         }
-        Ok(l)
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Filter::And(terms) })
+    }
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<Filter, String>) -> Result<Filter, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
     fn unary(&mut self) -> Result<Filter, String> {
         if self.peek_kw("not") {
             self.i += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            return self.nested(|p| Ok(Filter::Not(Box::new(p.unary()?))));
         }
         if self.t.get(self.i) == Some(&Tok::LParen) {
             self.i += 1;
-            let f = self.or()?;
+            let f = self.nested(|p| p.or())?;
             if self.t.get(self.i) != Some(&Tok::RParen) {
                 return Err("missing `)`".into());
             }
@@ -240,7 +257,11 @@ impl Filter {
         if s.trim().is_empty() {
             return Ok(Filter::All);
         }
-        let mut p = P { t: tokens(s)?, i: 0 };
+        let t = tokens(s)?;
+        if t.len() > MAX_TOKENS {
+            return Err(format!("{} tokens; at most {MAX_TOKENS}", t.len()));
+        }
+        let mut p = P { t, i: 0, depth: 0 };
         let f = p.or()?;
         if p.i != p.t.len() {
             return Err(format!("unexpected text after token {}", p.i));
@@ -322,7 +343,7 @@ impl Filter {
     pub fn required_equalities(&self) -> Vec<(&str, &str)> {
         match self {
             Filter::Cmp(f, "=", v) => vec![(f.as_str(), v.as_str())],
-            Filter::And(a, b) => [a.required_equalities(), b.required_equalities()].concat(),
+            Filter::And(terms) => terms.iter().flat_map(Filter::required_equalities).collect(),
             _ => vec![],
         }
     }
@@ -336,7 +357,7 @@ impl Filter {
             | Filter::Like(f, ..)
             | Filter::Between(f, ..)
             | Filter::IsNull(f, ..) => vec![f.as_str()],
-            Filter::And(a, b) | Filter::Or(a, b) => [a.fields(), b.fields()].concat(),
+            Filter::And(terms) | Filter::Or(terms) => terms.iter().flat_map(Filter::fields).collect(),
             Filter::Not(a) => a.fields(),
         }
     }
@@ -383,8 +404,8 @@ impl Filter {
                 let null = x.is_null() || x.as_object().is_some_and(|m| m.is_empty());
                 null != *not
             }
-            Filter::And(a, b) => a.eval(get) && b.eval(get),
-            Filter::Or(a, b) => a.eval(get) || b.eval(get),
+            Filter::And(terms) => terms.iter().all(|t| t.eval(get)),
+            Filter::Or(terms) => terms.iter().any(|t| t.eval(get)),
             Filter::Not(a) => !a.eval(get),
         }
     }
@@ -419,19 +440,32 @@ fn frac(s: &str) -> u32 {
     s.split_once('.').map_or(0, |(_, f)| format!("{f:0<3}")[..3].parse().unwrap_or(0))
 }
 
+/// `%` = any run, `_` = one character; O(len(s) × len(pattern)), whatever
+/// the pattern (a backtracking matcher is exponential in the `%`s).
 fn like(s: &str, pattern: &str) -> bool {
-    // % = any run, _ = one character.
-    fn m(s: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('%') => (0..=s.len()).any(|i| m(&s[i..], &p[1..])),
-            Some('_') => !s.is_empty() && m(&s[1..], &p[1..]),
-            Some(c) => s.first() == Some(c) && m(&s[1..], &p[1..]),
-        }
-    }
     let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    m(&s, &p)
+    // reach[j]: the first i characters of `s` can match the first j of the pattern.
+    let mut reach = vec![false; s.len() + 1];
+    reach[0] = true;
+    for c in pattern.chars() {
+        let mut next = vec![false; s.len() + 1];
+        match c {
+            '%' => {
+                let mut any = false;
+                for j in 0..=s.len() {
+                    any |= reach[j];
+                    next[j] = any;
+                }
+            }
+            _ => {
+                for j in 0..s.len() {
+                    next[j + 1] = reach[j] && (c == '_' || s[j] == c);
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[s.len()]
 }
 
 #[cfg(test)]
@@ -478,6 +512,26 @@ mod tests {
         assert!(Filter::parse("FBillNo LIKE 'xs%'").unwrap().eval(&get), "case-insensitive LIKE");
         assert!(!Filter::parse("FNote = ''").unwrap().eval(&get), "NULL equals nothing");
         assert!(Filter::parse("FBillNo BETWEEN 'A'").is_err());
+    }
+
+    #[test]
+    fn pathological_filters_cost_little_and_are_bounded() {
+        let get = |_: &str| json!("a".repeat(200));
+        let t = std::time::Instant::now();
+        let f = Filter::parse(&format!("FNote LIKE '{}b'", "%".repeat(60))).unwrap();
+        assert!(!f.eval(&get));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1), "LIKE is not exponential");
+        assert!(
+            Filter::parse(&format!("{}FID = 1{}", "(".repeat(100), ")".repeat(100))).unwrap_err().contains("nested")
+        );
+        assert!(Filter::parse(&"NOT ".repeat(100)).unwrap_err().contains("nested"));
+        let chain = vec!["FID = 1"; 2_000].join(" AND ");
+        assert!(Filter::parse(&chain).unwrap().eval(&|_| json!(1)), "a long AND chain is flat");
+        let huge = vec!["FID = 1"; 6_000].join(" OR ");
+        assert!(Filter::parse(&huge).unwrap_err().contains("tokens"));
+        assert!(
+            like("XSDD0001", "xs%".to_uppercase().as_str()) && like("ab", "a_") && !like("ab", "a") && like("", "%")
+        );
     }
 
     #[test]
