@@ -202,8 +202,15 @@ impl KingdeeIngester {
         let mut report = ScanReport { cursor_before: cursor.clone(), ..Default::default() };
         let mut last_fid: i64 = 0;
         let mut newest = hw;
+        // The next page is fetched while this one commits: its filter needs
+        // only the last FID of this page, so the ERP's latency and our
+        // writes overlap instead of adding up.
+        let mut prefetched: Option<Vec<Vec<Value>>> = None;
         loop {
-            let rows = self.fetch(&p, format!("{base} AND {fid_key} > {last_fid}"), 0).await?;
+            let rows = match prefetched.take() {
+                Some(rows) => rows,
+                None => self.fetch(&p, format!("{base} AND {fid_key} > {last_fid}"), 0).await?,
+            };
             report.pages += 1;
             report.rows += rows.len();
             // Only an empty answer ends a scan: a short page may just be a
@@ -231,8 +238,13 @@ impl KingdeeIngester {
             if let Some(hook) = &self.before_commit {
                 hook(report.pages);
             }
-            let out = self.store.ingest_batch(contents, &Actor::Ingest(source.to_string()), now_ms()).await?;
-            report.outcome.add(&out);
+            let actor = Actor::Ingest(source.to_string());
+            let (out, next) = tokio::join!(
+                self.store.ingest_batch(contents, &actor, now_ms()),
+                self.fetch(&p, format!("{base} AND {fid_key} > {next_fid}"), 0)
+            );
+            report.outcome.add(&out?);
+            prefetched = Some(next?);
             last_fid = next_fid;
         }
         report.erp_clock_offset_secs = self.client.erp_clock_offset();
