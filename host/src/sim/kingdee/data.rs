@@ -127,13 +127,14 @@ impl SimSaleOrder {
     }
 }
 
-/// Reads a resolved field of a sales order (and one of its lines).
+/// Reads a resolved field of a sales order (and one of its lines); the
+/// place's name is lower-case (resolved once per query, not per cell).
 /// `daifa_fields`: the installation keeps the split address in custom
 /// fields and the street alone in FReceiveAddress.
 pub(super) fn sale_field(o: &SimSaleOrder, l: Option<&SimLine>, place: &FieldPlace, daifa_fields: bool) -> Value {
     let number = |v: &str| json!(v);
     match place {
-        FieldPlace::Header(name, _) => match name.to_ascii_lowercase().as_str() {
+        FieldPlace::Header(name, _) => match name.as_str() {
             "fid" => json!(o.fid),
             "fbillno" => json!(o.bill_no),
             "fdate" | "fcreatedate" => json!(o.date),
@@ -163,7 +164,7 @@ pub(super) fn sale_field(o: &SimSaleOrder, l: Option<&SimLine>, place: &FieldPla
         },
         FieldPlace::Entry(name, _) => {
             let Some(l) = l else { return Value::Null };
-            match name.to_ascii_lowercase().as_str() {
+            match name.as_str() {
                 "fentryid" => json!(l.entry_id),
                 "fmaterialid" => json!(l.material),
                 "funitid" => json!(l.unit),

@@ -9,11 +9,18 @@ use std::cmp::Ordering;
 
 use serde_json::{Value, json};
 
-use super::data::{SimLine, modify_some, sale_field};
+use super::data::{modify_some, sale_field};
 use super::docs::doc_value;
 use super::filter::Filter;
 use super::forms::{FieldPlace, form};
 use super::{KingdeeSimConfig, SimState, failure};
+
+/// A row that passed the filter: (sales order, line) or (document, entry).
+#[derive(Clone, Copy)]
+enum RowRef {
+    Sale(usize, Option<usize>),
+    Doc(usize, Option<usize>),
+}
 
 fn in_array(err: Value) -> Value {
     json!([[err]])
@@ -87,10 +94,18 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
         }
     }
     let entry_level = places.values().any(|p| matches!(p, FieldPlace::Entry(..)));
-    let place = |k: &str| places.get(k).cloned().unwrap_or(FieldPlace::Header(k.into(), None));
+    if meta.id == "SAL_SaleOrder" {
+        // `sale_field` matches lower-case names: lower them once here.
+        for p in places.values_mut() {
+            let (FieldPlace::Header(n, _) | FieldPlace::Entry(n, _)) = p;
+            *n = n.to_ascii_lowercase();
+        }
+    }
+    let unknown = FieldPlace::Header(String::new(), None);
+    let place = |k: &str| places.get(k).unwrap_or(&unknown);
 
-    let mut rows: Vec<Vec<Value>> = Vec::new();
-    let mut sort_keys: Vec<Vec<Value>> = Vec::new();
+    // Filter and sort references to rows; only the page's rows are built.
+    let mut hits: Vec<(Vec<Value>, RowRef)> = Vec::new();
     if meta.id == "SAL_SaleOrder" {
         state.sale_order_queries += 1;
         if let Some((after, count)) = state.faults.modify_during_scan
@@ -100,19 +115,22 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
         }
         let daifa = cfg.daifa_fields();
         state.rows_examined += state.sale_orders.len() as u64;
-        for o in &state.sale_orders {
-            let lines: Vec<Option<&SimLine>> =
-                if entry_level { o.lines.iter().map(Some).collect() } else { vec![o.lines.first()] };
-            for l in lines {
-                let get = |k: &str| sale_field(o, l, &place(k), daifa);
+        for (i, o) in state.sale_orders.iter().enumerate() {
+            let lines: Vec<Option<usize>> = if entry_level {
+                (0..o.lines.len()).map(Some).collect()
+            } else {
+                vec![(!o.lines.is_empty()).then_some(0)]
+            };
+            for j in lines {
+                let l = j.map(|j| &o.lines[j]);
+                let get = |k: &str| sale_field(o, l, place(k), daifa);
                 if !filter.eval(&get) {
                     continue;
                 }
-                rows.push(keys.iter().map(|k| get(k)).collect());
                 let mut sk: Vec<Value> = order.iter().map(|(f, _)| get(f)).collect();
                 sk.push(json!(o.fid));
                 sk.push(l.map_or(json!(0), |l| json!(l.entry_id)));
-                sort_keys.push(sk);
+                hits.push((sk, RowRef::Sale(i, j)));
             }
         }
     } else {
@@ -121,57 +139,68 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
         let candidates = filter
             .required_equalities()
             .into_iter()
-            .find_map(|(f, v)| table.candidates(&place(f), v))
+            .find_map(|(f, v)| table.candidates(place(f), v))
             .unwrap_or_else(|| (0..table.len()).collect());
         let examined = candidates.len() as u64;
         for pos in candidates {
             let d = &table.docs[pos];
-            let entries: Vec<Option<&Value>> = match d.get(meta.entry).and_then(Value::as_array) {
-                Some(es) if entry_level && !es.is_empty() => es.iter().map(Some).collect(),
-                _ => vec![None],
+            let n = match d.get(meta.entry).and_then(Value::as_array) {
+                Some(es) if entry_level && !es.is_empty() => es.len(),
+                _ => 0,
             };
-            for e in entries {
-                let get = |k: &str| doc_value(d, e, &place(k));
+            let entries: Vec<Option<usize>> = if n == 0 { vec![None] } else { (0..n).map(Some).collect() };
+            for j in entries {
+                let e = j.map(|j| &d[meta.entry][j]);
+                let get = |k: &str| doc_value(d, e, place(k));
                 if !filter.eval(&get) {
                     continue;
                 }
-                rows.push(keys.iter().map(|k| get(k)).collect());
                 let mut sk: Vec<Value> = order.iter().map(|(f, _)| get(f)).collect();
                 sk.push(d["FID"].clone());
                 sk.push(e.map_or(json!(0), |e| e["FEntryID"].clone()));
-                sort_keys.push(sk);
+                hits.push((sk, RowRef::Doc(pos, j)));
             }
         }
         state.rows_examined += examined;
     }
-    let mut idx: Vec<usize> = (0..rows.len()).collect();
-    idx.sort_by(|&a, &b| {
+    hits.sort_by(|(a, _), (b, _)| {
         for (i, (_, desc)) in order.iter().enumerate() {
-            let c = cmp_values(&sort_keys[a][i], &sort_keys[b][i]);
+            let c = cmp_values(&a[i], &b[i]);
             if c != Ordering::Equal {
                 return if *desc { c.reverse() } else { c };
             }
         }
-        sort_keys[a][order.len()..]
+        a[order.len()..]
             .iter()
-            .zip(&sort_keys[b][order.len()..])
+            .zip(&b[order.len()..])
             .map(|(x, y)| cmp_values(x, y))
             .find(|c| *c != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
     });
     // TopRowCount is an absolute end row, not a page size (the quirk).
-    let end = if top > 0 { (top as usize).min(rows.len()) } else { rows.len() };
-    let page: Vec<Value> = idx
+    let end = if top > 0 { (top as usize).min(hits.len()) } else { hits.len() };
+    let daifa = cfg.daifa_fields();
+    let table = if meta.id == "PUR_PurchaseOrder" { &state.purchase_orders } else { &state.outstocks };
+    let page: Vec<Value> = hits
         .into_iter()
         .take(end)
         .skip(start)
         .take(limit)
-        .map(|i| {
-            if as_objects {
-                Value::Object(keys.iter().cloned().zip(rows[i].iter().cloned()).collect())
-            } else {
-                Value::Array(rows[i].clone())
-            }
+        .map(|(_, r)| {
+            let row: Vec<Value> = keys
+                .iter()
+                .map(|k| match r {
+                    RowRef::Sale(i, j) => {
+                        let o = &state.sale_orders[i];
+                        sale_field(o, j.map(|j| &o.lines[j]), place(k), daifa)
+                    }
+                    RowRef::Doc(pos, j) => {
+                        let d = &table.docs[pos];
+                        doc_value(d, j.map(|j| &d[meta.entry][j]), place(k))
+                    }
+                })
+                .collect();
+            if as_objects { Value::Object(keys.iter().cloned().zip(row).collect()) } else { Value::Array(row) }
         })
         .collect();
     Value::Array(page)

@@ -312,7 +312,7 @@ pub(crate) fn view(state: &SimState, cfg: &KingdeeSimConfig, form_id: Option<&st
             let place = |k: &str| FieldPlace::Header(k.into(), None);
             json!({ "Id": o.fid, "BillNo": o.bill_no, "DocumentStatus": o.status, "CancelStatus": o.cancel_status,
                 "CloseStatus": o.close_status, "ModifyDate": o.modify_date, "ApproveDate": o.approve_date,
-                "ReceiveAddress": super::data::sale_field(o, None, &place("FReceiveAddress"), daifa),
+                "ReceiveAddress": super::data::sale_field(o, None, &place("freceiveaddress"), daifa),
                 "SaleOrderEntry": o.lines.iter().map(|l| json!({ "Id": l.entry_id, "MaterialId": { "Number": l.material },
                     "Qty": l.qty, "StockOutQty": l.stock_out_qty.normalize().to_string() })).collect::<Vec<_>>() })
         }
