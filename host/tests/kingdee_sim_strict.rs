@@ -391,3 +391,163 @@ async fn a_supplier_running_kingdee() {
     .await;
     assert_eq!(query_error(&r).0, 1);
 }
+
+/// What an attacker's probe found (each took the simulator down, hung it
+/// or let it accept what K3Cloud refuses): answered in JSON now, and the
+/// server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_answered_and_the_server_keeps_serving() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(20);
+    let q = |filter: Value| json!({ "FormId": "SAL_SaleOrder", "FieldKeys": "FID", "FilterString": filter });
+    let alive = || async { query(&sim, q(json!(format!("FID = {}", fids[0])))).await == json!([[fids[0]]]) };
+
+    // Pathological filters: bounded, answered in JSON, fast.
+    let stamp = sim.with(|s| s.sale_orders[0].modify_date[..19].to_string());
+    let t = std::time::Instant::now();
+    for filter in [
+        format!("FModifyDate >= '{stamp}.a中'"),
+        format!("{}FID = 1{}", "(".repeat(400), ")".repeat(400)),
+        format!("{}FID = 1", "NOT ".repeat(1000)),
+        format!("FReceiveAddress LIKE '{}x'", "%".repeat(40)),
+        format!("FBillNo IN ({})", (0..10_000).map(|i| format!("'{i}'")).collect::<Vec<_>>().join(",")),
+        "FID = 1.2.3".to_string(),
+    ] {
+        let r = query(&sim, q(json!(filter))).await;
+        assert!(r.is_array(), "{r}");
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(alive().await);
+
+    // Text compares as text; NULL is unknown (NOT of unknown is unknown).
+    for (filter, rows) in [
+        (json!("FID = 'NaN'"), 0),
+        (json!("FNetOrderBillNo = '1e400'"), 0),
+        (json!("NOT (FApproveDate > '2000-01-01') AND FNote IS NULL"), 0),
+        (json!(format!("FBillNo = 'XSDD{:08}   '", fids[1])), 1),
+        (json!("FBillNo LIKE 'XSDD[0-9]%'"), 20),
+    ] {
+        let r = query(&sim, q(filter.clone())).await;
+        assert_eq!(r.as_array().map(Vec::len), Some(rows), "{filter}: {r}");
+    }
+    let r = query(&sim, json!({ "FormId": "SAL_SaleOrder", "FieldKeys": "FCustId.FNoSuchProp" })).await;
+    assert_eq!(query_error(&r).0, 9);
+    let r =
+        query(&sim, json!({ "FormId": "SAL_SaleOrder", "FieldKeys": "FID", "OrderString": "FID desc garbage" })).await;
+    assert_eq!(query_error(&r).0, 8);
+
+    // Purchase orders with a mixed-type column sort without a panic.
+    let po = |i: i64, note: Value| {
+        json!({ "FSupplierId": { "FNumber": "V" }, "FPurchaseOrgId": { "FNumber": "100" }, "FNote": note,
+        "FPOOrderEntry": [{ "FMaterialId": { "FNumber": "M" }, "FQty": i }] })
+    };
+    let models: Vec<Value> = (1..60)
+        .map(|i| {
+            po(
+                i,
+                match i % 3 {
+                    0 => json!(i),
+                    1 => json!(format!("n{i}")),
+                    _ => Value::Null,
+                },
+            )
+        })
+        .collect();
+    call(&sim, "DynamicFormService.BatchSave", json!({ "formid": "PUR_PurchaseOrder", "data": { "Model": models } }))
+        .await;
+    let r = query(&sim, json!({ "FormId": "PUR_PurchaseOrder", "FieldKeys": "FID", "OrderString": "FNote" })).await;
+    assert_eq!(r.as_array().map(Vec::len), Some(59), "{r}");
+
+    // The same document twice in one Delete: deleted once, nothing else.
+    let before = sim.with(|s| s.purchase_orders.len());
+    let first = sim.with(|s| s.purchase_orders[0]["FBillNo"].as_str().unwrap().to_string());
+    let r = call(
+        &sim,
+        "DynamicFormService.Delete",
+        json!({ "formid": "PUR_PurchaseOrder", "data": { "Numbers": [first, first] } }),
+    )
+    .await;
+    assert!(status(&r).0, "{r}");
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), before - 1);
+    let last = sim.with(|s| s.purchase_orders.last().unwrap()["FBillNo"].as_str().unwrap().to_string());
+    call(
+        &sim,
+        "DynamicFormService.Delete",
+        json!({ "formid": "PUR_PurchaseOrder", "data": { "Numbers": [last, last] } }),
+    )
+    .await;
+    assert!(alive().await, "still serving after deleting the last document twice");
+
+    // Status, dates and links are the server's: a Model cannot set them.
+    let id = sim.with(|s| s.purchase_orders[0]["FID"].clone());
+    let r = call(&sim, "DynamicFormService.Save", json!({ "formid": "PUR_PurchaseOrder", "data": { "Model": { "FID": id, "FDocumentStatus": "C", "FApproveDate": "1999-01-01" } } })).await;
+    assert!(status(&r).0);
+    assert_eq!(sim.with(|s| s.purchase_orders[0]["FDocumentStatus"].clone()), "A");
+    let r = call(
+        &sim,
+        "DynamicFormService.Save",
+        json!({ "formid": "PUR_PurchaseOrder", "data": { "Model": { "FID": "abc" } } }),
+    )
+    .await;
+    assert_eq!(status(&r).1, 8);
+    let dup = sim.with(|s| s.purchase_orders[0]["FBillNo"].clone());
+    let mut m = po(1, json!("x"));
+    m["FBillNo"] = dup;
+    let r =
+        call(&sim, "DynamicFormService.Save", json!({ "formid": "PUR_PurchaseOrder", "data": { "Model": m } })).await;
+    assert!(status(&r).2.contains("重复"), "{r}");
+
+    // Pushed quantities cannot be forged back: no negative quantity, no
+    // hand-written link, no half-done push behind a failure.
+    let so = |fid: i64| format!("XSDD{fid:08}");
+    sim.with(|s| s.sale_orders[3].status = "B".into());
+    let r = call(&sim, "DynamicFormService.Push", json!({ "formid": "SAL_SaleOrder", "data": { "Numbers": [so(fids[2]), so(fids[3])], "TargetFormId": "SAL_OUTSTOCK", "IsEnableDefaultRule": "true" } })).await;
+    assert!(!status(&r).0);
+    assert_eq!(sim.with(|s| s.outstocks.len()), 0, "all or nothing");
+    let r = call(
+        &sim,
+        "DynamicFormService.Push",
+        json!({ "formid": "SAL_SaleOrder", "data": { "Numbers": [so(fids[2])], "RuleId": "NoSuchRule" } }),
+    )
+    .await;
+    assert_eq!(status(&r).1, 11);
+    let entry = sim.with(|s| s.sale_orders[2].lines[0].entry_id);
+    let r = call(
+        &sim,
+        "DynamicFormService.Push",
+        json!({ "formid": "SAL_SaleOrder", "data": { "EntryIds": [entry], "RuleId": "SaleOrder-OutStock" } }),
+    )
+    .await;
+    assert!(status(&r).0, "{r}");
+    let out = sim.with(|s| s.outstocks[0].clone());
+    assert_eq!(out["FEntity"].as_array().unwrap().len(), 1, "EntryIds as an array is honoured");
+    let e = out["FEntity"][0]["FEntryID"].clone();
+    let r = call(&sim, "DynamicFormService.Save", json!({ "formid": "SAL_OUTSTOCK", "data": { "IsDeleteEntry": "false", "Model": { "FID": out["FID"], "FEntity": [{ "FEntryID": e, "FRealQty": -100 }] } } })).await;
+    assert_eq!(status(&r).1, 11, "{r}");
+    let forged = json!({ "FCustomerID": { "FNumber": "C" }, "FEntity": [{ "FMaterialID": { "FNumber": "M" }, "FRealQty": 1,
+        "FEntity_Link": [{ "FEntity_Link_FSBillId": fids[2], "FEntity_Link_FSId": entry }] }] });
+    let r =
+        call(&sim, "DynamicFormService.Save", json!({ "formid": "SAL_OUTSTOCK", "data": { "Model": forged } })).await;
+    let forged_no = r["Result"]["Number"].as_str().unwrap().to_string();
+    call(&sim, "DynamicFormService.Delete", json!({ "formid": "SAL_OUTSTOCK", "data": { "Numbers": [forged_no] } }))
+        .await;
+    let booked = sim.with(|s| s.sale_orders[2].lines[0].stock_out_qty.normalize());
+    assert_eq!(booked.to_string(), sim.with(|s| s.sale_orders[2].lines[0].qty.clone()), "the real push stays booked");
+
+    // A draft saved again becomes a created document.
+    let r = call(
+        &sim,
+        "DynamicFormService.Draft",
+        json!({ "formid": "SAL_SaleOrder", "data": { "Model": { "FNote": "d" } } }),
+    )
+    .await;
+    let id = r["Result"]["Id"].clone();
+    call(
+        &sim,
+        "DynamicFormService.Save",
+        json!({ "formid": "SAL_SaleOrder", "data": { "Model": { "FID": id, "FNote": "x" } } }),
+    )
+    .await;
+    assert_eq!(sim.with(|s| s.sale_orders.last().unwrap().status.clone()), "A");
+    assert!(alive().await);
+}

@@ -14,6 +14,9 @@ use crate::erp::kingdee::sign;
 
 /// How far a signed timestamp may be from the server's clock.
 const WINDOW_SECS: i64 = 900;
+/// A session unused this long is dropped (it no longer counts against
+/// the licence either).
+pub const SESSION_IDLE_SECS: i64 = 20 * 60;
 /// Locales a K3Cloud user can log in with (Simplified / Traditional
 /// Chinese, English).
 const LCIDS: &[&str] = &["2052", "3076", "1033"];
@@ -32,18 +35,29 @@ pub enum SignError {
 }
 
 impl SimState {
-    /// A live session named by the header or the cookie.
-    pub(super) fn session_ok(&self, headers: &HeaderMap) -> bool {
-        session_id(headers).is_some_and(|s| self.sessions.contains(&s))
+    /// A live session named by the header or the cookie (its use keeps it
+    /// alive).
+    pub(super) fn session_ok(&mut self, headers: &HeaderMap) -> bool {
+        let now = unix_now();
+        self.sessions.retain(|_, used| now - *used <= SESSION_IDLE_SECS);
+        match session_id(headers).and_then(|s| self.sessions.get_mut(&s)) {
+            Some(used) => {
+                *used = now;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A new session, unless the licence's session limit is reached.
     pub(super) fn new_session(&mut self, max_sessions: usize) -> Option<String> {
+        let now = unix_now();
+        self.sessions.retain(|_, used| now - *used <= SESSION_IDLE_SECS);
         if max_sessions > 0 && self.sessions.len() >= max_sessions {
             return None;
         }
         let sid = format!("{:016x}{:016x}", self.next_rand(), self.next_rand());
-        self.sessions.insert(sid.clone());
+        self.sessions.insert(sid.clone(), now);
         Some(sid)
     }
 
@@ -102,7 +116,9 @@ impl SimState {
         if get("x-api-signature")? != sign::api_signature(&sign::encode_path(path), &nonce, &ts, &secret) {
             return Err(SignError::Mismatch("x-api-signature"));
         }
-        self.nonces.retain(|_, seen| now - *seen <= WINDOW_SECS);
+        // A timestamp is good for WINDOW_SECS either side of now, so a
+        // request stays replayable for twice that: remember nonces as long.
+        self.nonces.retain(|_, seen| now - *seen <= 2 * WINDOW_SECS);
         if self.nonces.insert(nonce, now).is_some() {
             return Err(SignError::ReplayedNonce);
         }

@@ -149,7 +149,9 @@ impl DocTable {
     pub fn candidates(&self, place: &FieldPlace, value: &str) -> Option<Vec<usize>> {
         let FieldPlace::Header(name, sub) = place else { return None };
         if name == "FID" && sub.is_none() {
-            return Some(value.trim().parse::<i64>().ok().and_then(|id| self.by_fid(id)).into_iter().collect());
+            // '200001.0' is 200001 to a numeric column; not a number: no row.
+            let id = value.trim().parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.is_finite());
+            return Some(id.and_then(|f| self.by_fid(f as i64)).into_iter().collect());
         }
         // Numbers and dates compare by value ('1' = 1.0, 'T' = ' '): scan.
         if value.trim().parse::<f64>().is_ok() || crate::erp::time::parse(value).is_some() {

@@ -102,7 +102,11 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
                 while i < c.len() && (c[i].is_ascii_digit() || c[i] == '.') {
                     i += 1;
                 }
-                out.push(Tok::Num(c[start..i].iter().collect()));
+                let n: String = c[start..i].iter().collect();
+                if numeric(&n).is_none() {
+                    return Err(format!("`{n}` is not a number"));
+                }
+                out.push(Tok::Num(n));
             }
             _ if ch.is_alphanumeric() || ch == '_' => {
                 let start = i;
@@ -122,6 +126,8 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
 /// exhaust the server's stack or CPU.
 const MAX_TOKENS: usize = 20_000;
 const MAX_DEPTH: usize = 64;
+/// Most values in one IN list.
+const MAX_IN: usize = 1_000;
 
 struct P {
     t: Vec<Tok>,
@@ -201,6 +207,9 @@ impl P {
                     }
                     _ => return Err("IN list needs `,` or `)`".into()),
                 }
+            }
+            if vals.len() > MAX_IN {
+                return Err(format!("IN on {field} lists {} values; at most {MAX_IN}", vals.len()));
             }
             return Ok(Filter::In(field, vals, negated));
         }
@@ -362,41 +371,47 @@ impl Filter {
         }
     }
 
-    /// Evaluates against a row; `get` resolves a field (unknown fields were
+    /// Evaluates against a row as SQL does: a comparison with NULL is
+    /// unknown, NOT of unknown is unknown, and only rows where the whole
+    /// filter is true match. `get` resolves a field (unknown fields were
     /// rejected before evaluation).
     pub fn eval(&self, get: &dyn Fn(&str) -> Value) -> bool {
-        match self {
+        self.eval3(get) == Some(true)
+    }
+
+    fn eval3(&self, get: &dyn Fn(&str) -> Value) -> Option<bool> {
+        use std::cmp::Ordering::*;
+        Some(match self {
             Filter::All => true,
             Filter::Cmp(f, op, v) => {
-                let x = get(f);
-                if x.is_null() {
-                    // SQL: a comparison with NULL is unknown, never true.
-                    return false;
-                }
-                let ord = compare(&x, v);
+                let ord = compare(&get(f), v, *op == "=" || *op == "<>")?;
                 match *op {
-                    "=" => ord == std::cmp::Ordering::Equal,
-                    "<>" => ord != std::cmp::Ordering::Equal,
-                    ">=" => ord != std::cmp::Ordering::Less,
-                    "<=" => ord != std::cmp::Ordering::Greater,
-                    ">" => ord == std::cmp::Ordering::Greater,
-                    _ => ord == std::cmp::Ordering::Less,
+                    "=" => ord == Equal,
+                    "<>" => ord != Equal,
+                    ">=" => ord != Less,
+                    "<=" => ord != Greater,
+                    ">" => ord == Greater,
+                    _ => ord == Less,
                 }
             }
             Filter::In(f, vals, neg) => {
                 let x = get(f);
-                if x.is_null() {
-                    return false;
+                let mut found = false;
+                for v in vals {
+                    found |= compare(&x, v, true)? == Equal;
                 }
-                vals.iter().any(|v| compare(&x, v) == std::cmp::Ordering::Equal) != *neg
+                found != *neg
             }
-            Filter::Like(f, p, neg) => like(&text(&get(f)).to_lowercase(), &p.to_lowercase()) != *neg,
+            Filter::Like(f, p, neg) => {
+                let x = get(f);
+                if x.is_null() {
+                    return None;
+                }
+                like(&text(&x).to_lowercase(), &p.to_lowercase()) != *neg
+            }
             Filter::Between(f, lo, hi, neg) => {
                 let x = get(f);
-                (!x.is_null()
-                    && compare(&x, lo) != std::cmp::Ordering::Less
-                    && compare(&x, hi) != std::cmp::Ordering::Greater)
-                    != *neg
+                (compare(&x, lo, false)? != Less && compare(&x, hi, false)? != Greater) != *neg
             }
             Filter::IsNull(f, not) => {
                 let x = get(f);
@@ -404,10 +419,37 @@ impl Filter {
                 let null = x.is_null() || x.as_object().is_some_and(|m| m.is_empty());
                 null != *not
             }
-            Filter::And(terms) => terms.iter().all(|t| t.eval(get)),
-            Filter::Or(terms) => terms.iter().any(|t| t.eval(get)),
-            Filter::Not(a) => !a.eval(get),
-        }
+            Filter::And(terms) => {
+                // Kleene logic: false wins, then unknown.
+                let mut unknown = false;
+                for t in terms {
+                    match t.eval3(get) {
+                        Some(false) => return Some(false),
+                        None => unknown = true,
+                        Some(true) => {}
+                    }
+                }
+                if unknown {
+                    return None;
+                }
+                true
+            }
+            Filter::Or(terms) => {
+                let mut unknown = false;
+                for t in terms {
+                    match t.eval3(get) {
+                        Some(true) => return Some(true),
+                        None => unknown = true,
+                        Some(false) => {}
+                    }
+                }
+                if unknown {
+                    return None;
+                }
+                false
+            }
+            Filter::Not(a) => !a.eval3(get)?,
+        })
     }
 }
 
@@ -419,47 +461,124 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Numbers compare as numbers, dates with `T` or space alike, else text.
-fn compare(a: &Value, b: &str) -> std::cmp::Ordering {
-    let at = text(a);
-    if let (Ok(x), Ok(y)) = (at.parse::<f64>(), b.parse::<f64>()) {
-        return x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-    }
-    if let (Some(x), Some(y)) = (crate::erp::time::parse(&at), crate::erp::time::parse(b))
-        && at.len() >= 10
-        && b.len() >= 10
-    {
-        // Sub-second parts still order values within the same second.
-        return x.cmp(&y).then_with(|| frac(&at).cmp(&frac(b)));
-    }
-    // Chinese_PRC_CI_AS: case does not matter.
-    at.to_lowercase().cmp(&b.to_lowercase())
+/// A literal as SQL Server reads a number: optional sign, digits, at most
+/// one point (no `NaN`, `inf` or exponents).
+fn numeric(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    let dots = body.chars().filter(|c| *c == '.').count();
+    (digits > 0 && dots <= 1 && digits + dots == body.len()).then(|| t.parse().ok()).flatten()
 }
 
+/// Compares a column value with a literal; `None` = unknown (NULL, or a
+/// literal that does not convert to a numeric column's type). Numeric
+/// columns compare as numbers; text that reads as a time compares as a
+/// time (`T` or space alike); other text as Chinese_PRC_CI_AS does:
+/// without regard to case, and (for = and <>) to trailing spaces.
+fn compare(a: &Value, b: &str, equality: bool) -> Option<std::cmp::Ordering> {
+    match a {
+        Value::Null => None,
+        Value::Number(n) => {
+            let x = n.as_f64()?;
+            let y = numeric(b)?;
+            Some(x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal))
+        }
+        other => {
+            let at = text(other);
+            if at.len() >= 10
+                && b.len() >= 10
+                && let (Some(x), Some(y)) = (crate::erp::time::parse(&at), crate::erp::time::parse(b))
+            {
+                // Sub-second parts still order values within the same second.
+                return Some(x.cmp(&y).then_with(|| frac(&at).cmp(&frac(b))));
+            }
+            let (l, r) = (at.to_lowercase(), b.to_lowercase());
+            Some(if equality { l.trim_end_matches(' ').cmp(r.trim_end_matches(' ')) } else { l.cmp(&r) })
+        }
+    }
+}
+
+/// Milliseconds of a `…ss.fff` stamp (digits only; anything else is 0).
 fn frac(s: &str) -> u32 {
-    s.split_once('.').map_or(0, |(_, f)| format!("{f:0<3}")[..3].parse().unwrap_or(0))
+    s.split_once('.').map_or(0, |(_, f)| {
+        let digits: String = f.chars().take_while(char::is_ascii_digit).take(3).collect();
+        format!("{digits:0<3}").parse().unwrap_or(0)
+    })
 }
 
-/// `%` = any run, `_` = one character; O(len(s) × len(pattern)), whatever
+/// One element of a LIKE pattern.
+enum Pat {
+    Any,
+    One,
+    Lit(char),
+    /// `[abc]`, `[a-z]`, `[^...]`.
+    Class(Vec<(char, char)>, bool),
+}
+
+fn pattern(p: &str) -> Vec<Pat> {
+    let c: Vec<char> = p.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '%' => out.push(Pat::Any),
+            '_' => out.push(Pat::One),
+            '[' if c[i + 1..].contains(&']') => {
+                let end = i + 1 + c[i + 1..].iter().position(|x| *x == ']').unwrap_or(0);
+                let mut body = &c[i + 1..end];
+                let negated = body.first() == Some(&'^');
+                if negated {
+                    body = &body[1..];
+                }
+                let mut ranges = Vec::new();
+                let mut k = 0;
+                while k < body.len() {
+                    if k + 2 < body.len() && body[k + 1] == '-' {
+                        ranges.push((body[k], body[k + 2]));
+                        k += 3;
+                    } else {
+                        ranges.push((body[k], body[k]));
+                        k += 1;
+                    }
+                }
+                out.push(Pat::Class(ranges, negated));
+                i = end;
+            }
+            ch => out.push(Pat::Lit(ch)),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// SQL Server's LIKE: `%` any run, `_` one character, `[a-z]` / `[^…]`
+/// classes (so `[%]` is a literal %); O(len(s) × len(pattern)), whatever
 /// the pattern (a backtracking matcher is exponential in the `%`s).
-fn like(s: &str, pattern: &str) -> bool {
+fn like(s: &str, p: &str) -> bool {
     let s: Vec<char> = s.chars().collect();
-    // reach[j]: the first i characters of `s` can match the first j of the pattern.
+    // reach[j]: the first j characters of `s` match the pattern so far.
     let mut reach = vec![false; s.len() + 1];
     reach[0] = true;
-    for c in pattern.chars() {
+    for el in pattern(p) {
         let mut next = vec![false; s.len() + 1];
-        match c {
-            '%' => {
+        match el {
+            Pat::Any => {
                 let mut any = false;
                 for j in 0..=s.len() {
                     any |= reach[j];
                     next[j] = any;
                 }
             }
-            _ => {
+            el => {
                 for j in 0..s.len() {
-                    next[j + 1] = reach[j] && (c == '_' || s[j] == c);
+                    let ok = match &el {
+                        Pat::One => true,
+                        Pat::Lit(c) => s[j] == *c,
+                        Pat::Class(ranges, neg) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&s[j])) != *neg,
+                        Pat::Any => false,
+                    };
+                    next[j + 1] = reach[j] && ok;
                 }
             }
         }

@@ -178,10 +178,36 @@ pub enum FieldPlace {
     Entry(String, Option<String>),
 }
 
+/// Properties a base-data reference has (`FSupplierId.FNumber`).
+const REF_PROPERTIES: &[&str] =
+    &["FNumber", "FName", "FID", "FCODE", "FShortName", "FUserID", "FUserName", "FMasterId"];
+
+/// Whether `field.sub` names something: a property of a base-data
+/// reference (`…Id`/`…ID` fields), anything below a sub-entity
+/// (`…Finance`, `FOutStockTrace`) or a custom field (whose type the
+/// simulator does not know).
+fn sub_ok(field: &str, sub: &str, custom: bool) -> bool {
+    if custom || field.ends_with("Finance") || field == "FOutStockTrace" || field == "FEntity_Link" {
+        return true;
+    }
+    let is_ref =
+        (field.ends_with("Id") || field.ends_with("ID")) && !matches!(field, "FID" | "FEntryID" | "FSrcEntryId");
+    is_ref && !sub.contains('.') && REF_PROPERTIES.iter().any(|p| p.eq_ignore_ascii_case(sub))
+}
+
 impl FormMeta {
     /// Resolves a FieldKey against the form and its custom fields; `None` =
-    /// the form has no such field.
+    /// the form has no such field (or the field has no such property).
     pub fn resolve(&self, key: &str, custom: &[String]) -> Option<FieldPlace> {
+        let place = self.resolve_field(key, custom)?;
+        let (FieldPlace::Header(name, sub) | FieldPlace::Entry(name, sub)) = &place;
+        match sub {
+            Some(s) if !sub_ok(name, s, custom.iter().any(|c| c == name)) => None,
+            _ => Some(place),
+        }
+    }
+
+    fn resolve_field(&self, key: &str, custom: &[String]) -> Option<FieldPlace> {
         let (head, sub) = match key.split_once('.') {
             Some((h, s)) => (h, Some(s.to_string())),
             None => (key, None),
@@ -241,6 +267,9 @@ mod tests {
         assert_eq!(so.resolve("F_DAIFA_DropShip", &custom), Some(FieldPlace::Header("F_DAIFA_DropShip".into(), None)));
         assert_eq!(so.resolve("F_DAIFA_DropShip", &[]), None, "custom fields exist only where installed");
         assert_eq!(so.resolve("FNoSuchField", &custom), None);
+        assert_eq!(so.resolve("FCustId.FNoSuchProp", &custom), None, "a reference has only its properties");
+        assert_eq!(so.resolve("FBillNo.Whatever", &custom), None, "a text field has none");
+        assert!(so.resolve("FCustId.fnumber", &custom).is_some());
         let po = form("PUR_PurchaseOrder").unwrap();
         assert_eq!(po.resolve("FCarriageNO", &[]), None);
     }

@@ -186,7 +186,8 @@ pub struct SimState {
     pub purchase_orders: DocTable,
     pub outstocks: DocTable,
     sale_numbers: HashMap<String, i64>,
-    sessions: HashSet<String>,
+    /// Live sessions and when each was last used (unix seconds).
+    sessions: HashMap<String, i64>,
     /// Nonces seen within the signature window, with when.
     nonces: HashMap<String, i64>,
     next_fid: i64,
@@ -444,7 +445,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let slow = sim.state.lock().map(|s| s.faults.slow_ms).unwrap_or(0);
+    let slow = sim.state.lock().unwrap_or_else(|e| e.into_inner()).faults.slow_ms;
     if slow > 0 {
         tokio::time::sleep(Duration::from_millis(slow)).await;
     }
@@ -452,33 +453,54 @@ async fn handle(
     let Some(service) = lower.strip_suffix(".common.kdsvc") else {
         return (StatusCode::NOT_FOUND, "not a WebAPI service").into_response();
     };
+    // A bug of the simulator answers like a server exception (MsgCode 4)
+    // for that request only; the lock is taken back, not left poisoned.
+    let mut state = sim.state.lock().unwrap_or_else(|e| e.into_inner());
+    let run = std::panic::AssertUnwindSafe(|| serve_locked(&sim.cfg, &mut state, service, uri.path(), &headers, &body));
+    match std::panic::catch_unwind(run) {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let why =
+                panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            let mut resp =
+                json_response(failure(4, None, &format!("服务器内部异常：{}", why.unwrap_or_default())), None);
+            *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            resp
+        }
+    }
+}
+
+/// One request with the state locked.
+fn serve_locked(
+    cfg: &KingdeeSimConfig,
+    state: &mut SimState,
+    service: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let op = service.rsplit('.').next().unwrap_or_default().to_string();
-    let mut state = match sim.state.lock() {
-        Ok(s) => s,
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "poisoned").into_response(),
-    };
     state.requests += 1;
     let rate = state.faults.fail_per_mille;
     if rate > 0 && state.next_rand() % 1000 < u64::from(rate) {
         return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
     }
-    let cfg = &sim.cfg;
     if service.ends_with("accountservice.getdatacenterlist") {
         return json_response(auth::data_centers(cfg), None);
     }
-    let req = match parse_body(&body) {
+    let req = match parse_body(body) {
         Ok(x) => x,
         Err(e) => return json_response(failure(8, None, &e), None),
     };
     if service.contains("authservice") {
-        let (answer, sid) = auth::login(cfg, &mut state, &op, &req.data, &req.raw, &headers);
+        let (answer, sid) = auth::login(cfg, state, &op, &req.data, &req.raw, headers);
         return json_response(answer, sid);
     }
 
     // A live session, or signed headers checked whole (which earn a new
     // session, as the real server does).
     let mut new_sid = None;
-    if !state.session_ok(&headers) {
+    if !state.session_ok(headers) {
         // Queries carry errors inside their array.
         let refused = |code: i64, message: &str| {
             let f = failure(code, None, message);
@@ -487,7 +509,7 @@ async fn handle(
         if state.faults.reject_signatures {
             return refused(1, SESSION_LOST);
         }
-        if let Err(e) = state.check_signature(cfg, uri.path(), &headers) {
+        if let Err(e) = state.check_signature(cfg, path, headers) {
             state.refused_signatures.push(e);
             return refused(1, SESSION_LOST);
         }
@@ -517,17 +539,17 @@ async fn handle(
         );
     }
     let answer = match op.as_str() {
-        "executebillquery" | "billquery" => query::query(&mut state, cfg, data, op == "billquery"),
-        "save" => ops::save(&mut state, cfg, form, data, false),
-        "draft" => ops::save(&mut state, cfg, form, data, true),
-        "batchsave" => ops::batch_save(&mut state, cfg, form, data),
-        "submit" | "audit" | "unaudit" | "delete" => ops::operate(&mut state, cfg, form, &op, data),
+        "executebillquery" | "billquery" => query::query(state, cfg, data, op == "billquery"),
+        "save" => ops::save(state, cfg, form, data, false),
+        "draft" => ops::save(state, cfg, form, data, true),
+        "batchsave" => ops::batch_save(state, cfg, form, data),
+        "submit" | "audit" | "unaudit" | "delete" => ops::operate(state, cfg, form, &op, data),
         "excuteoperation" => match req.op_number.as_deref().map(str::to_ascii_lowercase) {
-            Some(code) if !code.is_empty() => ops::operate(&mut state, cfg, form, &code, data),
+            Some(code) if !code.is_empty() => ops::operate(state, cfg, form, &code, data),
             _ => failure(3, Some("opNumber"), "操作标识为空"),
         },
-        "push" => ops::push(&mut state, cfg, form, data),
-        "view" => ops::view(&state, cfg, form, data),
+        "push" => ops::push(state, cfg, form, data),
+        "view" => ops::view(state, cfg, form, data),
         "querybusinessinfo" => {
             let id = data.get("FormId").and_then(Value::as_str).or(form).unwrap_or_default();
             match forms::form(id) {

@@ -26,11 +26,22 @@ fn in_array(err: Value) -> Value {
     json!([[err]])
 }
 
+/// A total order for sorting (the sort needs one): NULL first, then
+/// numbers by value, then text without regard to case.
 fn cmp_values(a: &Value, b: &Value) -> Ordering {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Number(_) => 1,
+            _ => 2,
+        }
+    }
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
+        (Value::Null, Value::Null) => Ordering::Equal,
+        _ if rank(a) != rank(b) => rank(a).cmp(&rank(b)),
         _ => {
-            let t = |v: &Value| v.as_str().map(str::to_lowercase).unwrap_or_default();
+            let t = |v: &Value| v.as_str().map(str::to_lowercase).unwrap_or_else(|| v.to_string());
             t(a).cmp(&t(b))
         }
     }
@@ -66,15 +77,23 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
         Ok(f) => f,
         Err(e) => return in_array(failure(8, Some("FilterString"), &format!("过滤条件 FilterString 不正确：{e}"))),
     };
-    let order: Vec<(String, bool)> = s("OrderString")
-        .split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let mut w = p.split_whitespace();
-            let f = w.next().unwrap_or_default().to_string();
-            (f, w.next().is_some_and(|d| d.eq_ignore_ascii_case("desc")))
-        })
-        .collect();
+    let mut order: Vec<(String, bool)> = Vec::new();
+    for part in s("OrderString").split(',').filter(|p| !p.trim().is_empty()) {
+        let w: Vec<&str> = part.split_whitespace().collect();
+        let desc = match w.get(1).map(|d| d.to_ascii_lowercase()) {
+            None => false,
+            Some(d) if d == "asc" && w.len() == 2 => false,
+            Some(d) if d == "desc" && w.len() == 2 => true,
+            _ => {
+                return in_array(failure(
+                    8,
+                    Some("OrderString"),
+                    &format!("排序字段 OrderString 不正确：`{}`", part.trim()),
+                ));
+            }
+        };
+        order.push((w[0].to_string(), desc));
+    }
     let (top, start, limit) = match (int(data, "TopRowCount"), int(data, "StartRow"), int(data, "Limit")) {
         (Ok(t), Ok(s), Ok(l)) => (t, s.max(0) as usize, l),
         (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return e,

@@ -192,11 +192,17 @@ pub(crate) fn operate(
     let (mut done, mut errors) = (Vec::new(), Vec::new());
     // Deletions last, highest position first, so positions stay valid.
     let mut deletions: Vec<(Target, usize)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, n) in wanted.iter().enumerate() {
         let Some(t) = state.find(meta, n) else {
             errors.push(err(None, format!("单据 {n} 不存在"), i));
             continue;
         };
+        // The same document named twice (by number and id, or twice) is
+        // one document: operated on once.
+        if !seen.insert(position(t)) {
+            continue;
+        }
         let number = state.header(t, "FBillNo");
         let status = state.status(t);
         let cancelled = state.header(t, "FCancelStatus") == "B";
@@ -215,6 +221,7 @@ pub(crate) fn operate(
                 _ => refuse(format!("单据 {number} 未提交，不能审核")),
             },
             "unaudit" => match status.as_str() {
+                "C" if state.header(t, "FCloseStatus") == "B" => refuse(format!("单据 {number} 已关闭，不能反审核")),
                 "C" if has_downstream(state, t) => {
                     refuse(format!("单据 {number} 存在下游单据（销售出库单），不允许反审核"))
                 }

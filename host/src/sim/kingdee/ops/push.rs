@@ -63,6 +63,9 @@ pub(super) fn book_links(state: &mut SimState, old: &Value, new: &Value) -> Resu
     Ok(())
 }
 
+/// The conversion rules the installation has (SAL_SaleOrder → SAL_OUTSTOCK).
+const RULES: &[&str] = &["SaleOrder-OutStock"];
+
 /// Push SAL_SaleOrder → SAL_OUTSTOCK: one outbound document per source
 /// order holding what is left to ship of the chosen lines, linked back to
 /// them; nothing left to ship is an error, never a second full copy.
@@ -77,6 +80,9 @@ pub(crate) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
     if rule.is_empty() && !default_rule {
         return failure(8, Some("RuleId"), "未启用默认转换规则时，RuleId 不能为空");
     }
+    if !rule.is_empty() && !RULES.iter().any(|r| r.eq_ignore_ascii_case(rule)) {
+        return failure(11, Some("RuleId"), &format!("转换规则 {rule} 不存在"));
+    }
     let target = if target.is_empty() { "SAL_OUTSTOCK" } else { target };
     if meta.id != "SAL_SaleOrder" || !target.eq_ignore_ascii_case("SAL_OUTSTOCK") {
         return failure(11, Some("TargetFormId"), &format!("不存在从 {} 到 {target} 的转换规则", meta.id));
@@ -84,6 +90,10 @@ pub(crate) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
     // Which lines: EntryIds (across orders), else every line of Numbers/Ids.
     let entry_ids: Vec<i64> = match data.get("EntryIds") {
         Some(Value::String(s)) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Some(Value::Array(a)) => {
+            a.iter().filter_map(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))).collect()
+        }
+        Some(Value::Number(n)) => n.as_i64().into_iter().collect(),
         _ => Vec::new(),
     };
     let mut chosen: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -109,9 +119,15 @@ pub(crate) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
             chosen.entry(i).or_default().push(j);
         }
     }
-    let mut created = Vec::new();
-    for (n, (i, lines)) in chosen.into_iter().enumerate() {
-        let o = state.sale_orders[i].clone();
+    for lines in chosen.values_mut() {
+        lines.sort_unstable();
+        lines.dedup();
+    }
+    // Every source is checked before anything is created: a push is all
+    // or nothing, so a failure answer never hides a created document.
+    let mut models = Vec::new();
+    for (i, lines) in chosen {
+        let o = &state.sale_orders[i];
         if o.status != "C" {
             return failure(11, None, &format!("源单 {} 未审核，不能下推", o.bill_no));
         }
@@ -139,13 +155,16 @@ pub(crate) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
         if entries.is_empty() {
             return failure(11, None, &format!("源单 {} 的分录已全部出库，没有可下推的数量", o.bill_no));
         }
-        let model = json!({
+        models.push(json!({
             "FBillTypeID": { "FNUMBER": "XSCKD01_SYS" }, "FDate": o.date,
             "FCustomerID": { "FNumber": o.customer }, "FSaleOrgId": { "FNumber": o.sale_org }, "FStockOrgId": { "FNumber": o.sale_org },
             "FLinkMan": o.receiver_name, "FLinkPhone": o.receiver_phone, "FReceiveAddress": o.full_address(),
             "FEntity": entries,
-        });
-        let out_meta = form("SAL_OUTSTOCK").expect("SAL_OUTSTOCK is a served form");
+        }));
+    }
+    let Some(out_meta) = form("SAL_OUTSTOCK") else { return failure(4, None, "SAL_OUTSTOCK 不存在") };
+    let mut created = Vec::new();
+    for (n, model) in models.into_iter().enumerate() {
         let m = model.as_object().cloned().unwrap_or_default();
         let entity = create(state, cfg, out_meta, m, false, n);
         let pos = state.outstocks.by_fid(entity["Id"].as_i64().unwrap_or(0));

@@ -15,9 +15,28 @@ use crate::sim::kingdee::{KingdeeSimConfig, SimState, envelope, failure};
 
 /// Keeps only the keys the form has; the entry array keeps known entry
 /// fields. What a real server silently drops, the simulator drops too.
+/// Fields the server maintains itself: a Model cannot set them (status
+/// moves only through Submit/Audit/..., links only through Push).
+const READ_ONLY: &[&str] = &[
+    "FDocumentStatus",
+    "FCancelStatus",
+    "FCloseStatus",
+    "FCreateDate",
+    "FModifyDate",
+    "FApproveDate",
+    "FCreatorId",
+    "FModifierId",
+    "FApproverId",
+];
+const READ_ONLY_ENTRY: &[&str] =
+    &["FEntity_Link", "FSrcEntryId", "FSrcBillNo", "FSoorDerno", "FSrcType", "FStockOutQty", "FMrpCloseStatus"];
+
 fn known_model(meta: &FormMeta, custom: &[String], model: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in model {
+        if READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)) {
+            continue;
+        }
         if k.eq_ignore_ascii_case(meta.entry) {
             let entries: Vec<Value> = v
                 .as_array()
@@ -29,6 +48,7 @@ fn known_model(meta: &FormMeta, custom: &[String], model: &Map<String, Value>) -
                         .into_iter()
                         .flatten()
                         .filter(|(ek, _)| meta.entry_fields.iter().any(|f| f.eq_ignore_ascii_case(ek)))
+                        .filter(|(ek, _)| !READ_ONLY_ENTRY.iter().any(|r| r.eq_ignore_ascii_case(ek)))
                         .map(|(ek, ev)| (canonical(meta.entry_fields, ek), ev.clone()))
                         .collect();
                     Value::Object(m)
@@ -48,6 +68,18 @@ fn canonical(fields: &[&str], key: &str) -> String {
 
 fn number_of(v: Option<&Value>) -> String {
     sub_value(v, None).as_str().unwrap_or_default().to_string()
+}
+
+/// Every line of a stored document has a positive quantity.
+fn validate_lines(meta: &FormMeta, m: &Map<String, Value>) -> Result<(), (Option<String>, String)> {
+    let qty_key = if meta.id == "SAL_OUTSTOCK" { "FRealQty" } else { "FQty" };
+    for (i, e) in get_ci(m, meta.entry).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let Some(e) = e.as_object() else { continue };
+        if get_ci(e, qty_key).and_then(dec).is_none_or(|q| q <= Decimal::ZERO) {
+            return Err((Some(qty_key.into()), format!("第{}行的数量必须大于0", i + 1)));
+        }
+    }
+    Ok(())
 }
 
 /// Required fields and master data of a new document (ValidateFlag).
@@ -120,16 +152,25 @@ fn save_one(
     };
     let custom = cfg.custom(meta.id);
     let m = known_model(meta, &custom, raw);
-    let fid = get_ci(raw, "FID")
-        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-        .filter(|f| *f > 0);
+    let fid = match get_ci(raw, "FID") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(id) if id >= 0 => id,
+            _ => return Err(fail(8, Some("FID".into()), format!("FID 的值 {v} 不是有效的单据内码"))),
+        },
+    };
     let offset = cfg.clock_offset_secs;
-    let Some(fid) = fid else {
+    if fid == 0 {
         if !draft && flag(data, "ValidateFlag", true) {
             validate_new(meta, cfg, &m).map_err(|(f, msg)| fail(11, f, msg))?;
         }
+        if let Some(no) = get_ci(&m, "FBillNo").and_then(Value::as_str).filter(|n| !n.is_empty())
+            && state.find(meta, no).is_some()
+        {
+            return Err(fail(11, Some("FBillNo".into()), format!("单据编号 {no} 重复")));
+        }
         return Ok(create(state, cfg, meta, m, draft, dindex));
-    };
+    }
     let Some(t) = state.find(meta, &format!("#{fid}")) else {
         return Err(fail(10, Some("FID".into()), format!("单据内码 {fid} 不存在")));
     };
@@ -139,6 +180,10 @@ fn save_one(
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     let status = state.status(t);
+    if state.header(t, "FCancelStatus") == "B" {
+        let number = state.header(t, "FBillNo");
+        return Err(fail(11, None, format!("单据 {number} 已作废，不允许修改")));
+    }
     if status == "B" || status == "C" {
         let editable = !update_only.is_empty()
             && update_only.iter().all(|f| cfg.editable_after_audit.iter().any(|e| e.eq_ignore_ascii_case(f)));
@@ -149,6 +194,9 @@ fn save_one(
         }
     }
     let delete_missing = flag(data, "IsDeleteEntry", true);
+    let mut m = m;
+    // The number is the document's identity once it exists.
+    m.retain(|k, _| k != "FBillNo");
     let fields: Map<String, Value> = if update_only.is_empty() {
         m
     } else {
@@ -156,13 +204,30 @@ fn save_one(
     };
     let stamp = state.stamp(offset);
     match t {
-        Target::Sale(i) => update_sale(&mut state.sale_orders[i], meta, fields, &stamp, cfg.daifa_fields())
-            .map_err(|m| fail(11, None, m))?,
+        Target::Sale(i) => {
+            let o = &mut state.sale_orders[i];
+            update_sale(o, meta, fields, &stamp, cfg.daifa_fields()).map_err(|m| fail(11, None, m))?;
+            // Saving a draft makes it a created document.
+            if o.status == "Z" && !draft {
+                o.status = "A".into();
+            }
+        }
         Target::Doc(f, p) => {
             let old = state.table_ref(f).docs[p].clone();
             let mut new = old.clone();
             merge_doc(meta, &mut new, fields, delete_missing, &mut state.next_entry);
             new["FModifyDate"] = json!(stamp);
+            let saving_draft = status == "Z" && !draft;
+            if saving_draft || status != "Z" {
+                // Every stored line keeps a positive quantity, and a draft
+                // becomes a document only when it is complete.
+                let m = new.as_object().cloned().unwrap_or_default();
+                let check = if saving_draft { validate_new(meta, cfg, &m) } else { validate_lines(meta, &m) };
+                check.map_err(|(f, msg)| fail(11, f, msg))?;
+            }
+            if saving_draft {
+                new["FDocumentStatus"] = json!("A");
+            }
             if f == "SAL_OUTSTOCK" {
                 book_links(state, &old, &new).map_err(|m| fail(11, Some("FRealQty".into()), m))?;
             }
