@@ -70,6 +70,27 @@ async fn save_on_an_approved_sales_order_is_refused_and_a_save_stamps_fmodifydat
     });
     assert_eq!((note.as_str(), st.as_str()), ("changed", "D"));
     assert!(after > before);
+
+    // An edit is applied whole: header, a new line, and (IsDeleteEntry)
+    // the lines it leaves out are gone; a field it cannot keep is refused.
+    let keep = sim.with(|s| s.sale_orders[0].lines[0].entry_id);
+    let edit = json!({ "formid": "SAL_SaleOrder", "data": { "IsDeleteEntry": "true", "Model": { "FID": fid, "FCustId": { "FNumber": "CUST999" },
+        "FSaleOrderEntry": [{ "FEntryID": keep, "FQty": 9 }, { "FMaterialId": { "FNumber": "MAT00077" }, "FQty": 2 }] } } });
+    assert!(status(&call(&sim, "DynamicFormService.Save", edit).await).0);
+    let (customer, lines) = sim.with(|s| {
+        let o = &s.sale_orders[0];
+        (o.customer.clone(), o.lines.iter().map(|l| (l.material.clone(), l.qty.clone())).collect::<Vec<_>>())
+    });
+    assert_eq!(customer, "CUST999");
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0].1.as_str(), lines[1].0.as_str()), ("9", "MAT00077"));
+    let r = call(
+        &sim,
+        "DynamicFormService.Save",
+        json!({ "formid": "SAL_SaleOrder", "data": { "Model": { "FID": fid, "FSalerId": { "FNumber": "S1" } } } }),
+    )
+    .await;
+    assert_eq!(status(&r).1, 11, "not silently dropped: {r}");
 }
 
 #[tokio::test]
@@ -542,12 +563,13 @@ async fn hostile_requests_are_answered_and_the_server_keeps_serving() {
     )
     .await;
     let id = r["Result"]["Id"].clone();
-    call(
+    let r = call(
         &sim,
         "DynamicFormService.Save",
         json!({ "formid": "SAL_SaleOrder", "data": { "Model": { "FID": id, "FNote": "x" } } }),
     )
     .await;
+    assert!(status(&r).0, "{r}");
     assert_eq!(sim.with(|s| s.sale_orders.last().unwrap().status.clone()), "A");
     assert!(alive().await);
 }

@@ -196,7 +196,7 @@ fn save_one(
     let delete_missing = flag(data, "IsDeleteEntry", true);
     let mut m = m;
     // The number is the document's identity once it exists.
-    m.retain(|k, _| k != "FBillNo");
+    m.retain(|k, _| k != "FBillNo" && k != "FID");
     let fields: Map<String, Value> = if update_only.is_empty() {
         m
     } else {
@@ -205,8 +205,12 @@ fn save_one(
     let stamp = state.stamp(offset);
     match t {
         Target::Sale(i) => {
+            // Work on a copy: a refused Save changes nothing.
+            let mut o = state.sale_orders[i].clone();
+            update_sale(&mut o, meta, fields, &stamp, cfg.daifa_fields(), delete_missing, &mut state.next_entry)
+                .map_err(|m| fail(11, None, m))?;
+            state.sale_orders[i] = o;
             let o = &mut state.sale_orders[i];
-            update_sale(o, meta, fields, &stamp, cfg.daifa_fields()).map_err(|m| fail(11, None, m))?;
             // Saving a draft makes it a created document.
             if o.status == "Z" && !draft {
                 o.status = "A".into();
@@ -388,17 +392,26 @@ fn new_sale(
 }
 
 /// Applies a Model to a sales order a user could edit; stamps FModifyDate.
+/// Applies a Model to a sales order: header fields it keeps typed, lines
+/// updated by FEntryID, new lines added, and (IsDeleteEntry) lines the
+/// Model leaves out removed; a field it cannot represent is refused rather
+/// than dropped with a success answer.
 fn update_sale(
     o: &mut SimSaleOrder,
     meta: &FormMeta,
     m: Map<String, Value>,
     stamp: &str,
     daifa_fields: bool,
+    delete_missing: bool,
+    next_entry: &mut i64,
 ) -> Result<(), String> {
     for (k, v) in m {
         let s = sub_value(Some(&v), None).as_str().unwrap_or_default().to_string();
         match k.as_str() {
             "FNote" => o.note = s,
+            "FCustId" => o.customer = s,
+            "FSaleOrgId" => o.sale_org = s,
+            "FDate" => o.date = s,
             "FLinkMan" | "FReceiveContact" => o.receiver_name = s,
             "FLinkPhone" => o.receiver_phone = s,
             "FNetOrderBillNo" => o.platform_no = s,
@@ -411,9 +424,28 @@ fn update_sale(
                 }
             }
             key if key == meta.entry => {
+                let mut kept = Vec::new();
                 for e in v.as_array().into_iter().flatten().filter_map(Value::as_object) {
-                    let id = get_ci(e, "FEntryID").and_then(Value::as_i64);
-                    let Some(l) = o.lines.iter_mut().find(|l| Some(l.entry_id) == id) else { continue };
+                    let id = get_ci(e, "FEntryID").and_then(Value::as_i64).filter(|id| *id > 0);
+                    let pos = match id.and_then(|id| o.lines.iter().position(|l| l.entry_id == id)) {
+                        Some(p) => p,
+                        None if id.is_some() => return Err(format!("分录内码 {} 不存在", id.unwrap_or_default())),
+                        None => {
+                            *next_entry += 1;
+                            o.lines.push(crate::sim::kingdee::data::SimLine {
+                                entry_id: *next_entry,
+                                material: String::new(),
+                                qty: "0".into(),
+                                tax_price: "0".into(),
+                                tax_rate: "0".into(),
+                                unit: number_of(get_ci(e, "FUnitID")),
+                                stock_out_qty: Decimal::ZERO,
+                            });
+                            o.lines.len() - 1
+                        }
+                    };
+                    kept.push(o.lines[pos].entry_id);
+                    let l = &mut o.lines[pos];
                     if let Some(q) = get_ci(e, "FQty").and_then(dec) {
                         l.qty = q.normalize().to_string();
                     }
@@ -424,12 +456,28 @@ fn update_sale(
                     if !material.is_empty() {
                         l.material = material;
                     }
+                    if l.material.is_empty() || l.qty.parse::<Decimal>().map_or(true, |q| q <= Decimal::ZERO) {
+                        return Err(format!("分录 {} 的物料和大于0的数量必填", l.entry_id));
+                    }
+                    if l.stock_out_qty > l.qty.parse::<Decimal>().unwrap_or_default() {
+                        return Err(format!(
+                            "分录 {} 的数量不能小于已出库数量 {}",
+                            l.entry_id,
+                            l.stock_out_qty.normalize()
+                        ));
+                    }
+                }
+                if delete_missing {
+                    if o.lines.iter().any(|l| !kept.contains(&l.entry_id) && l.stock_out_qty > Decimal::ZERO) {
+                        return Err("已出库的分录不能删除".into());
+                    }
+                    o.lines.retain(|l| kept.contains(&l.entry_id));
                 }
             }
             key if key.starts_with("F_") => {
                 o.extra.insert(key.to_string(), v);
             }
-            _ => {}
+            other => return Err(format!("模拟器不支持修改销售订单的字段 {other}")),
         }
     }
     o.modify_date = stamp.to_string();
