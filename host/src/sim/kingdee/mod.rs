@@ -201,7 +201,7 @@ pub struct SimState {
     pub requests: u64,
     /// Documents a query looked at (index lookups keep this small).
     pub rows_examined: u64,
-    /// Signed requests refused, by reason (what a server log would show).
+    /// The last 100 signed requests refused, by reason.
     pub refused_signatures: Vec<SignError>,
     /// Last modification stamp handed out, to keep them strictly increasing.
     last_stamp_ms: i64,
@@ -510,6 +510,10 @@ fn serve_locked(
             return refused(1, SESSION_LOST);
         }
         if let Err(e) = state.check_signature(cfg, path, headers) {
+            // The last few, as a server log would show them (bounded).
+            if state.refused_signatures.len() >= 100 {
+                state.refused_signatures.remove(0);
+            }
             state.refused_signatures.push(e);
             return refused(1, SESSION_LOST);
         }
