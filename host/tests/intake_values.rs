@@ -331,12 +331,88 @@ async fn kingdee_text_with_nul_is_one_exception(db: Db) {
     assert_eq!(again.outcome.updated + again.outcome.received + again.outcome.exceptions, 0, "{again:?}");
 }
 
+/// Found by an attacker's probe of `daifa serve`: an order sent already
+/// cancelled, stamps of another kind (or none) replacing a stamped
+/// revision, refusals reported as `received`, `1_0` read as 10, one line id
+/// used twice, DEL and C1 controls, a cancellation slipped into a PUT.
+async fn revisions_and_values_an_attacker_tried(db: Db) {
+    let url = serve(Some(db.store.clone())).await;
+    let stamped = |id: &str, modified: Option<&str>, qty: i64| {
+        let mut o = order(id, vec![line("1", json!(qty))]);
+        if let Some(m) = modified {
+            o["modified"] = json!(m);
+        }
+        o
+    };
+    let mut gone = order("GONE", vec![line("1", json!(1))]);
+    gone["cancelled"] = json!(true);
+    let mut under = order("UNDER", vec![line("1", json!("1_0"))]);
+    under["lines"][0]["unit_price"] = json!("1_000");
+    let twice = order("TWICE", vec![line("1", json!(1)), line("1", json!(2))]);
+    let mut del = order("DEL", vec![line("1", json!(1))]);
+    del["lines"][0]["sku"] = json!("MAT\u{7f}01");
+    let mut c1 = order("C1", vec![line("1", json!(1))]);
+    c1["remark"] = json!("x\u{85}y");
+    let batch = vec![stamped("S", Some("2024-05-01T10:00:00Z"), 1), gone, under, twice, del, c1];
+    let (status, v) = post_raw(&url, json!({ "source": "shop", "orders": batch }).to_string()).await;
+    assert_eq!(status, 200, "{v}");
+    let r = by_id(&v);
+    expect(&r, "S", "received", "");
+    expect(&r, "GONE", "cancelled", "");
+    expect(&r, "UNDER", "exception", "line 1 quantity: `1_0` is not a number");
+    expect(&r, "TWICE", "exception", "line 1: the line id appears more than once");
+    expect(&r, "DEL", "exception", "U+007F");
+    expect(&r, "C1", "exception", "U+0085");
+
+    // A stamp of another kind, none, or one that is no stamp at all never
+    // replaces the stamped revision; each is said on the order's result.
+    for (modified, status, reason) in [
+        (Some("2024-04-01 10:00:00"), "refused", "cannot be ordered against the stored revision"),
+        (None, "refused", "cannot be ordered against the stored revision"),
+        (Some("garbage"), "invalid", "modified `garbage` is not a revision stamp"),
+        (Some("2024-03-01T10:00:00Z"), "refused", "is older than the stored revision"),
+    ] {
+        let (_, v) =
+            post_raw(&url, json!({ "source": "shop", "orders": [stamped("S", modified, 7)] }).to_string()).await;
+        expect(&by_id(&v), "S", status, reason);
+    }
+    let s = db.store.order_by_external("shop", "S").await.unwrap().unwrap();
+    assert_eq!(s.content.lines[0].quantity, Decimal::ONE, "the stamped revision stands");
+    // The same id twice in one batch: refused on both results, by name.
+    let (_, v) = post_raw(
+        &url,
+        json!({ "source": "shop", "orders": [stamped("D", None, 1), stamped("D", None, 2)] }).to_string(),
+    )
+    .await;
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "refused", "{v}");
+        assert!(r["reason"].as_str().unwrap().contains("appears 2 times"), "{v}");
+    }
+
+    // A PUT cannot cancel: that is a transition with a reason.
+    let id = s.id.unwrap().0;
+    let mut put = stamped("S", None, 1);
+    put["cancelled"] = json!(true);
+    let resp = reqwest::Client::new()
+        .put(format!("{url}/api/v1/orders/{id}"))
+        .bearer_auth(TOKEN)
+        .json(&put)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("/transition"), "{body}");
+    assert_eq!(db.store.order(OrderId(id)).await.unwrap().state, OrderState::Received);
+}
+
 suite!(
     out_of_bounds_values_become_exceptions_naming_the_field,
     put_with_bad_values_is_refused_and_changes_nothing,
     json_numbers_are_read_exactly,
     control_characters_make_one_order_an_exception,
     kingdee_text_with_nul_is_one_exception,
+    revisions_and_values_an_attacker_tried,
 );
 
 // ---------------------------------------------------------------------------

@@ -121,8 +121,18 @@ async fn intake(State(s): State<ApiState>, ApiJson(body): ApiJson<Box<RawValue>>
     let now = crate::util::now_ms();
     let outcome = store.ingest_batch(contents, &Actor::Ingest(batch.source.clone()), now).await.map_err(store_error)?;
     let states = store.states_of(&batch.source, &ids).await.map_err(store_error)?;
+    let refusals: std::collections::HashMap<&str, &str> =
+        outcome.refused.iter().map(|r| (r.external_id.as_str(), r.reason.as_str())).collect();
     for (i, id) in positions.into_iter().zip(ids) {
         let r = &mut results[i];
+        // Not applied (an older revision, a stamp that cannot be ordered,
+        // the id twice in this batch): said on the order's own result.
+        if let Some(reason) = refusals.get(id.as_str()) {
+            r.status = "refused".into();
+            r.order_id = states.get(&id).map(|(oid, ..)| oid.0);
+            r.reason = Some(reason.to_string());
+            continue;
+        }
         match states.get(&id) {
             Some((oid, st, reason)) => {
                 r.status = st.as_str().into();
@@ -177,6 +187,12 @@ async fn fix(
     let mut content = order.into_content(current.content.source.as_str(), None).map_err(invalid)?;
     if content.external_id != current.content.external_id {
         return Err(invalid("external_id cannot change"));
+    }
+    if content.cancelled != current.content.cancelled {
+        // A cancellation is a state change with a reason, not a data fix.
+        return Err(invalid(format!(
+            "cancelled cannot change here; cancel with POST /api/v1/orders/{id}/transition {{\"to\": \"cancelled\", \"reason\": \"...\"}}"
+        )));
     }
     let problems = content.problems();
     if !problems.is_empty() {

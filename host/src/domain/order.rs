@@ -222,7 +222,10 @@ impl SalesOrder {
     /// A new order: `Received`, or `Exception` if its data has problems.
     pub fn receive(content: OrderContent, actor: &Actor, at: i64) -> SalesOrder {
         let problems = content.problems();
-        let (state, reason) = if problems.is_empty() {
+        let (state, reason) = if content.cancelled {
+            // Nothing to fulfil; kept, visible, never routed.
+            (OrderState::Cancelled, "cancelled at the source before it was received".to_string())
+        } else if problems.is_empty() {
             (OrderState::Received, "received".to_string())
         } else {
             (OrderState::Exception, problems.join("; "))
@@ -280,8 +283,13 @@ impl OrderContent {
         if self.lines.is_empty() {
             p.push("the order has no lines".into());
         }
+        let mut line_ids = std::collections::HashSet::new();
         for l in &self.lines {
             let id = &l.erp_line_id;
+            // Lines are written back and re-routed by id: one id, one line.
+            if !line_ids.insert(id.as_str()) {
+                p.push(format!("line {id}: the line id appears more than once"));
+            }
             if l.sku.as_str().trim().is_empty() {
                 p.push(format!("line {id}: SKU is missing"));
             }

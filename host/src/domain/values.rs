@@ -91,11 +91,12 @@ pub(crate) fn number_problems(field: &str, v: Decimal, b: Bounds, out: &mut Vec<
 }
 
 /// Characters neither store can keep as sent: PostgreSQL refuses U+0000 in
-/// text, and the other C0 control characters (all but tab, line feed and
-/// carriage return) are never legitimate order data and break CSV exports
-/// and terminals. The same rule applies on SQLite, so both stores agree.
+/// text, and the other control characters (C0 but tab, line feed and
+/// carriage return; DEL; C1) are never legitimate order data and break CSV
+/// exports, labels and terminals. The same rule applies on SQLite, so both
+/// stores agree.
 pub fn is_unstorable(c: char) -> bool {
-    c < ' ' && !matches!(c, '\t' | '\n' | '\r')
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || ('\u{7f}'..='\u{9f}').contains(&c)
 }
 
 /// What replaces an unstorable character in a kept order.

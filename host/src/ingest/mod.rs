@@ -59,12 +59,17 @@ fn parse_decimal_exact(t: &str) -> Result<Decimal, &'static str> {
         let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
         !(int.is_empty() && frac.is_empty()) && digits(int) && digits(frac) && !e.is_empty() && digits(e)
     };
+    // The parser would skip `_` (`1_0` = 10): only text written like a
+    // number is read at all.
+    if !is_number(t) {
+        return Err(NOT_A_NUMBER);
+    }
     if let Some(e) = t.find(['e', 'E']) {
         // Scientific notation: the mantissa must be exact on its own.
-        Decimal::from_str_exact(&t[..e]).map_err(|_| if is_number(t) { TOO_LONG } else { NOT_A_NUMBER })?;
-        return Decimal::from_scientific(t).map_err(|_| if is_number(t) { TOO_LONG } else { NOT_A_NUMBER });
+        Decimal::from_str_exact(&t[..e]).map_err(|_| TOO_LONG)?;
+        return Decimal::from_scientific(t).map_err(|_| TOO_LONG);
     }
-    Decimal::from_str_exact(t).map_err(|_| if is_number(t) { TOO_LONG } else { NOT_A_NUMBER })
+    Decimal::from_str_exact(t).map_err(|_| TOO_LONG)
 }
 
 /// Adds "unknown SKU" problems.

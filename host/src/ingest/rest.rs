@@ -125,6 +125,16 @@ impl OrderIn {
         if ship_to.country.is_empty() {
             ship_to.country = "CN".into();
         }
+        if let Some(m) = &self.modified
+            && !crate::domain::revision::is_orderable(m)
+        {
+            // A stamp that cannot be ordered would not protect the order
+            // against a stale retry: refuse it rather than ignore it.
+            return Err(format!(
+                "modified `{m}` is not a revision stamp (an RFC 3339 time, an ERP local time such as \
+                 2026-11-25 10:00:00, or an integer version)"
+            ));
+        }
         let stamped = self.modified.is_some();
         let mut c = OrderContent {
             source: Source(source.to_string()),

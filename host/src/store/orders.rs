@@ -189,6 +189,17 @@ impl Store {
                             reject(&mut tx, source.as_str(), c, &reason, now).await?;
                             out.refuse(c, reason);
                         }
+                        None if is_orderable(&k.source_modified) && !k.same_revision(c) => {
+                            // The stored revision is stamped; one that cannot
+                            // be ordered against it might be a stale retry.
+                            let reason = format!(
+                                "revision `{}` cannot be ordered against the stored revision `{}` (a different kind \
+                                 of stamp, or none); not applied",
+                                c.source_modified, k.source_modified
+                            );
+                            reject(&mut tx, source.as_str(), c, &reason, now).await?;
+                            out.refuse(c, reason);
+                        }
                         _ if k.same_revision(c) => out.unchanged += 1,
                         _ => apply_revision(&mut tx, k, c, actor, now, &mut out, pos).await?,
                     }

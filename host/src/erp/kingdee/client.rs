@@ -32,7 +32,13 @@ pub struct KingdeeConfig {
     pub server_url: String,
     pub credentials: AppCredentials,
     pub auth: AuthMode,
+    /// Per-request timeout (default 30 s).
+    #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
 }
 
 /// An ExecuteBillQuery request (`data`).
