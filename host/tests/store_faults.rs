@@ -181,3 +181,43 @@ fn fs2_free(p: &Path) -> u64 {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().nth(1).and_then(|l| l.trim().parse::<u64>().ok()).unwrap() * 1024
 }
+
+/// PostgreSQL: another session holds a table lock. Intake does not wait for
+/// as long as the lock: after `lock_timeout` it answers 503 with nothing
+/// saved, and the next request after the lock is gone succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_table_answers_503_not_a_hang() {
+    let url = std::env::var("DAIFA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("daifa_lock_{}", std::process::id());
+    let store = Store::open(&StoreConfig {
+        url: url.clone(),
+        schema: Some(schema.clone()),
+        max_connections: 4,
+        ..Default::default()
+    })
+    .await
+    .expect("PostgreSQL at 127.0.0.1:5432 must be reachable");
+    let api = serve(store.clone()).await;
+    let http = reqwest::Client::new();
+    assert_eq!(post(&http, &api, &ids(0, 1)).await.0, 200);
+
+    sqlx::any::install_default_drivers();
+    let other = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let mut holder = other.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE \"{schema}\".sales_orders IN ACCESS EXCLUSIVE MODE")))
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let (status, received, body) = post(&http, &api, &ids(1, 1)).await;
+    let waited = t.elapsed();
+    assert_eq!((status, body["kind"].as_str()), (503, Some("store-unavailable")), "{body}");
+    assert!(received.is_empty());
+    assert!(waited < std::time::Duration::from_secs(25), "bounded wait: {waited:?}");
+    holder.rollback().await.unwrap();
+    let (status, received, _) = post(&http, &api, &ids(1, 1)).await;
+    assert_eq!((status, received.len()), (200, 1), "recovers once the lock is gone");
+    assert_eq!(store.list_orders(None, 100).await.unwrap().len(), 2);
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE"))).execute(&other).await.unwrap();
+}

@@ -113,6 +113,10 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a PostgreSQL statement waits for a lock before it fails (as
+/// SQLite's `busy_timeout`).
+pub const LOCK_TIMEOUT_MS: u64 = 10_000;
+
 impl Store {
     /// Connects and applies pending migrations.
     pub async fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
@@ -171,6 +175,12 @@ impl Store {
                             .await?;
                         }
                         Backend::Postgres => {
+                            // A write blocked by another session's lock gives
+                            // up (55P03 → "unavailable", a 503) instead of
+                            // holding the request for as long as the lock.
+                            sqlx::query(sqlx::AssertSqlSafe(format!("SET lock_timeout = {LOCK_TIMEOUT_MS}")))
+                                .execute(&mut *conn)
+                                .await?;
                             if let Some(s) = schema {
                                 sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO \"{}\"", ident(&s))))
                                     .execute(&mut *conn)

@@ -123,8 +123,11 @@ pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
                 // PostgreSQL SQLSTATE classes: connection (08), resources
                 // (53: disk full, out of memory, too many connections),
                 // operator intervention (57: shutdown), system (58), and
-                // read-only transactions (25006).
-                Err(_) => ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c)) || code == "25006",
+                // read-only transactions (25006), lock timeouts (55P03).
+                // 55P03: a lock not granted within `lock_timeout`.
+                Err(_) => {
+                    ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c)) || code == "25006" || code == "55P03"
+                }
             }
         }
         _ => false,
