@@ -347,3 +347,20 @@ async fn an_order_approved_without_a_new_modify_date_is_found() {
     assert_eq!(r.outcome.received, 10, "{r:?}");
     assert_exact(&sim, &store).await;
 }
+
+/// An ERP answering one request in five with HTTP 503: each read is retried
+/// within the scan, and one scan still reads everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_read_failures_are_retried_within_a_scan() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(300);
+    sim.with(|s| s.faults.fail_per_mille = 200);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let cfg = KingdeeIngestConfig { page_size: 100, ..Default::default() };
+    let r = KingdeeIngester::new(client(&sim), store.clone(), cfg).scan().await.unwrap();
+    assert!(r.pages > 5, "{r:?}");
+    let (requests, pages) = (sim.with(|s| s.requests), r.pages as u64);
+    assert!(requests > pages, "some requests failed and were retried: {requests} for {pages} pages");
+    assert_exact(&sim, &store).await;
+}

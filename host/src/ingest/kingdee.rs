@@ -43,6 +43,9 @@ use crate::erp::time;
 use crate::store::{IngestOutcome, Store};
 use crate::util::now_ms;
 
+/// Retries of one transient read failure within a scan (0.4 s, 0.8 s, 1.6 s).
+const READ_RETRIES: u32 = 3;
+
 /// Poller settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,7 +154,7 @@ impl KingdeeIngester {
         f
     }
 
-    /// One query; an unknown field is a mapping error naming our field, and
+    /// One query (transient failures retried); an unknown field is a mapping error naming our field, and
     /// rows must have exactly one value per FieldKey.
     async fn fetch(&self, p: &Plan, filter: String, start_row: i64) -> Result<Vec<Vec<Value>>, IngestError> {
         let q = BillQuery {
@@ -164,7 +167,21 @@ impl KingdeeIngester {
             limit: self.cfg.page_size,
             sub_system_id: String::new(),
         };
-        let rows = match self.client.execute_bill_query(&q).await {
+        // A read is safe to repeat: a transient failure (503, timeout,
+        // MsgCode 13/14) is retried a few times within the scan before the
+        // scan gives up (and the poller tries again later).
+        let mut attempt = 0;
+        let answer = loop {
+            match self.client.execute_bill_query(&q).await {
+                Err(e) if e.is_transient() && attempt < READ_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(attempt, error = %e, "Kingdee read failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        let rows = match answer {
             Ok(rows) => rows,
             Err(KingdeeError::Data { code: 9, field, message }) => {
                 let named = p.cols.keys.iter().find(|k| message.contains(k.as_str()) || field.as_deref() == Some(k));
