@@ -404,6 +404,22 @@ async fn revisions_and_values_an_attacker_tried(db: Db) {
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("/transition"), "{body}");
     assert_eq!(db.store.order(OrderId(id)).await.unwrap().state, OrderState::Received);
+
+    // A routed order whose unit changes goes back to routing, and its
+    // history names the change and where it came from.
+    let with_unit = |unit: &str| {
+        let mut o = order("U", vec![line("1", json!(1))]);
+        o["lines"][0]["unit"] = json!(unit);
+        o
+    };
+    let (_, v) = post_raw(&url, json!({ "source": "shop", "orders": [with_unit("kg")] }).to_string()).await;
+    let uid = v["results"][0]["order_id"].as_i64().unwrap();
+    routed(&db.store, uid).await;
+    post_raw(&url, json!({ "source": "shop", "orders": [with_unit("g")] }).to_string()).await;
+    let u = db.store.order(OrderId(uid)).await.unwrap();
+    let last = u.history.last().unwrap();
+    assert_eq!(u.state, OrderState::Received);
+    assert!(last.reason.contains("units changed") && last.reason.contains("(shop)"), "{}", last.reason);
 }
 
 suite!(

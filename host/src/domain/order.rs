@@ -422,13 +422,18 @@ impl OrderContent {
             c.push("ship-to address changed".to_string());
         }
         if newer.cancelled && !self.cancelled {
-            c.push("cancelled in the ERP".to_string());
+            c.push("cancelled at the source".to_string());
         }
         let key = |l: &OrderLine| (l.erp_line_id.clone(), l.sku.clone(), l.quantity.normalize());
         let old: Vec<_> = self.lines.iter().map(key).collect();
         let new: Vec<_> = newer.lines.iter().map(key).collect();
         if old != new {
             c.push("lines or quantities changed".to_string());
+        }
+        // The unit is part of what a supplier ships (the content hash has it).
+        let units = |o: &OrderContent| o.lines.iter().map(|l| l.unit.clone()).collect::<Vec<_>>();
+        if old == new && units(self) != units(newer) {
+            c.push("units changed".to_string());
         }
         c
     }

@@ -626,7 +626,10 @@ async fn apply_revision(
     if with_supplier {
         // A supplier already has it: a human decides. Keep what was sent,
         // park the new revision beside it.
-        let reason = format!("changed in the ERP after dispatch (revision {}); needs review", c.source_modified);
+        let reason = format!(
+            "changed at the source ({}) after dispatch (revision {}); needs review",
+            c.source, c.source_modified
+        );
         let revision = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "UPDATE sales_orders SET source_modified = $1, pending_revision = $2, state = $3, state_reason = $4, \
@@ -657,17 +660,20 @@ async fn apply_revision(
     write_content(tx, k.id, c, now, pos).await?;
     let problems = c.problems();
     let next = if c.cancelled {
-        Some((OrderState::Cancelled, "cancelled in the ERP".to_string()))
+        Some((OrderState::Cancelled, format!("cancelled at the source ({})", c.source)))
     } else if !problems.is_empty() {
         Some((OrderState::Exception, problems.join("; ")))
     } else if k.state == OrderState::Exception {
-        Some((OrderState::Received, "data fixed in the ERP".to_string()))
+        Some((OrderState::Received, format!("data fixed at the source ({})", c.source)))
     } else if material && matches!(k.state, OrderState::Routed | OrderState::OnHold) {
         // The allocation was made for the old content: route again.
         out.rerouted += 1;
         Some((
             OrderState::Received,
-            format!("changed in the ERP before dispatch (revision {}: {changes}); routing again", c.source_modified),
+            format!(
+                "changed at the source ({}) before dispatch (revision {}: {changes}); routing again",
+                c.source, c.source_modified
+            ),
         ))
     } else {
         None
