@@ -420,6 +420,22 @@ async fn revisions_and_values_an_attacker_tried(db: Db) {
     let last = u.history.last().unwrap();
     assert_eq!(u.state, OrderState::Received);
     assert!(last.reason.contains("units changed") && last.reason.contains("(shop)"), "{}", last.reason);
+
+    // A received order revised at the source keeps its state, and its
+    // history says what changed.
+    post_raw(&url, json!({ "source": "shop", "orders": [order("R2", vec![line("1", json!(1))])] }).to_string()).await;
+    let (_, v) =
+        post_raw(&url, json!({ "source": "shop", "orders": [order("R2", vec![line("1", json!(3))])] }).to_string())
+            .await;
+    expect(&by_id(&v), "R2", "received", "");
+    let r2 = db.store.order_by_external("shop", "R2").await.unwrap().unwrap();
+    assert_eq!(r2.history.len(), 2, "{:?}", r2.history);
+    let last = r2.history.last().unwrap();
+    assert!(
+        last.reason.contains("revised at the source (shop)") && last.reason.contains("lines or quantities"),
+        "{}",
+        last.reason
+    );
 }
 
 suite!(

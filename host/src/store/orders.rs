@@ -433,6 +433,11 @@ impl Store {
                     record(&mut tx, id.0, Some(order.state), to, &actor.to_string(), &reason, now).await?;
                 }
                 Some((to, reason)) if to == order.state => set_state(&mut tx, id.0, to, &reason, now).await?,
+                _ if material => {
+                    let changes = order.content.material_changes(&content).join(", ");
+                    let reason = format!("data edited by an operator ({changes})");
+                    note(&mut tx, id.0, order.state, &actor.to_string(), &reason, now).await?;
+                }
                 _ => {}
             }
             tx.commit().await?;
@@ -651,7 +656,7 @@ async fn apply_revision(
     }
     // Not yet with a supplier: take the new data and re-check it.
     let material = c.content_hash() != k.content_hash;
-    let changes = if material && matches!(k.state, OrderState::Routed | OrderState::OnHold) {
+    let changes = if material {
         let old = load_content(tx, k.id).await?;
         old.material_changes(c).join(", ")
     } else {
@@ -684,6 +689,11 @@ async fn apply_revision(
             record(tx, k.id, Some(k.state), to, &actor_s, &reason, now).await?;
         }
         Some((to, reason)) if to == k.state => set_state(tx, k.id, to, &reason, now).await?,
+        // Same state, new data: the history still says what changed.
+        _ if material => {
+            let reason = format!("revised at the source ({}) (revision {}: {changes})", c.source, c.source_modified);
+            note(tx, k.id, k.state, &actor_s, &reason, now).await?;
+        }
         _ => {}
     }
     out.updated += 1;
@@ -879,6 +889,30 @@ async fn insert_lines(tx: &mut super::Tx, orders: &[(i64, &Vec<OrderLine>)], pos
         }
         q.execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// A history row for a change of data without a change of state (no
+/// outbox event: nothing downstream acts on it).
+async fn note(
+    tx: &mut super::Tx,
+    id: i64,
+    state: OrderState,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, from_state, to_state, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(state.as_str())
+    .bind(actor)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
