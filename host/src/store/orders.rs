@@ -902,21 +902,10 @@ async fn note(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO order_history (order_id, from_state, to_state, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(state.as_str())
-    .bind(state.as_str())
-    .bind(actor)
-    .bind(reason)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    history_row(tx, id, Some(state), state, actor, reason, now).await
 }
 
-pub(super) async fn record(
+async fn history_row(
     tx: &mut super::Tx,
     id: i64,
     from: Option<OrderState>,
@@ -936,6 +925,19 @@ pub(super) async fn record(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+pub(super) async fn record(
+    tx: &mut super::Tx,
+    id: i64,
+    from: Option<OrderState>,
+    to: OrderState,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    history_row(tx, id, from, to, actor, reason, now).await?;
     sqlx::query("INSERT INTO outbox (topic, order_id, payload, created_at) VALUES ($1, $2, $3, $4)")
         .bind(format!("order.{}", to.as_str()))
         .bind(id)

@@ -419,38 +419,26 @@ impl Filter {
                 let null = x.is_null() || x.as_object().is_some_and(|m| m.is_empty());
                 null != *not
             }
-            Filter::And(terms) => {
-                // Kleene logic: false wins, then unknown.
-                let mut unknown = false;
-                for t in terms {
-                    match t.eval3(get) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                if unknown {
-                    return None;
-                }
-                true
-            }
-            Filter::Or(terms) => {
-                let mut unknown = false;
-                for t in terms {
-                    match t.eval3(get) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                if unknown {
-                    return None;
-                }
-                false
-            }
+            // Kleene logic: the deciding value (false for AND, true for OR)
+            // wins, then unknown.
+            Filter::And(terms) => return kleene(terms, false, get),
+            Filter::Or(terms) => return kleene(terms, true, get),
             Filter::Not(a) => !a.eval3(get)?,
         })
     }
+}
+
+/// AND (`decides` = false) or OR (`decides` = true) over SQL truth values.
+fn kleene(terms: &[Filter], decides: bool, get: &dyn Fn(&str) -> Value) -> Option<bool> {
+    let mut unknown = false;
+    for t in terms {
+        match t.eval3(get) {
+            Some(v) if v == decides => return Some(decides),
+            None => unknown = true,
+            Some(_) => {}
+        }
+    }
+    if unknown { None } else { Some(!decides) }
 }
 
 fn text(v: &Value) -> String {
