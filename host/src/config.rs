@@ -29,6 +29,9 @@ pub struct HostConfig {
     pub kingdee: Option<KingdeeSection>,
     /// Routing: catalog and policy files, schedules, performance windows.
     pub router: RouterConfig,
+    /// Dispatch and tracking: workers, leases, retries, circuit breakers,
+    /// when ERP purchase orders are made, write-back.
+    pub dispatch: crate::dispatch::DispatchConfig,
 }
 
 /// `[kingdee]`: connection, ingestion, documents.
@@ -63,6 +66,7 @@ impl Default for HostConfig {
             store: StoreConfig::default(),
             kingdee: None,
             router: RouterConfig::default(),
+            dispatch: crate::dispatch::DispatchConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod erp;
 pub mod ingest;
@@ -14,5 +15,7 @@ pub mod plugins;
 pub mod router;
 pub mod routing;
 pub mod sim;
+pub mod serve;
 pub mod store;
+pub mod tracking;
 pub mod util;

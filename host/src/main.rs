@@ -6,17 +6,17 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use daifa_host::api::{self, client::AdminClient};
+use daifa_host::api::client::AdminClient;
 use daifa_host::config::HostConfig;
 use daifa_host::demo::{self, DemoOptions};
 use daifa_host::erp::kingdee::KingdeeClient;
 use daifa_host::ingest::kingdee::KingdeeIngester;
 use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
-use daifa_host::router;
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use daifa_host::store::Store;
 
+mod dispatch_cli;
 mod route_cli;
 
 #[derive(Parser)]
@@ -72,6 +72,12 @@ enum Command {
     /// Route orders: load catalog and policy, run, explain, what-if.
     #[command(subcommand)]
     Route(route_cli::RouteCommand),
+    /// Connect suppliers to plugins; pause and resume them.
+    #[command(subcommand)]
+    Supplier(dispatch_cli::SupplierCommand),
+    /// Purchase orders, the job queue, dead letters and circuit breakers.
+    #[command(subcommand)]
+    Dispatch(dispatch_cli::DispatchCommand),
     /// Run a simulator of an external system.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -132,7 +138,7 @@ enum PluginCommand {
 }
 
 #[derive(clap::Args)]
-struct Server {
+pub(crate) struct Server {
     /// Admin API base URL.
     #[arg(long, default_value = "http://127.0.0.1:8700")]
     server: String,
@@ -142,7 +148,7 @@ struct Server {
 }
 
 impl Server {
-    fn client(&self) -> AdminClient {
+    pub(crate) fn client(&self) -> AdminClient {
         AdminClient::new(&self.server, &self.token)
     }
 }
@@ -220,7 +226,7 @@ fn parse_rate(s: &str) -> Result<u32, String> {
     (d * rust_decimal::Decimal::from(1000)).round().to_string().parse().map_err(|e| format!("{e}"))
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}`: expected key=value"))
 }
 
@@ -244,7 +250,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { orders, concurrency, plugin_dir, manifest, data_dir, keep_running } => {
             demo::run(DemoOptions { orders, concurrency, plugin_dir, manifest, data_dir, keep_running }).await
         }
-        Command::Serve => serve(HostConfig::load(cli.config.as_deref())?).await,
+        Command::Serve => {
+            daifa_host::serve::serve(
+                HostConfig::load(cli.config.as_deref())?,
+                daifa_host::serve::shutdown_signal(),
+                |_| {},
+            )
+            .await
+        }
+        Command::Supplier(cmd) => dispatch_cli::supplier(cmd).await,
+        Command::Dispatch(cmd) => dispatch_cli::dispatch(cmd).await,
         Command::Migrate => {
             let cfg = HostConfig::load(cli.config.as_deref())?;
             let store = Store::connect(&cfg.store).await?;
@@ -324,43 +339,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-async fn serve(cfg: HostConfig) -> anyhow::Result<()> {
-    let Some(token) = cfg.admin.token.clone() else {
-        bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
-    };
-    let runtime = PluginRuntime::new(cfg.runtime.clone())?;
-    let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
-    let store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
-    let mut state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    if cfg.router.enabled {
-        let now = daifa_host::util::now_ms();
-        for line in router::load_files(&store, &cfg.router, now).await? {
-            tracing::info!("loaded {line}");
-        }
-        let r = Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?);
-        state = state.with_router(r.clone());
-        tokio::spawn(r.run(Some(registry), stopped.clone()));
-        tracing::info!("routing orders as they arrive");
-    }
-    if let Some(kd) = cfg.kingdee.clone() {
-        let client = Arc::new(KingdeeClient::new(kd.client)?);
-        tokio::spawn(KingdeeIngester::new(client, store, kd.ingest).run(stopped));
-        tracing::info!("polling Kingdee SAL_SaleOrder");
-    }
-    let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
-        .await
-        .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
-    tracing::info!("admin API listening on http://{}", cfg.admin.bind);
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    let _ = stop.send(true);
-    Ok(())
 }
 
 async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<()> {

@@ -26,6 +26,7 @@ fn supplier(id: &str, coverage: Coverage, ship: &str) -> SupplierProfile {
         used_today: 0,
         priority: 0,
         preference: Decimal::ONE,
+        erp: Default::default(),
     }
 }
 

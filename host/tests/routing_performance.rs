@@ -24,6 +24,7 @@ fn sup(id: &str) -> SupplierProfile {
         used_today: 0,
         priority: 0,
         preference: Decimal::ONE,
+        erp: Default::default(),
     }
 }
 

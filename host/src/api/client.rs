@@ -63,6 +63,21 @@ impl AdminClient {
         self.send(self.http.get(self.url("/plugins"))).await
     }
 
+    /// Any admin call: `GET`/`DELETE` without a body, `PUT`/`POST` with
+    /// `body` as JSON. `path` is below `/api/v1`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(req).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

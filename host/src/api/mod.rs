@@ -6,6 +6,7 @@
 //! other stages' read models).
 
 pub mod client;
+mod dispatch;
 mod orders;
 mod plugins;
 mod routing;
@@ -34,6 +35,9 @@ pub struct ApiState {
     pub store: Option<Store>,
     /// Present when the host routes orders (the routing endpoints need it).
     pub router: Option<Arc<crate::router::Router>>,
+    /// Present when the host dispatches purchase orders.
+    pub dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
+    callbacks: Arc<dispatch::CallbackGate>,
     token: Arc<str>,
 }
 
@@ -43,12 +47,18 @@ impl ApiState {
         if token.len() < 16 {
             return Err("the admin token must be at least 16 characters");
         }
-        Ok(ApiState { registry, store: None, router: None, token: token.into() })
+        Ok(ApiState { registry, store: None, router: None, dispatcher: None, callbacks: Default::default(), token: token.into() })
     }
 
     /// Serves the order endpoints from `store`.
     pub fn with_store(mut self, store: Store) -> ApiState {
         self.store = Some(store);
+        self
+    }
+
+    /// Serves the dispatch endpoints and supplier callbacks.
+    pub fn with_dispatcher(mut self, d: Arc<crate::dispatch::Dispatcher>) -> ApiState {
+        self.dispatcher = Some(d);
         self
     }
 
@@ -74,9 +84,11 @@ pub fn router(state: ApiState) -> Router {
     let admin = plugins::routes(max_body)
         .merge(orders::routes())
         .merge(routing::routes())
+        .merge(dispatch::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(dispatch::callback_routes())
         .nest("/api/v1", admin)
         .layer(middleware::from_fn(json_errors))
         .with_state(state)

@@ -6,6 +6,7 @@
 
 pub mod ids;
 pub mod order;
+pub mod purchase;
 pub mod revision;
 pub mod supplier;
 pub mod values;

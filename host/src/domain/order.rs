@@ -133,7 +133,7 @@ impl OrderState {
                 )
                 | (Acknowledged, PartiallyShipped | Shipped | Backordered | Rejected | Exception | Cancelled)
                 | (Backordered, Acknowledged | Routed | OnHold | PartiallyShipped | Shipped | Exception | Cancelled)
-                | (PartiallyShipped, Shipped | Exception | Cancelled)
+                | (PartiallyShipped, Shipped | Rejected | Exception | Cancelled)
                 | (Shipped, WrittenBack | Exception)
                 | (WrittenBack, Exception)
                 | (Rejected, Routed | OnHold | Exception | Cancelled)

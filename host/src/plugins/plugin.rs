@@ -33,7 +33,8 @@ pub struct LoadedPlugin {
     /// What the plugin said of itself in the dry run.
     pub info: AdapterInfo,
     info_known: bool,
-    pub stats: PluginStats,
+    /// Shared by every binding of this version (supplier connections).
+    pub stats: Arc<PluginStats>,
     pub(crate) ctx: Arc<PluginContext>,
     pub(crate) component: Component,
     pre: AdapterPre,
@@ -109,7 +110,7 @@ impl LoadedPlugin {
             info_known: false,
             manifest,
             api,
-            stats: PluginStats::default(),
+            stats: Arc::new(PluginStats::default()),
             ctx,
             component,
             pre,
@@ -120,6 +121,40 @@ impl LoadedPlugin {
     pub(crate) fn set_info(&mut self, info: AdapterInfo) {
         self.info = info;
         self.info_known = true;
+    }
+
+    /// This version bound to one supplier connection: the same compiled
+    /// component and limits, with `config` (checked against the manifest,
+    /// defaults filled in), the allowlist that config expands to, and the
+    /// connection's own kv store. Nothing is compiled or run.
+    pub fn rebind(
+        &self,
+        config: &super::PluginConfig,
+        kv: Arc<super::kv::KvStore>,
+    ) -> Result<LoadedPlugin, super::ValidationError> {
+        let config = self.manifest.resolve_config(config)?;
+        let allowlist = super::allowlist::Allowlist::compile(&self.manifest.permissions.allowed_outbound_hosts, &config)
+            .map_err(super::ValidationError::Config)?;
+        let ctx = Arc::new(PluginContext {
+            name: self.ctx.name.clone(),
+            version: self.ctx.version.clone(),
+            config,
+            allowlist,
+            limits: self.ctx.limits.clone(),
+            kv,
+            http: self.ctx.http.clone(),
+        });
+        Ok(LoadedPlugin {
+            manifest: self.manifest.clone(),
+            api: self.api,
+            info: self.info.clone(),
+            info_known: self.info_known,
+            stats: self.stats.clone(),
+            ctx,
+            component: self.component.clone(),
+            pre: self.pre.clone(),
+            runtime: self.runtime.clone(),
+        })
     }
 
     /// The compiled component (for tooling and benchmarks).

@@ -97,6 +97,8 @@ pub struct Registry {
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     /// Admin operations run one at a time; calls never wait for this.
     admin: tokio::sync::Mutex<()>,
+    /// kv stores of supplier bindings, by `plugin@hex(scope)`.
+    scoped: Mutex<BTreeMap<String, Arc<KvStore>>>,
 }
 
 fn io(e: impl std::fmt::Display) -> RegistryError {
@@ -107,7 +109,7 @@ impl Registry {
     /// Opens the registry at `root` (or in memory when `None`), loading every
     /// installed version and re-activating what was active.
     pub async fn open(runtime: PluginRuntime, root: Option<PathBuf>) -> Result<Registry, RegistryError> {
-        let reg = Registry { runtime, root, slots: RwLock::default(), admin: Default::default() };
+        let reg = Registry { runtime, root, slots: RwLock::default(), admin: Default::default(), scoped: Default::default() };
         let Some(root) = reg.root.clone() else { return Ok(reg) };
         let plugins_dir = root.join("plugins");
         std::fs::create_dir_all(&plugins_dir).map_err(io)?;
@@ -217,6 +219,75 @@ impl Registry {
         let unavailable = |detail: &str| CallError::Unavailable { plugin: name.to_string(), detail: detail.into() };
         let slot = self.slot(name).map_err(|_| unavailable("not installed"))?;
         slot.active.load_full().ok_or_else(|| unavailable("no active version (disabled or never activated)"))
+    }
+
+    /// `name` bound to a supplier connection: the pinned version (or the
+    /// active one), with the installed config overlaid by `overrides` and a
+    /// kv store private to `scope` (the supplier), so many suppliers share
+    /// one plugin without sharing settings, tokens or cursors.
+    pub fn bind(
+        &self,
+        name: &str,
+        pinned: Option<&Version>,
+        overrides: &PluginConfig,
+        scope: &str,
+    ) -> Result<Arc<LoadedPlugin>, RegistryError> {
+        let slot = self.slot(name)?;
+        let (base, config) = {
+            let inner = slot.inner.lock().map_err(io)?;
+            if inner.state.disabled {
+                return Err(RegistryError::Conflict(format!("plugin `{name}` is disabled")));
+            }
+            let version = match pinned {
+                Some(v) => v.clone(),
+                None => inner
+                    .state
+                    .active
+                    .clone()
+                    .ok_or_else(|| RegistryError::Conflict(format!("plugin `{name}` has no active version")))?,
+            };
+            let installed = inner
+                .versions
+                .get(&version)
+                .ok_or_else(|| RegistryError::UnknownVersion { name: name.to_string(), version: version.clone() })?;
+            (installed.plugin.clone(), installed.config.clone())
+        };
+        let mut merged = config;
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let kv = self.scoped_kv(name, scope)?;
+        Ok(Arc::new(base.rebind(&merged, kv)?))
+    }
+
+    /// The config keys any installed version of `name` marks secret (`None`
+    /// if it is not installed).
+    pub fn secret_keys(&self, name: &str) -> Option<Vec<String>> {
+        let slot = self.slot(name).ok()?;
+        let inner = slot.inner.lock().ok()?;
+        let mut keys: Vec<String> = inner
+            .versions
+            .values()
+            .flat_map(|i| i.plugin.manifest.config.iter().filter(|(_, f)| f.secret).map(|(k, _)| k.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Some(keys)
+    }
+
+    /// One kv store per (plugin, scope), opened once: two bindings of the
+    /// same connection (a hot swap) must not write the same file from two
+    /// in-memory copies.
+    fn scoped_kv(&self, name: &str, scope: &str) -> Result<Arc<KvStore>, RegistryError> {
+        let key = format!("{name}@{}", hex::encode(scope.as_bytes()));
+        let mut kvs = self.scoped.lock().map_err(io)?;
+        if let Some(kv) = kvs.get(&key) {
+            return Ok(kv.clone());
+        }
+        let kv = Arc::new(match &self.root {
+            Some(root) => KvStore::open(root.join("kv").join(format!("{key}.json"))).map_err(io)?,
+            None => KvStore::in_memory(),
+        });
+        kvs.insert(key, kv.clone());
+        Ok(kv)
     }
 
     /// Runs every check on a package without installing it.

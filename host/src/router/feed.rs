@@ -22,6 +22,8 @@ use crate::store::OutboxRow;
 
 /// The feed's name in `outbox_cursors`.
 const CONSUMER: &str = "router.performance";
+/// The cursor over events dispatch recorded per PO.
+const DIRECT: &str = "router.performance.dispatch";
 /// Outbox rows per pass.
 const BATCH: i64 = 1000;
 
@@ -40,6 +42,24 @@ impl Router {
     /// Reads every settled outbox row the feed has not seen yet.
     pub async fn feed_performance(&self, now: i64) -> Result<FeedStats, RouterError> {
         let mut total = FeedStats::default();
+        // Per-PO events dispatch recorded: into the window as they are.
+        loop {
+            let from = self.store.outbox_cursor(DIRECT).await?;
+            let rows = self.store.dispatch_events_after(from, now - self.cfg.feed_settle_ms, BATCH).await?;
+            let Some(last) = rows.last().map(|r| r.0) else { break };
+            if !self.store.advance_with_events(DIRECT, from, last, &[], now).await? {
+                continue;
+            }
+            let mut snap = self.snap.lock().await;
+            for (_, s, e) in &rows {
+                snap.perf.record(s, e.clone());
+            }
+            drop(snap);
+            total.events += rows.len();
+            if rows.len() < BATCH as usize {
+                break;
+            }
+        }
         loop {
             let from = self.store.outbox_cursor(CONSUMER).await?;
             let rows = self.store.outbox_after(from, now - self.cfg.feed_settle_ms, BATCH).await?;
@@ -110,6 +130,11 @@ impl Router {
             let suppliers = &d.decision.suppliers;
             let since = |at: i64| dispatched.get(&id).map(|t| (at - t).max(0));
             let payload: serde_json::Value = serde_json::from_str(&row.payload).unwrap_or_default();
+            // Changes derived from purchase orders: dispatch recorded their
+            // supplier events per PO already.
+            if payload["derived"].as_bool() == Some(true) {
+                continue;
+            }
             let from = payload["from"].as_str().and_then(|f| f.parse::<OrderState>().ok());
             let event = match state {
                 OrderState::Dispatched => Some(Event::Dispatched { at }),

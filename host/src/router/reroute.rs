@@ -103,6 +103,21 @@ impl Router {
         Ok(moved)
     }
 
+    /// Records whether a supplier's dispatch circuit is open, so routing
+    /// sends new orders elsewhere while it is; orders already allocated
+    /// stay (dispatch withdraws the ones never sent).
+    pub async fn mark_circuit(&self, supplier: &SupplierId, open: bool) {
+        let mut snap = self.snap.lock().await;
+        if open {
+            snap.open_circuits.insert(supplier.clone());
+        } else {
+            snap.open_circuits.remove(supplier);
+        }
+        if let Some(p) = snap.catalog.supplier_mut(supplier) {
+            p.circuit_open = open;
+        }
+    }
+
     async fn latest(&self, order: OrderId) -> Result<crate::store::StoredDecision, RouterError> {
         self.store
             .decisions(order)

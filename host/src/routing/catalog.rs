@@ -30,6 +30,27 @@ pub struct SupplierProfile {
     pub priority: i32,
     /// Operator's multiplier on cost (1 = neutral, 0.9 = prefer).
     pub preference: Decimal,
+    /// Who the supplier is in the ERP and what it is paid in.
+    #[serde(default)]
+    pub erp: SupplierErp,
+}
+
+/// A supplier's ERP identity: the supplier number purchase orders name, the
+/// currency it invoices in (ISO 4217, also sent to it), and the purchasing
+/// organisation that buys from it (`None` = the host's default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupplierErp {
+    /// Empty = the supplier's id.
+    pub number: String,
+    pub currency: String,
+    pub purchase_org: Option<String>,
+}
+
+impl Default for SupplierErp {
+    fn default() -> Self {
+        SupplierErp { number: String::new(), currency: "CNY".into(), purchase_org: None }
+    }
 }
 
 impl SupplierProfile {

@@ -50,6 +50,15 @@ pub struct SupplierSpec {
     pub priority: i32,
     #[serde(default = "one")]
     pub preference: Decimal,
+    /// The supplier's number in the ERP (defaults to `id`).
+    #[serde(default)]
+    pub erp_number: Option<String>,
+    /// What it invoices in, ISO 4217 (default CNY).
+    #[serde(default = "cny")]
+    pub currency: String,
+    /// The purchasing organisation buying from it (default: the host's).
+    #[serde(default)]
+    pub purchase_org: Option<String>,
 }
 
 /// One SKU a supplier carries.
@@ -143,6 +152,9 @@ impl CatalogFile {
             if let Some((p, c)) = s.shipping.iter().find(|(_, c)| **c < Decimal::ZERO) {
                 return Err(sup(i, "shipping", format!("{at}: shipping.{p} = {c} must not be negative")));
             }
+            if s.currency.len() != 3 || !s.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(sup(i, "currency", format!("{at}: currency `{}` is not an ISO 4217 code", s.currency)));
+            }
             if s.preference <= Decimal::ZERO {
                 return Err(sup(i, "preference", format!("{at}: preference must be above 0")));
             }
@@ -157,6 +169,7 @@ impl CatalogFile {
                 (None, e) => Coverage::Except(e.unwrap_or_default()),
             };
             let id = SupplierId(s.id);
+            let erp_number = s.erp_number.unwrap_or_else(|| id.0.clone());
             suppliers.push((
                 Supplier {
                     id: id.clone(),
@@ -177,6 +190,11 @@ impl CatalogFile {
                     used_today: 0,
                     priority: s.priority,
                     preference: s.preference,
+                    erp: crate::routing::catalog::SupplierErp {
+                        number: erp_number,
+                        currency: s.currency,
+                        purchase_org: s.purchase_org,
+                    },
                 },
             ));
         }

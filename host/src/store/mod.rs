@@ -5,8 +5,11 @@
 //!
 //! Owns: the schema, transactions, the outbox. May call: `domain`.
 
+mod connections;
+mod jobs;
 mod orders;
 mod outbox;
+mod purchase;
 mod routing;
 mod tx;
 
@@ -16,7 +19,13 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use orders::{IngestOutcome, OrderSummary, Refusal};
+pub use connections::{Circuit, CircuitState, CircuitTransition, Connection, OperatorEvent};
+pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
 pub use outbox::OutboxRow;
+pub use purchase::{
+    Applied, DispatchSettings, ErpPoTiming, JobEnd, ParcelRecord, PoEvent, PoLineRecord, PoRecord, RerouteRequest,
+    ShipmentRecord, SubmitAnswer,
+};
 pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 pub use tx::StoreHealth;
 use tx::{HealthCell, Tx};
@@ -49,6 +58,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("order {0} changed concurrently; retry")]
     Conflict(String),
+    /// A job's lease ran out and another worker claimed it: this worker's
+    /// result was not written.
+    #[error("job {0}: the lease was lost to another worker; nothing written")]
+    LeaseLost(i64),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -108,6 +121,9 @@ pub struct Store {
     /// (`SQLITE_BUSY`) when a read-then-write transaction meets another.
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     health: std::sync::Arc<HealthCell>,
+    /// Set when this store's routing decisions create purchase orders and
+    /// dispatch jobs (`daifa serve` with dispatch on).
+    dispatch: Option<std::sync::Arc<DispatchSettings>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -193,7 +209,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Store { pool, backend, write_lock: Default::default(), health: Default::default() })
+        Ok(Store { pool, backend, write_lock: Default::default(), health: Default::default(), dispatch: None })
     }
 
     /// Applies embedded migrations that have not run yet.
@@ -203,6 +219,18 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// This store with dispatch on: routing decisions create purchase orders
+    /// and their jobs in the same transaction.
+    pub fn with_dispatch(mut self, settings: DispatchSettings) -> Store {
+        self.dispatch = Some(std::sync::Arc::new(settings));
+        self
+    }
+
+    /// The dispatch settings (defaults when dispatch is off).
+    pub fn dispatch_settings(&self) -> DispatchSettings {
+        self.dispatch.as_deref().cloned().unwrap_or_default()
     }
 
     pub fn backend(&self) -> Backend {

@@ -937,11 +937,44 @@ pub(super) async fn record(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    record_with(tx, id, from, to, actor, reason, now, false).await
+}
+
+/// [`record`] for a change derived from the order's purchase orders: its
+/// outbox row says so, because the supplier events behind it were recorded
+/// per PO already and the performance feed must not count them again.
+pub(super) async fn record_derived(
+    tx: &mut super::Tx,
+    id: i64,
+    from: Option<OrderState>,
+    to: OrderState,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    record_with(tx, id, from, to, actor, reason, now, true).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_with(
+    tx: &mut super::Tx,
+    id: i64,
+    from: Option<OrderState>,
+    to: OrderState,
+    actor: &str,
+    reason: &str,
+    now: i64,
+    derived: bool,
+) -> Result<(), StoreError> {
     history_row(tx, id, from, to, actor, reason, now).await?;
+    let mut payload = serde_json::json!({ "from": from.map(|f| f.as_str()), "reason": reason });
+    if derived {
+        payload["derived"] = serde_json::Value::Bool(true);
+    }
     sqlx::query("INSERT INTO outbox (topic, order_id, payload, created_at) VALUES ($1, $2, $3, $4)")
         .bind(format!("order.{}", to.as_str()))
         .bind(id)
-        .bind(serde_json::json!({ "from": from.map(|f| f.as_str()), "reason": reason }).to_string())
+        .bind(payload.to_string())
         .bind(now)
         .execute(&mut **tx)
         .await?;

@@ -226,6 +226,15 @@ impl Store {
         Ok((rev, suppliers, Catalog::new(profiles, entries)))
     }
 
+    /// One supplier's routing profile (ERP number, currency, ...).
+    pub async fn supplier_profile(&self, id: &SupplierId) -> Result<Option<SupplierProfile>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT profile FROM suppliers WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        body.map(|b| from_json(&b)).transpose()
+    }
+
     /// Stores a validated policy and makes it the active one. Versions must
     /// go up, so every decision's `policy_version` names one text.
     pub async fn put_policy(&self, version: u32, body: &str, by: &str, now: i64) -> Result<(), StoreError> {
@@ -350,6 +359,11 @@ impl Store {
                 .await?;
             }
             record(&mut tx, id, Some(w.from), w.to, &actor, &w.reason, now).await?;
+            if let Some(settings) = &self.dispatch
+                && w.to == OrderState::Routed
+            {
+                super::purchase::create_pos(&mut tx, settings, id, w.stored.attempt, &d.allocations, now).await?;
+            }
             out.applied += 1;
         }
         for chunk in outbox_done.chunks(500) {
@@ -459,6 +473,32 @@ impl Store {
             .collect()
     }
 
+    /// Events dispatch recorded after id `after`, oldest first, stopping at
+    /// the first recorded after `settled_before` (ids are handed out before
+    /// commit on PostgreSQL; see `outbox_after`).
+    pub async fn dispatch_events_after(
+        &self,
+        after: i64,
+        settled_before: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, SupplierId, Event)>, StoreError> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, supplier, event, at FROM supplier_events WHERE origin = 'dispatch' AND id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, s, e, at) in rows {
+            if at > settled_before {
+                break;
+            }
+            out.push((id, SupplierId(s), from_json(&e)?));
+        }
+        Ok(out)
+    }
+
     /// Records automatic score changes.
     pub async fn record_score_changes(&self, changes: &[ScoreChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
@@ -562,11 +602,22 @@ pub(super) async fn insert_supplier_events(
     tx: &mut super::Tx,
     events: &[(SupplierId, Event)],
 ) -> Result<(), StoreError> {
+    insert_events_from(tx, events, "feed").await
+}
+
+/// Supplier events with where they came from (`feed`: the router's outbox
+/// feed; `dispatch`: recorded per PO as it happened).
+pub(super) async fn insert_events_from(
+    tx: &mut super::Tx,
+    events: &[(SupplierId, Event)],
+    origin: &str,
+) -> Result<(), StoreError> {
     for (s, e) in events {
-        sqlx::query("INSERT INTO supplier_events (supplier, event, at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO supplier_events (supplier, event, at, origin) VALUES ($1, $2, $3, $4)")
             .bind(s.as_str())
             .bind(json(e)?)
             .bind(e.at())
+            .bind(origin)
             .execute(&mut **tx)
             .await?;
     }

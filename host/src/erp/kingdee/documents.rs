@@ -31,6 +31,16 @@ pub struct PurchaseOrderSettings {
     pub marker_field: String,
     pub submit: bool,
     pub audit: bool,
+    /// Kingdee currency numbers by ISO 4217 code (a supplier's currency is
+    /// ISO; `currency` above is the default number).
+    pub currency_numbers: std::collections::BTreeMap<String, String>,
+}
+
+impl PurchaseOrderSettings {
+    /// The Kingdee currency number for an ISO code.
+    pub fn currency_number(&self, iso: &str) -> Option<String> {
+        self.currency_numbers.get(iso).cloned()
+    }
 }
 
 impl Default for PurchaseOrderSettings {
@@ -42,6 +52,19 @@ impl Default for PurchaseOrderSettings {
             marker_field: "F_DAIFA_PoNo".into(),
             submit: true,
             audit: true,
+            // Kingdee's preset currencies (PRE001 = CNY ... PRE007 = USD).
+            currency_numbers: [
+                ("CNY", "PRE001"),
+                ("HKD", "PRE002"),
+                ("EUR", "PRE003"),
+                ("JPY", "PRE004"),
+                ("TWD", "PRE005"),
+                ("GBP", "PRE006"),
+                ("USD", "PRE007"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         }
     }
 }
@@ -64,8 +87,11 @@ pub async fn ensure_purchase_order(
     supplier: &str,
     lines: &[PoLine],
 ) -> Result<ErpDoc, KingdeeError> {
+    // Found: a crash or lost answer came after Save. Submit and Audit again
+    // (done steps answer "already", which counts as success), so the
+    // document ends audited whichever step was interrupted.
     if let Some(doc) = find_by_marker(client, "PUR_PurchaseOrder", &s.marker_field, po_number).await? {
-        return Ok(doc);
+        return finish(client, s, doc).await;
     }
     let model = json!({
         "FBillTypeID": { "FNUMBER": s.bill_type },

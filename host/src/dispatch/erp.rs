@@ -1,0 +1,113 @@
+//! ERP jobs: each PO's PUR_PurchaseOrder (Save → Submit → Audit, found again
+//! by its marker field after a crash, so a retry resumes instead of saving
+//! twice) and each shipment's write-back to the sales order (its own lines
+//! and quantities, found again by its tracking number).
+
+use super::{Dispatcher, Failure};
+use crate::domain::purchase::LineStatus;
+use crate::erp::kingdee::KingdeeError;
+use crate::erp::kingdee::documents::{PoLine, ShippedLine, ensure_purchase_order, write_back_shipment};
+use crate::store::{Job, StoreError};
+use crate::util::now_ms;
+
+impl From<&KingdeeError> for Failure {
+    fn from(e: &KingdeeError) -> Failure {
+        if e.is_transient() || matches!(e, KingdeeError::SessionLostDuringWrite(_)) {
+            Failure::Transient { message: e.to_string(), retry_after: None }
+        } else if matches!(e, KingdeeError::Credentials(_)) {
+            Failure::Setup(e.to_string())
+        } else {
+            Failure::Setup(format!("the ERP refused: {e}"))
+        }
+    }
+}
+
+impl Dispatcher {
+    pub(crate) async fn erp_purchase_order(&self, job: &Job) -> Result<(), StoreError> {
+        let now = now_ms();
+        let Some(erp) = &self.erp else {
+            return self.fail(job, &Failure::Setup("no [kingdee] section: nowhere to create purchase orders".into()), now).await;
+        };
+        let Some(po) = self.store.purchase_order(&job.key).await? else {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        };
+        let lines: Vec<PoLine> = po
+            .lines
+            .iter()
+            .filter(|l| l.status != LineStatus::Rejected && l.status != LineStatus::Cancelled)
+            .map(|l| PoLine {
+                material: l.sku.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_cost,
+                tax_rate: l.tax_rate,
+                note: format!("{} line {}", po.po_number, l.line_id),
+            })
+            .collect();
+        if po.erp_bill_no.is_some() || lines.is_empty() {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        }
+        let profile = self.store.supplier_profile(&po.supplier).await?;
+        let mut settings = erp.purchase_orders.clone();
+        let erp_number = match &profile {
+            Some(p) if !p.erp.number.is_empty() => p.erp.number.clone(),
+            _ => po.supplier.to_string(),
+        };
+        if let Some(org) = profile.as_ref().and_then(|p| p.erp.purchase_org.clone()) {
+            settings.purchase_org = org;
+        }
+        match settings.currency_number(&po.currency) {
+            Some(c) => settings.currency = c,
+            None => {
+                let f = Failure::Setup(format!(
+                    "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
+                    po.currency, po.supplier
+                ));
+                return self.fail(job, &f, now).await;
+            }
+        }
+        match ensure_purchase_order(&erp.client, &settings, &po.po_number, &erp_number, &lines).await {
+            Ok(doc) => self.store.record_erp_po(job.lease(), &po.po_number, &doc.number, now_ms()).await,
+            Err(e) => self.fail(job, &Failure::from(&e), now_ms()).await,
+        }
+    }
+
+    pub(crate) async fn write_back(&self, job: &Job) -> Result<(), StoreError> {
+        let now = now_ms();
+        let Some(erp) = &self.erp else {
+            return self.fail(job, &Failure::Setup("no [kingdee] section: nowhere to write back".into()), now).await;
+        };
+        let id: i64 = match job.key.parse() {
+            Ok(id) => id,
+            Err(_) => return self.fail(job, &Failure::Hopeless(format!("bad shipment id `{}`", job.key)), now).await,
+        };
+        let Some(sh) = self.store.shipment(id).await? else {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        };
+        if sh.written_back_at.is_some() {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        }
+        let Ok(fid) = sh.external_id.parse::<i64>() else {
+            let f = Failure::Hopeless(format!("sales order {} has no Kingdee FID ({})", sh.bill_no, sh.external_id));
+            return self.fail(job, &f, now).await;
+        };
+        let mut lines = Vec::new();
+        for (line, quantity) in sh.quantities() {
+            let Ok(entry_id) = line.parse::<i64>() else {
+                let f = Failure::Hopeless(format!("line `{line}` of {} is not a Kingdee entry id", sh.bill_no));
+                return self.fail(job, &f, now).await;
+            };
+            lines.push(ShippedLine { entry_id, quantity });
+        }
+        let carrier = sh.parcels.first().map(|p| p.carrier.clone()).unwrap_or_default();
+        let tracking: Vec<&str> = sh.parcels.iter().map(|p| p.tracking_number.as_str()).collect();
+        let tracking = tracking.join(",");
+        match write_back_shipment(&erp.client, &erp.write_back, fid, &sh.bill_no, &lines, &carrier, &tracking).await {
+            Ok(doc) => self.store.record_write_back(job.lease(), id, &doc.number, now_ms()).await,
+            Err(e) => self.fail(job, &Failure::from(&e), now_ms()).await,
+        }
+    }
+}

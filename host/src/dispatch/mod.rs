@@ -1,0 +1,347 @@
+//! The dispatch service: durable jobs (submits to suppliers, ERP purchase
+//! orders, write-backs, polls of suppliers' update feeds) claimed under
+//! leases with fencing tokens, run through each supplier's own plugin
+//! binding within its concurrency and rate limits and its circuit breaker,
+//! retried with exponential backoff and full jitter up to a deadline, then
+//! kept as dead letters for a person.
+//!
+//! Owns: job execution, retry policy, supplier bindings, circuit breakers,
+//! per-supplier limits. May call: `store`, `plugins`, `erp`, `router`
+//! (re-routes and circuit state), `tracking` (poll results), `domain`.
+
+mod backoff;
+mod circuit;
+pub mod connections;
+mod erp;
+mod limits;
+mod submit;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::domain::SupplierId;
+use crate::erp::kingdee::KingdeeClient;
+use crate::erp::kingdee::documents::{PurchaseOrderSettings, WriteBack};
+use crate::plugins::{AdapterErrorKind, CallError, LimitKind, Registry};
+use crate::router::Router;
+use crate::store::{Connection, Job, JobKind, Retry, Store, StoreError};
+use crate::util::now_ms;
+
+pub use backoff::Backoff;
+pub use circuit::CircuitConfig;
+pub use connections::{Bindings, effective_config, resolve_secret};
+pub(crate) use submit::line_word;
+pub use submit::{idempotency_key, wire_order};
+
+/// `[dispatch]` in the host config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Run the dispatch service in `serve` (routing then creates POs).
+    pub enabled: bool,
+    /// Jobs in flight at once on this host.
+    pub workers: usize,
+    /// How long a claim holds a job; a worker that dies lets go after this.
+    pub lease_ms: i64,
+    /// Pause between claims when nothing was ready.
+    pub idle_ms: u64,
+    pub backoff: Backoff,
+    pub circuit: CircuitConfig,
+    /// A PO waiting on an open circuit this long, never tried, moves to
+    /// another supplier.
+    pub reroute_after_ms: i64,
+    /// Limits for suppliers whose connection does not set them.
+    pub default_max_in_flight: u32,
+    /// What routing hands over and how long work may take.
+    #[serde(flatten)]
+    pub settings: crate::store::DispatchSettings,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            enabled: true,
+            workers: 32,
+            lease_ms: 120_000,
+            idle_ms: 200,
+            backoff: Backoff::default(),
+            circuit: CircuitConfig::default(),
+            reroute_after_ms: 60_000,
+            default_max_in_flight: 8,
+            settings: crate::store::DispatchSettings::default(),
+        }
+    }
+}
+
+/// The ERP side of dispatch: where purchase orders and write-backs go.
+#[derive(Clone)]
+pub struct ErpTarget {
+    pub client: Arc<KingdeeClient>,
+    pub purchase_orders: PurchaseOrderSettings,
+    pub write_back: WriteBack,
+}
+
+/// Why a job attempt failed, by what should happen next.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Failure {
+    /// Try again later (network, 5xx, rate limit, timeout).
+    Transient { message: String, retry_after: Option<Duration> },
+    /// The supplier refused this request for good.
+    Refused(String),
+    /// Our credentials were refused: pause the supplier.
+    Unauthorized(String),
+    /// Our side is wrong (plugin missing, misconfigured or broken): retry
+    /// until a person fixes it or the deadline passes.
+    Setup(String),
+    /// Can never work (e.g. a quantity the API cannot carry): dead letter now.
+    Hopeless(String),
+}
+
+impl Failure {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Failure::Transient { message, .. } => message,
+            Failure::Refused(m) | Failure::Unauthorized(m) | Failure::Setup(m) | Failure::Hopeless(m) => m,
+        }
+    }
+
+    /// Whether this failure says something about the supplier's health.
+    fn trips_circuit(&self) -> bool {
+        matches!(self, Failure::Transient { .. })
+    }
+}
+
+impl From<&CallError> for Failure {
+    fn from(e: &CallError) -> Failure {
+        let message = e.to_string();
+        match e {
+            CallError::Adapter { error, .. } => match error {
+                AdapterErrorKind::Rejected(m) => Failure::Refused(m.clone()),
+                AdapterErrorKind::Transient { retry_after, .. } => {
+                    Failure::Transient { message, retry_after: *retry_after }
+                }
+                AdapterErrorKind::Unauthorized(_) => Failure::Unauthorized(message),
+                AdapterErrorKind::Misconfigured(_) => Failure::Setup(message),
+            },
+            // A call cut off at its deadline may have reached the supplier:
+            // only a retry with the same idempotency key is safe.
+            CallError::LimitExceeded { kind: LimitKind::Deadline, .. } | CallError::Host { .. } => {
+                Failure::Transient { message, retry_after: None }
+            }
+            _ => Failure::Setup(message),
+        }
+    }
+}
+
+/// The dispatch service. Cheap to share: `Arc<Dispatcher>`.
+pub struct Dispatcher {
+    pub(crate) store: Store,
+    pub(crate) router: Option<Arc<Router>>,
+    pub(crate) erp: Option<ErpTarget>,
+    pub(crate) cfg: DispatchConfig,
+    /// This worker pool's name in job leases.
+    pub(crate) owner: String,
+    pub(crate) bindings: Bindings,
+    pub(crate) limits: limits::Limits,
+    connections: std::sync::Mutex<(i64, HashMap<SupplierId, Connection>)>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        router: Option<Arc<Router>>,
+        erp: Option<ErpTarget>,
+        cfg: DispatchConfig,
+    ) -> Dispatcher {
+        let owner = format!(
+            "{}-{}-{:08x}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+            std::process::id(),
+            fastrand::u32(..)
+        );
+        Dispatcher {
+            store,
+            bindings: Bindings::new(registry),
+            router,
+            erp,
+            cfg,
+            owner,
+            limits: limits::Limits::default(),
+            connections: std::sync::Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// The name this host's workers hold leases under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Runs until `shutdown`, then drains: no new claims, calls in flight
+    /// finish and record their results, leases still held are released.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.sync_circuits().await;
+        let kinds: Vec<JobKind> = {
+            let mut k = vec![JobKind::Submit, JobKind::Poll];
+            if self.erp.is_some() {
+                k.extend([JobKind::ErpPo, JobKind::WriteBack]);
+            }
+            k
+        };
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let free = self.cfg.workers.saturating_sub(tasks.len());
+            let mut claimed = 0;
+            if free > 0 {
+                let now = now_ms();
+                if let Err(e) = self.refresh_connections(now).await {
+                    tracing::warn!("reading supplier connections failed: {e}");
+                }
+                match self.store.claim_jobs(&kinds, &self.owner, now, self.cfg.lease_ms, free as i64).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let me = self.clone();
+                            tasks.spawn(async move { me.handle(job).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!("claiming jobs failed: {e}"),
+                }
+            }
+            if claimed < free {
+                let idle = Duration::from_millis(self.cfg.idle_ms);
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            } else if tasks.len() >= self.cfg.workers {
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    Some(_) = tasks.join_next() => {}
+                }
+            }
+        }
+        let in_flight = tasks.len();
+        while tasks.join_next().await.is_some() {}
+        match self.store.release_leases(&self.owner, now_ms()).await {
+            Ok(n) => tracing::info!(in_flight, released = n, "dispatch drained"),
+            Err(e) => tracing::warn!("releasing leases failed: {e}"),
+        }
+    }
+
+    /// Runs one claimed job to its recorded end.
+    pub async fn handle(self: Arc<Self>, job: Job) {
+        let kind = job.kind;
+        let key = job.key.clone();
+        let r = match kind {
+            JobKind::Submit => self.submit(&job).await,
+            JobKind::ErpPo => self.erp_purchase_order(&job).await,
+            JobKind::WriteBack => self.write_back(&job).await,
+            JobKind::Poll => crate::tracking::poll(&self, &job).await,
+        };
+        match r {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!(job = job.id, kind = kind.as_str(), key, "lease lost; another worker owns the job now");
+            }
+            Err(e) => tracing::warn!(job = job.id, kind = kind.as_str(), key, "job failed to record: {e}"),
+        }
+    }
+
+    /// Records a failed attempt and decides what happens next.
+    pub(crate) async fn fail(&self, job: &Job, failure: &Failure, now: i64) -> Result<(), StoreError> {
+        if failure.trips_circuit() && job.kind == JobKind::Submit {
+            self.circuit_result(&job.supplier, false, failure.message(), now).await;
+        }
+        let retry = match failure {
+            Failure::Hopeless(_) => Retry::Dead,
+            Failure::Transient { retry_after, .. } => self.next_try(job, *retry_after, now),
+            _ => self.next_try(job, None, now),
+        };
+        if job.attempts == 0 && matches!(failure, Failure::Setup(_)) {
+            let msg = format!("{} {}: {}", job.kind.as_str(), job.key, failure.message());
+            self.store.operator_event("setup", job.supplier.as_str(), &job.key, &msg, now).await?;
+        }
+        if retry == Retry::Dead {
+            tracing::warn!(job = job.id, kind = job.kind.as_str(), key = job.key, "dead letter: {}", failure.message());
+        } else {
+            tracing::debug!(job = job.id, kind = job.kind.as_str(), key = job.key, "will retry: {}", failure.message());
+        }
+        if !self.store.fail_job(job, failure.message(), retry, true, now).await? {
+            return Err(StoreError::LeaseLost(job.id));
+        }
+        Ok(())
+    }
+
+    /// Puts a job back until `at` without counting an attempt (a paused
+    /// supplier, an open circuit, a full rate window).
+    pub(crate) async fn postpone(&self, job: &Job, at: i64, why: &str, now: i64) -> Result<(), StoreError> {
+        if !self.store.fail_job(job, why, Retry::At(at), false, now).await? {
+            return Err(StoreError::LeaseLost(job.id));
+        }
+        Ok(())
+    }
+
+    fn next_try(&self, job: &Job, retry_after: Option<Duration>, now: i64) -> Retry {
+        let at = now + self.cfg.backoff.delay_ms(job.attempts, retry_after);
+        if at > job.deadline_at { Retry::Dead } else { Retry::At(at) }
+    }
+
+    /// The supplier's connection, from a snapshot refreshed at most every
+    /// 500 ms (connections change rarely; every job reads one).
+    pub(crate) fn connection(&self, supplier: &SupplierId) -> Option<Connection> {
+        self.connections.lock().ok()?.1.get(supplier).cloned()
+    }
+
+    async fn refresh_connections(&self, now: i64) -> Result<(), StoreError> {
+        let due = self.connections.lock().map(|c| now - c.0 >= 500).unwrap_or(true);
+        if !due {
+            return Ok(());
+        }
+        let all = self.store.connections().await?;
+        if let Ok(mut c) = self.connections.lock() {
+            *c = (now, all.into_iter().map(|c| (c.supplier.clone(), c)).collect());
+        }
+        Ok(())
+    }
+
+    /// The supplier's connection read from the store now.
+    pub async fn connection_now(&self, supplier: &SupplierId) -> Result<Option<Connection>, StoreError> {
+        self.refresh_connections(now_ms()).await?;
+        Ok(self.connection(supplier))
+    }
+
+    /// Forces the next job to read connections afresh (after an API change).
+    pub fn connections_changed(&self) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.0 = 0;
+        }
+    }
+
+    /// Suppliers whose circuit is open right now, for the router.
+    async fn sync_circuits(&self) {
+        let Some(router) = &self.router else { return };
+        match self.store.circuits().await {
+            Ok(all) => {
+                let open: HashSet<SupplierId> = all
+                    .into_iter()
+                    .filter(|c| c.state != crate::store::CircuitState::Closed)
+                    .map(|c| c.supplier)
+                    .collect();
+                for s in open {
+                    router.mark_circuit(&s, true).await;
+                }
+            }
+            Err(e) => tracing::warn!("reading circuits failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Submitting a purchase order to its supplier: the PO as the plugin API
+//! carries it (stable idempotency key, exact quantities), the gates before
+//! the call (pause, circuit, rate, concurrency) and what each answer means.
+
+use std::time::Duration;
+
+use super::circuit::Gate;
+use super::{Dispatcher, Failure};
+use crate::domain::purchase::{LineStatus, LineWord, PoState, whole_units};
+use crate::domain::{SalesOrder, SupplierId};
+use crate::plugins::bindings::{self, Address, ErpRef};
+use crate::store::{Applied, Job, PoRecord, StoreError, SubmitAnswer};
+use crate::util::now_ms;
+
+/// The stable key a supplier (or adapter) uses to make a retried submit
+/// harmless: the same PO always carries the same key.
+pub fn idempotency_key(source: &str, po_number: &str) -> String {
+    format!("daifa:{source}:{po_number}")
+}
+
+/// The PO as `daifa:supplier@0.1.0` carries it. Quantities must be whole:
+/// that API has no fractions, and rounding would ship the wrong amount.
+pub fn wire_order(po: &PoRecord, order: &SalesOrder) -> Result<bindings::PurchaseOrder, String> {
+    let c = &order.content;
+    let a = &c.ship_to;
+    let mut lines = Vec::with_capacity(po.lines.len());
+    for l in po.lines.iter().filter(|l| l.status.is_live()) {
+        let quantity = whole_units(l.quantity).ok_or_else(|| {
+            format!(
+                "line {} asks for {} of {}: the plugin API (daifa:supplier@0.1.0) carries whole units only",
+                l.line_id, l.quantity, l.sku
+            )
+        })?;
+        lines.push(bindings::OrderLine {
+            line_id: l.line_id.clone(),
+            our_sku: l.sku.clone(),
+            supplier_sku: l.supplier_sku.clone(),
+            quantity,
+            unit_cost: l.unit_cost.normalize().to_string(),
+        });
+    }
+    Ok(bindings::PurchaseOrder {
+        po_number: po.po_number.clone(),
+        idempotency_key: idempotency_key(c.source.as_str(), &po.po_number),
+        erp_refs: vec![ErpRef {
+            system: c.source.to_string(),
+            bill_no: c.bill_no.to_string(),
+            bill_id: c.external_id.to_string(),
+        }],
+        lines,
+        ship_to: Address {
+            name: a.name.clone(),
+            phone: a.phone.clone(),
+            province: a.province.clone(),
+            city: a.city.clone(),
+            district: a.district.clone(),
+            street: a.street.clone(),
+            postcode: a.postcode.clone(),
+            country: a.country.clone(),
+        },
+        currency: po.currency.clone(),
+        requested_carrier: None,
+        requested_service: None,
+        remark: Some(c.remark.clone()).filter(|r| !r.is_empty()),
+    })
+}
+
+/// A line result from the plugin in domain terms.
+pub(crate) fn line_word(r: &bindings::LineResult) -> LineWord {
+    let (status, reason) = match &r.status {
+        bindings::LineStatus::Accepted => (LineStatus::Accepted, String::new()),
+        bindings::LineStatus::Backordered(until) => {
+            (LineStatus::Backordered, until.as_ref().map(|t| format!("expected {t}")).unwrap_or_default())
+        }
+        bindings::LineStatus::Rejected(why) => (LineStatus::Rejected, why.clone()),
+    };
+    LineWord { line: r.line_id.clone(), status, reason }
+}
+
+impl Dispatcher {
+    pub(crate) async fn submit(&self, job: &Job) -> Result<(), StoreError> {
+        let now = now_ms();
+        let Some(po) = self.store.purchase_order(&job.key).await? else {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        };
+        if po.state != PoState::Pending {
+            self.store.complete_job(job.lease(), now).await?;
+            return Ok(());
+        }
+        let Some(conn) = self.connection(&job.supplier) else {
+            let f = Failure::Setup(format!("supplier {} has no connection (daifa supplier connect)", job.supplier));
+            return self.fail(job, &f, now).await;
+        };
+        if let Some(why) = &conn.paused_reason {
+            return self.postpone(job, now + 30_000, &format!("supplier paused: {why}"), now).await;
+        }
+        if let Gate::WaitUntil(at) = self.circuit_gate(&job.supplier, now).await? {
+            // Never tried, and the circuit has been open a while: another
+            // supplier can have it. Once tried, it may have arrived; only a
+            // retry with the same key is safe then.
+            if job.attempts == 0 && now - po.created_at >= self.cfg.reroute_after_ms && self.router.is_some() {
+                return self.withdraw(job, &po, now).await;
+            }
+            return self.postpone(job, at, "circuit open", now).await;
+        }
+        if let Err(at) = self.limits.start(&job.supplier, conn.rate_per_sec, now) {
+            return self.postpone(job, at, "rate limit", now).await;
+        }
+        let max = if conn.max_in_flight == 0 { self.cfg.default_max_in_flight } else { conn.max_in_flight };
+        let Some(_permit) = self.limits.permit(&job.supplier, max, Duration::from_secs(2)).await else {
+            return self.postpone(job, now + 50, "at the supplier's concurrency limit", now).await;
+        };
+        let plugin = match self.bindings.get(&conn) {
+            Ok(p) => p,
+            Err(f) => return self.fail(job, &f, now).await,
+        };
+        let order = self.store.order(po.order).await?;
+        let wire = match wire_order(&po, &order) {
+            Ok(w) => w,
+            Err(why) => return self.fail(job, &Failure::Hopeless(why), now).await,
+        };
+        let result = plugin.submit_order(&wire).await;
+        let now = now_ms();
+        let applied = match result {
+            Ok(receipt) => {
+                self.circuit_result(&job.supplier, true, "", now).await;
+                let lines = receipt.lines.iter().map(line_word).collect();
+                self.store
+                    .record_submit(
+                        job.lease(),
+                        &po.po_number,
+                        &SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines },
+                        now,
+                    )
+                    .await?
+            }
+            Err(e) => {
+                let failure = Failure::from(&e);
+                match failure {
+                    Failure::Refused(why) => {
+                        self.circuit_result(&job.supplier, true, "", now).await;
+                        self.store.record_submit(job.lease(), &po.po_number, &SubmitAnswer::Refused(why), now).await?
+                    }
+                    Failure::Unauthorized(why) => {
+                        self.pause(&job.supplier, &why, now).await?;
+                        return self.postpone(job, now + 30_000, &why, now).await;
+                    }
+                    other => return self.fail(job, &other, now).await,
+                }
+            }
+        };
+        self.reroute(applied, now).await;
+        Ok(())
+    }
+
+    /// Takes a never-sent PO away from a supplier whose circuit stays open:
+    /// its lines are cancelled here (under the job's lease, so no call of it
+    /// is in flight) and routed again.
+    async fn withdraw(&self, job: &Job, po: &PoRecord, now: i64) -> Result<(), StoreError> {
+        let update = crate::domain::purchase::PoUpdate {
+            po_number: po.po_number.clone(),
+            supplier_ref: None,
+            at: None,
+            kind: crate::domain::purchase::UpdateKind::Cancelled(Some(format!(
+                "circuit open at {}; withdrawn before it was sent",
+                po.supplier
+            ))),
+        };
+        let end = crate::store::JobEnd { lease: job.lease(), cursor: None, again_at: None };
+        let applied = self.store.apply_updates(&po.supplier, &[update], "dispatch", Some(end), now).await?;
+        self.reroute(applied, now).await;
+        Ok(())
+    }
+
+    /// Credentials refused: the supplier waits for a person.
+    pub(crate) async fn pause(&self, supplier: &SupplierId, why: &str, now: i64) -> Result<(), StoreError> {
+        if self.store.set_connection_paused(supplier, Some(why), now).await? {
+            let msg = format!("{supplier} refused our credentials; dispatch paused until resumed: {why}");
+            tracing::error!("{msg}");
+            self.store.operator_event("unauthorized", supplier.as_str(), supplier.as_str(), &msg, now).await?;
+            self.connections_changed();
+        }
+        Ok(())
+    }
+
+    /// Sends lines a supplier refused or cancelled to the router.
+    pub(crate) async fn reroute(&self, applied: Applied, now: i64) {
+        let Some(router) = &self.router else { return };
+        for r in applied.reroutes {
+            match router.reroute(r.order, &r.supplier, Some(&r.lines), &r.cause, now).await {
+                Ok(res) => tracing::info!(order = %r.order, supplier = %r.supplier, "re-routed: {res:?}"),
+                Err(e) => tracing::warn!(order = %r.order, supplier = %r.supplier, "re-route failed: {e}"),
+            }
+        }
+    }
+}

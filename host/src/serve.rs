@@ -1,0 +1,125 @@
+//! `daifa serve` as a library call: every service of the host — admin API,
+//! Kingdee ingestion, the router, dispatch and tracking — started from one
+//! configuration and stopped together. Tests, the demo and the binary run
+//! this same function.
+//!
+//! Owns: start-up order and shutdown. May call: every service module.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::api;
+use crate::config::HostConfig;
+use crate::dispatch::{Dispatcher, ErpTarget};
+use crate::erp::kingdee::KingdeeClient;
+use crate::ingest::kingdee::KingdeeIngester;
+use crate::plugins::{PluginRuntime, Registry};
+use crate::router;
+use crate::store::{ErpPoTiming, Store};
+
+/// What a started host tells its caller.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Where the admin API listens (the bound port when configured as 0).
+    pub admin_addr: std::net::SocketAddr,
+}
+
+/// Runs the host until `shutdown` completes, then drains: the API stops
+/// taking requests, the services stop claiming work, calls in flight finish
+/// and record their results, leases are released. `on_start` learns the
+/// bound address once the API listens.
+pub async fn serve(
+    cfg: HostConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_start: impl FnOnce(Started) + Send,
+) -> anyhow::Result<()> {
+    let Some(token) = cfg.admin.token.clone() else {
+        bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
+    };
+    let runtime = PluginRuntime::new(cfg.runtime.clone())?;
+    let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
+    let mut store =
+        Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
+    let mut settings = cfg.dispatch.settings.clone();
+    if cfg.kingdee.is_none() {
+        // Nowhere to create purchase orders or write shipments back.
+        settings.erp_purchase_orders = ErpPoTiming::Off;
+        settings.write_back = false;
+    }
+    if cfg.dispatch.enabled {
+        store = store.with_dispatch(settings);
+    }
+    let mut state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut services = tokio::task::JoinSet::new();
+    let mut router_handle = None;
+    if cfg.router.enabled {
+        let now = crate::util::now_ms();
+        for line in router::load_files(&store, &cfg.router, now).await? {
+            tracing::info!("loaded {line}");
+        }
+        let r = Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?);
+        state = state.with_router(r.clone());
+        router_handle = Some(r.clone());
+        services.spawn(r.run(Some(registry.clone()), stopped.clone()));
+        tracing::info!("routing orders as they arrive");
+    }
+    let erp_client = match &cfg.kingdee {
+        Some(kd) => Some(Arc::new(KingdeeClient::new(kd.client.clone())?)),
+        None => None,
+    };
+    if let (Some(kd), Some(client)) = (cfg.kingdee.clone(), erp_client.clone()) {
+        services.spawn(KingdeeIngester::new(client, store.clone(), kd.ingest).run(stopped.clone()));
+        tracing::info!("polling Kingdee SAL_SaleOrder");
+    }
+    if cfg.dispatch.enabled {
+        let erp = match (&cfg.kingdee, erp_client) {
+            (Some(kd), Some(client)) => Some(ErpTarget {
+                client,
+                purchase_orders: kd.purchase_orders.clone(),
+                write_back: kd.write_back.clone(),
+            }),
+            _ => None,
+        };
+        let d = Arc::new(Dispatcher::new(store.clone(), registry.clone(), router_handle, erp, cfg.dispatch.clone()));
+        state = state.with_dispatcher(d.clone());
+        services.spawn(d.clone().run(stopped.clone()));
+        tracing::info!(owner = d.owner(), "dispatching purchase orders, tracking shipments");
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
+        .await
+        .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
+    let admin_addr = listener.local_addr()?;
+    tracing::info!("admin API listening on http://{admin_addr}");
+    on_start(Started { admin_addr });
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
+    tracing::info!("stopping: draining work in flight");
+    let _ = stop.send(true);
+    while services.join_next().await.is_some() {}
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (what service managers and containers send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

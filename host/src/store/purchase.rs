@@ -1,0 +1,1178 @@
+//! Purchase orders as records: created with the routing decision that
+//! allocates their lines (one transaction, with their submit job), moved by
+//! the supplier's answers and updates, by the ERP's documents and by
+//! operators. Every change of a PO is a `po_events` row, every change of
+//! its sales order follows from the POs ([`derive_order_state`]) and is
+//! recorded hop by hop in the order's history, and every job result commits
+//! only under its lease's fence.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::jobs::{JobKind, Lease, finish_job, insert_job};
+use super::orders::{dec, state};
+use super::{Store, StoreError, Tx};
+use crate::domain::purchase::{
+    LineStatus, LineWord, ParcelIn, PoLineView, PoState, PoUpdate, UpdateKind, derive_order_state, derive_po_state,
+    transition_path,
+};
+use crate::domain::{Actor, OrderId, OrderState, SupplierId};
+use crate::routing::LineAllocation;
+use crate::routing::performance::Event;
+
+/// When the ERP's PUR_PurchaseOrder is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErpPoTiming {
+    /// Never (the ERP is not told of purchases).
+    Off,
+    /// As soon as the lines are allocated, before the supplier answers.
+    OnRoute,
+    /// Once the supplier accepted (or backordered) at least one line.
+    OnAccept,
+}
+
+/// What routing hands dispatch, and how long work may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// A submit still failing this long after routing becomes a dead letter.
+    pub submit_deadline_ms: i64,
+    pub erp_purchase_orders: ErpPoTiming,
+    /// ERP jobs (purchase orders, write-backs) give up after this long.
+    pub erp_deadline_ms: i64,
+    /// Write shipments back to the ERP (orders from `erp_source` only).
+    pub write_back: bool,
+    /// The order source whose orders live in the ERP.
+    pub erp_source: String,
+    /// A PO not shipped this long after it was sent is late.
+    pub expected_ship_ms: i64,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            submit_deadline_ms: 24 * 3600 * 1000,
+            erp_purchase_orders: ErpPoTiming::OnAccept,
+            erp_deadline_ms: 72 * 3600 * 1000,
+            write_back: true,
+            erp_source: "kingdee".into(),
+            expected_ship_ms: 48 * 3600 * 1000,
+        }
+    }
+}
+
+/// A purchase order with its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoRecord {
+    pub po_number: String,
+    pub order: OrderId,
+    pub supplier: SupplierId,
+    pub attempt: u32,
+    pub state: PoState,
+    pub state_reason: String,
+    pub currency: String,
+    pub supplier_ref: Option<String>,
+    /// How far its PUR_PurchaseOrder got: none, audited.
+    pub erp_step: String,
+    pub erp_bill_no: Option<String>,
+    pub expected_ship_by: Option<i64>,
+    pub dispatched_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub shipped_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub lines: Vec<PoLineRecord>,
+}
+
+/// One line of a purchase order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoLineRecord {
+    /// The sales order's line id.
+    pub line_id: String,
+    pub sku: String,
+    pub supplier_sku: String,
+    pub quantity: Decimal,
+    pub unit_cost: Decimal,
+    pub tax_rate: Decimal,
+    pub status: LineStatus,
+    pub status_reason: String,
+    pub shipped: Decimal,
+}
+
+/// One recorded change of a PO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct PoEvent {
+    pub from_state: Option<String>,
+    pub to_state: String,
+    /// routing, submit, poll, callback, erp, operator.
+    pub origin: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// A shipment with its parcels, and what write-back needs of its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShipmentRecord {
+    pub id: i64,
+    pub po_number: String,
+    pub order: OrderId,
+    pub source: String,
+    /// The sales order's ERP id and bill number.
+    pub external_id: String,
+    pub bill_no: String,
+    pub parcels: Vec<ParcelRecord>,
+    pub shipped_at: Option<i64>,
+    pub written_back_at: Option<i64>,
+    pub erp_doc: Option<String>,
+}
+
+/// One parcel of a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParcelRecord {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub lines: Vec<(String, Decimal)>,
+}
+
+impl ShipmentRecord {
+    /// Quantities per line over all parcels.
+    pub fn quantities(&self) -> BTreeMap<String, Decimal> {
+        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+        for p in &self.parcels {
+            for (l, q) in &p.lines {
+                *out.entry(l.clone()).or_default() += *q;
+            }
+        }
+        out
+    }
+}
+
+/// How a job ends with the updates it applies.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub lease: Lease,
+    /// A poll's new feed position.
+    pub cursor: Option<&'a str>,
+    /// Recurring jobs: when to run again (`None` = done).
+    pub again_at: Option<i64>,
+}
+
+/// What the supplier answered to a submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitAnswer {
+    /// Its reference and its word on each line.
+    Receipt { supplier_ref: String, lines: Vec<LineWord> },
+    /// It refused the whole order, permanently.
+    Refused(String),
+}
+
+/// Lines to move to another supplier after a result committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RerouteRequest {
+    pub order: OrderId,
+    pub supplier: SupplierId,
+    pub lines: Vec<String>,
+    pub cause: String,
+}
+
+/// What applying a result or updates did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub updates: usize,
+    /// Updates that changed nothing (seen before, or out of order).
+    pub duplicates: usize,
+    /// Updates refused into operator events (unknown PO or line, over-shipment).
+    pub exceptions: usize,
+    pub parcels: usize,
+    pub reroutes: Vec<RerouteRequest>,
+}
+
+#[derive(FromRow)]
+struct PoRow {
+    po_number: String,
+    order_id: i64,
+    supplier: String,
+    attempt: i64,
+    state: String,
+    state_reason: String,
+    currency: String,
+    supplier_ref: Option<String>,
+    erp_step: String,
+    erp_bill_no: Option<String>,
+    expected_ship_by: Option<i64>,
+    dispatched_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+    shipped_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(FromRow)]
+struct PoLineRow {
+    line_id: String,
+    sku: String,
+    supplier_sku: String,
+    quantity: String,
+    unit_cost: String,
+    tax_rate: String,
+    status: String,
+    status_reason: String,
+    shipped_qty: String,
+}
+
+const PO_COLUMNS: &str = "po_number, order_id, supplier, attempt, state, state_reason, currency, supplier_ref, \
+     erp_step, erp_bill_no, expected_ship_by, dispatched_at, acknowledged_at, shipped_at, created_at, updated_at";
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn line_record(r: PoLineRow) -> Result<PoLineRecord, StoreError> {
+    Ok(PoLineRecord {
+        quantity: dec(r.quantity)?,
+        unit_cost: dec(r.unit_cost)?,
+        tax_rate: dec(r.tax_rate)?,
+        shipped: dec(r.shipped_qty)?,
+        status: r.status.parse().map_err(corrupt)?,
+        line_id: r.line_id,
+        sku: r.sku,
+        supplier_sku: r.supplier_sku,
+        status_reason: r.status_reason,
+    })
+}
+
+fn po_record(r: PoRow, lines: Vec<PoLineRecord>) -> Result<PoRecord, StoreError> {
+    Ok(PoRecord {
+        state: r.state.parse().map_err(corrupt)?,
+        po_number: r.po_number,
+        order: OrderId(r.order_id),
+        supplier: SupplierId(r.supplier),
+        attempt: u32::try_from(r.attempt).unwrap_or(0),
+        state_reason: r.state_reason,
+        currency: r.currency,
+        supplier_ref: r.supplier_ref,
+        erp_step: r.erp_step,
+        erp_bill_no: r.erp_bill_no,
+        expected_ship_by: r.expected_ship_by,
+        dispatched_at: r.dispatched_at,
+        acknowledged_at: r.acknowledged_at,
+        shipped_at: r.shipped_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        lines,
+    })
+}
+
+/// Reads a PO with its lines inside a transaction.
+async fn load_po(conn: &mut sqlx::AnyConnection, po_number: &str) -> Result<Option<PoRecord>, StoreError> {
+    let row: Option<PoRow> =
+        sqlx::query_as(AssertSqlSafe(format!("SELECT {PO_COLUMNS} FROM purchase_orders WHERE po_number = $1")))
+            .bind(po_number)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let lines: Vec<PoLineRow> = sqlx::query_as(
+        "SELECT line_id, sku, supplier_sku, quantity, unit_cost, tax_rate, status, status_reason, shipped_qty \
+         FROM po_lines WHERE po_number = $1 ORDER BY line_id",
+    )
+    .bind(po_number)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(po_record(row, lines.into_iter().map(line_record).collect::<Result<_, _>>()?)?))
+}
+
+async fn po_event(
+    tx: &mut Tx,
+    po: &str,
+    from: Option<PoState>,
+    to: PoState,
+    origin: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO po_events (po_number, from_state, to_state, origin, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(po)
+    .bind(from.map(|f| f.as_str()))
+    .bind(to.as_str())
+    .bind(origin)
+    .bind(detail)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Creates the POs (with their jobs) for the allocations of a routing
+/// decision that no live PO line covers yet: on a first routing, every
+/// allocation; on a re-route, only the lines that moved.
+pub(super) async fn create_pos(
+    tx: &mut Tx,
+    settings: &DispatchSettings,
+    order: i64,
+    attempt: u32,
+    allocations: &[LineAllocation],
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let covered: HashSet<String> = sqlx::query_scalar(
+        "SELECT l.line_id FROM po_lines l JOIN purchase_orders p ON p.po_number = l.po_number \
+         WHERE p.order_id = $1 AND l.status NOT IN ('rejected', 'cancelled') \
+         AND p.state NOT IN ('rejected', 'cancelled', 'dead')",
+    )
+    .bind(order)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let lines: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT erp_line_id, sku, quantity, tax_rate FROM order_lines WHERE order_id = $1")
+            .bind(order)
+            .fetch_all(&mut **tx)
+            .await?;
+    let lines: HashMap<String, (String, String, String)> =
+        lines.into_iter().map(|(id, sku, q, t)| (id, (sku, q, t))).collect();
+    let mut by_supplier: BTreeMap<&SupplierId, Vec<&LineAllocation>> = BTreeMap::new();
+    for a in allocations.iter().filter(|a| !covered.contains(&a.line_id)) {
+        by_supplier.entry(&a.supplier).or_default().push(a);
+    }
+    let mut created = Vec::new();
+    for (supplier, allocs) in by_supplier {
+        let po = format!("PO{order}-{supplier}-{attempt}");
+        let profile: Option<String> = sqlx::query_scalar("SELECT profile FROM suppliers WHERE id = $1")
+            .bind(supplier.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let currency = profile
+            .and_then(|p| serde_json::from_str::<crate::routing::catalog::SupplierProfile>(&p).ok())
+            .map_or_else(|| "CNY".to_string(), |p| p.erp.currency);
+        let inserted = sqlx::query(
+            "INSERT INTO purchase_orders (po_number, order_id, supplier, attempt, state, state_reason, currency, \
+             erp_step, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, 'none', $7, $7) \
+             ON CONFLICT (po_number) DO NOTHING",
+        )
+        .bind(&po)
+        .bind(order)
+        .bind(supplier.as_str())
+        .bind(i64::from(attempt))
+        .bind("allocated by routing; waiting to be sent")
+        .bind(&currency)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            continue;
+        }
+        for a in allocs {
+            let (sku, qty, tax) = lines
+                .get(&a.line_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("order {order} has no line {}", a.line_id)))?;
+            sqlx::query(
+                "INSERT INTO po_lines (po_number, line_id, sku, supplier_sku, quantity, unit_cost, tax_rate, status, \
+                 status_reason, shipped_qty) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', '', '0')",
+            )
+            .bind(&po)
+            .bind(&a.line_id)
+            .bind(sku)
+            .bind(&a.supplier_sku)
+            .bind(qty)
+            .bind(a.unit_cost.to_string())
+            .bind(tax)
+            .execute(&mut **tx)
+            .await?;
+        }
+        po_event(tx, &po, None, PoState::Pending, "routing", &format!("routing attempt {attempt}"), now).await?;
+        insert_job(tx, JobKind::Submit, &po, supplier, now, now + settings.submit_deadline_ms, now).await?;
+        if settings.erp_purchase_orders == ErpPoTiming::OnRoute {
+            insert_job(tx, JobKind::ErpPo, &po, supplier, now, now + settings.erp_deadline_ms, now).await?;
+        }
+        created.push(po);
+    }
+    Ok(created)
+}
+
+/// Moves a PO to its derived state (recording the change) and returns the
+/// new state.
+async fn settle_po(tx: &mut Tx, po: &PoRecord, origin: &str, detail: &str, now: i64) -> Result<PoState, StoreError> {
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shipments WHERE po_number = $1 AND written_back_at IS NULL")
+        .bind(&po.po_number)
+        .fetch_one(&mut **tx)
+        .await?;
+    let views: Vec<PoLineView> = po
+        .lines
+        .iter()
+        .map(|l| PoLineView { line_id: l.line_id.clone(), quantity: l.quantity, status: l.status, shipped: l.shipped })
+        .collect();
+    let to = derive_po_state(po.state, po.dispatched_at.is_some(), &views, open == 0);
+    if to != po.state {
+        sqlx::query(
+            "UPDATE purchase_orders SET state = $1, state_reason = $2, updated_at = $3, \
+             acknowledged_at = CASE WHEN $4 = 1 AND acknowledged_at IS NULL THEN $3 ELSE acknowledged_at END, \
+             shipped_at = CASE WHEN $5 = 1 AND shipped_at IS NULL THEN $3 ELSE shipped_at END \
+             WHERE po_number = $6",
+        )
+        .bind(to.as_str())
+        .bind(detail)
+        .bind(now)
+        .bind(i64::from(matches!(to, PoState::Acknowledged | PoState::Backordered | PoState::PartiallyShipped)))
+        .bind(i64::from(to == PoState::Shipped))
+        .bind(&po.po_number)
+        .execute(&mut **tx)
+        .await?;
+        po_event(tx, &po.po_number, Some(po.state), to, origin, detail, now).await?;
+    }
+    Ok(to)
+}
+
+/// Moves a sales order to the state its POs say, hop by hop through the
+/// state machine. Orders a person holds (on hold, cancelled) are left
+/// alone, and so is an exception unless `from_exception`.
+async fn derive_order(tx: &mut Tx, order: i64, actor: &Actor, from_exception: bool, now: i64) -> Result<(), StoreError> {
+    let current: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
+        .bind(order)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(current) = current else { return Ok(()) };
+    let current = state(&current)?;
+    if matches!(current, OrderState::OnHold | OrderState::Cancelled)
+        || (current == OrderState::Exception && !from_exception)
+    {
+        return Ok(());
+    }
+    let pos: Vec<(String, String)> =
+        sqlx::query_as("SELECT po_number, state FROM purchase_orders WHERE order_id = $1 ORDER BY po_number")
+            .bind(order)
+            .fetch_all(&mut **tx)
+            .await?;
+    let live_lines: HashSet<String> = sqlx::query_scalar(
+        "SELECT l.line_id FROM po_lines l JOIN purchase_orders p ON p.po_number = l.po_number \
+         WHERE p.order_id = $1 AND l.status NOT IN ('rejected', 'cancelled') AND p.state NOT IN ('rejected', 'cancelled')",
+    )
+    .bind(order)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let order_lines: Vec<String> = sqlx::query_scalar("SELECT erp_line_id FROM order_lines WHERE order_id = $1")
+        .bind(order)
+        .fetch_all(&mut **tx)
+        .await?;
+    let unplaced: Vec<&String> = order_lines.iter().filter(|l| !live_lines.contains(*l)).collect();
+    let mut states = Vec::new();
+    let mut summary = Vec::new();
+    for (po, st) in &pos {
+        let st: PoState = st.parse().map_err(corrupt)?;
+        if !matches!(st, PoState::Rejected | PoState::Cancelled) {
+            states.push(st);
+        }
+        summary.push(format!("{po} {st}"));
+    }
+    let Some(target) = derive_order_state(&states, !unplaced.is_empty()) else { return Ok(()) };
+    if target == current {
+        return Ok(());
+    }
+    let Some(path) = transition_path(current, target) else {
+        tracing::warn!(order, from = %current, to = %target, "derived order state is not reachable; left as is");
+        return Ok(());
+    };
+    let mut reason = format!("purchase orders: {}", summary.join(", "));
+    if !unplaced.is_empty() {
+        let list: Vec<&str> = unplaced.iter().map(|s| s.as_str()).collect();
+        reason.push_str(&format!("; line(s) {} to be re-routed", list.join(", ")));
+    }
+    let mut from = current;
+    for to in path {
+        let done = sqlx::query(
+            "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(to.as_str())
+        .bind(&reason)
+        .bind(now)
+        .bind(order)
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(order.to_string()));
+        }
+        super::orders::record_derived(tx, order, Some(from), to, &actor.to_string(), &reason, now).await?;
+        from = to;
+    }
+    Ok(())
+}
+
+/// Which line of `po` an update names: our line id, else a unique supplier
+/// SKU, else a unique SKU of ours (adapters that only know SKUs).
+fn resolve_line(po: &PoRecord, name: &str) -> Option<usize> {
+    if let Some(i) = po.lines.iter().position(|l| l.line_id == name) {
+        return Some(i);
+    }
+    for key in [|l: &PoLineRecord| l.supplier_sku.clone(), |l: &PoLineRecord| l.sku.clone()] {
+        let hits: Vec<usize> = po.lines.iter().enumerate().filter(|(_, l)| key(l) == name).map(|(i, _)| i).collect();
+        if hits.len() == 1 {
+            return Some(hits[0]);
+        }
+    }
+    None
+}
+
+async fn save_line(tx: &mut Tx, po: &str, l: &PoLineRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE po_lines SET status = $1, status_reason = $2, shipped_qty = $3 WHERE po_number = $4 AND line_id = $5",
+    )
+    .bind(l.status.as_str())
+    .bind(&l.status_reason)
+    .bind(l.shipped.normalize().to_string())
+    .bind(po)
+    .bind(&l.line_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies a supplier's word on lines; returns the lines that left this
+/// supplier (rejected) and whether anything changed.
+fn apply_words(po: &mut PoRecord, words: &[LineWord], unknown: &mut Vec<String>) -> (Vec<String>, bool) {
+    let mut moved = Vec::new();
+    let mut changed = false;
+    for w in words {
+        let Some(i) = resolve_line(po, &w.line) else {
+            unknown.push(w.line.clone());
+            continue;
+        };
+        let l = &mut po.lines[i];
+        // A line something has shipped of cannot be refused any more.
+        if l.status == w.status
+            || !l.status.may_become(w.status)
+            || (w.status == LineStatus::Rejected && l.shipped > Decimal::ZERO)
+        {
+            continue;
+        }
+        l.status = w.status;
+        l.status_reason = w.reason.clone();
+        changed = true;
+        if !l.status.is_live() {
+            moved.push(l.line_id.clone());
+        }
+    }
+    (moved, changed)
+}
+
+async fn supplier_event(tx: &mut Tx, supplier: &SupplierId, e: Event) -> Result<(), StoreError> {
+    super::routing::insert_events_from(tx, &[(supplier.clone(), e)], "dispatch").await
+}
+
+impl Store {
+    /// Records the supplier's answer to a submit, under the job's lease.
+    pub async fn record_submit(
+        &self,
+        lease: Lease,
+        po_number: &str,
+        answer: &SubmitAnswer,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        let settings = self.dispatch_settings();
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        finish_job(&mut tx, lease, None, now).await?;
+        let mut out = Applied::default();
+        let Some(mut po) = load_po(&mut tx, po_number).await? else {
+            tx.commit().await?;
+            return Ok(out);
+        };
+        if po.state != PoState::Pending {
+            // Cancelled or answered meanwhile (a callback can beat the receipt).
+            tx.commit().await?;
+            return Ok(out);
+        }
+        let first = po.dispatched_at.is_none();
+        let (moved, detail) = match answer {
+            SubmitAnswer::Receipt { supplier_ref, lines } => {
+                po.supplier_ref = Some(supplier_ref.clone());
+                // Lines the receipt does not mention were accepted as sent.
+                let mut words = lines.clone();
+                for l in &po.lines {
+                    if !words.iter().any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id)) {
+                        words.push(LineWord { line: l.line_id.clone(), status: LineStatus::Accepted, reason: String::new() });
+                    }
+                }
+                let mut unknown = Vec::new();
+                let (moved, _) = apply_words(&mut po, &words, &mut unknown);
+                if !unknown.is_empty() {
+                    super::connections::insert_operator_event(
+                        &mut tx,
+                        "unknown_line",
+                        po.supplier.as_str(),
+                        po_number,
+                        &format!("submit receipt names lines we did not send: {}", unknown.join(", ")),
+                        now,
+                    )
+                    .await?;
+                    out.exceptions += 1;
+                }
+                (moved, format!("sent; supplier ref {supplier_ref}"))
+            }
+            SubmitAnswer::Refused(why) => {
+                let mut moved = Vec::new();
+                for l in &mut po.lines {
+                    l.status = LineStatus::Rejected;
+                    l.status_reason = why.clone();
+                    moved.push(l.line_id.clone());
+                }
+                (moved, format!("refused by the supplier: {why}"))
+            }
+        };
+        for l in &po.lines {
+            save_line(&mut tx, po_number, l).await?;
+        }
+        sqlx::query(
+            "UPDATE purchase_orders SET supplier_ref = $1, dispatched_at = $2, expected_ship_by = $3, updated_at = $2 \
+             WHERE po_number = $4",
+        )
+        .bind(po.supplier_ref.as_deref())
+        .bind(now)
+        .bind(now + settings.expected_ship_ms)
+        .bind(po_number)
+        .execute(&mut *tx)
+        .await?;
+        po.dispatched_at = Some(now);
+        let to = settle_po(&mut tx, &po, "submit", &detail, now).await?;
+        if first {
+            supplier_event(&mut tx, &po.supplier, Event::Dispatched { at: now }).await?;
+        }
+        if matches!(to, PoState::Acknowledged | PoState::Backordered) {
+            supplier_event(&mut tx, &po.supplier, Event::Acknowledged { at: now, after_ms: 0 }).await?;
+        }
+        if !moved.is_empty() {
+            supplier_event(&mut tx, &po.supplier, Event::Rejected { at: now }).await?;
+            out.reroutes.push(RerouteRequest {
+                order: po.order,
+                supplier: po.supplier.clone(),
+                lines: moved,
+                cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
+            });
+        }
+        if settings.erp_purchase_orders == ErpPoTiming::OnAccept
+            && po.lines.iter().any(|l| l.status.is_live())
+        {
+            insert_job(&mut tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now)
+                .await?;
+        }
+        derive_order(&mut tx, po.order.0, &Actor::Dispatcher, false, now).await?;
+        tx.commit().await?;
+        out.updates = 1;
+        Ok(out)
+    }
+
+    /// Applies updates from `supplier` (a poll page or a callback) in one
+    /// transaction. With a job's lease, the job ends in the same
+    /// transaction (a poll also saves its feed's new cursor).
+    pub async fn apply_updates(
+        &self,
+        supplier: &SupplierId,
+        updates: &[PoUpdate],
+        origin: &str,
+        job: Option<JobEnd<'_>>,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        let settings = self.dispatch_settings();
+        let ours = origin == "dispatch";
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        if let Some(JobEnd { lease, cursor, again_at }) = job {
+            finish_job(&mut tx, lease, again_at, now).await?;
+            if let Some(c) = cursor {
+                sqlx::query(
+                    "INSERT INTO poll_cursors (supplier, cursor, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (supplier) DO UPDATE SET cursor = $2, updated_at = $3",
+                )
+                .bind(supplier.as_str())
+                .bind(c)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let mut out = Applied::default();
+        let mut touched: Vec<i64> = Vec::new();
+        for u in updates {
+            out.updates += 1;
+            let Some(mut po) = load_po(&mut tx, &u.po_number).await?.filter(|p| &p.supplier == supplier) else {
+                // Another supplier's PO is as unknown as one never sent.
+                let msg = format!("update for purchase order `{}`, which was never sent to {supplier}", u.po_number);
+                super::connections::insert_operator_event(&mut tx, "unknown_po", supplier.as_str(), &u.po_number, &msg, now)
+                    .await?;
+                out.exceptions += 1;
+                continue;
+            };
+            if po.state.is_final() && po.state != PoState::WrittenBack || po.state == PoState::Dead {
+                out.duplicates += 1;
+                continue;
+            }
+            if po.dispatched_at.is_none() && !ours {
+                po.dispatched_at = Some(now);
+                sqlx::query("UPDATE purchase_orders SET dispatched_at = $1, expected_ship_by = $2 WHERE po_number = $3")
+                    .bind(now)
+                    .bind(now + settings.expected_ship_ms)
+                    .bind(&po.po_number)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let (None, Some(r)) = (&po.supplier_ref, &u.supplier_ref) {
+                sqlx::query("UPDATE purchase_orders SET supplier_ref = $1 WHERE po_number = $2")
+                    .bind(r)
+                    .bind(&po.po_number)
+                    .execute(&mut *tx)
+                    .await?;
+                po.supplier_ref = Some(r.clone());
+            }
+            let before = po.state;
+            let mut changed = false;
+            let mut moved = Vec::new();
+            let detail;
+            match &u.kind {
+                UpdateKind::Lines(words) => {
+                    let mut unknown = Vec::new();
+                    let (m, c) = apply_words(&mut po, words, &mut unknown);
+                    if !unknown.is_empty() {
+                        let msg = format!("update names lines we did not send: {}", unknown.join(", "));
+                        super::connections::insert_operator_event(
+                            &mut tx,
+                            "unknown_line",
+                            supplier.as_str(),
+                            &po.po_number,
+                            &msg,
+                            now,
+                        )
+                        .await?;
+                        out.exceptions += 1;
+                    }
+                    moved = m;
+                    changed = c;
+                    detail = "line status from the supplier".to_string();
+                }
+                UpdateKind::Cancelled(why) => {
+                    let why = why.clone().unwrap_or_else(|| "no reason given".into());
+                    for l in po.lines.iter_mut().filter(|l| l.status.is_live()) {
+                        if l.shipped > Decimal::ZERO {
+                            if l.shipped < l.quantity {
+                                let msg = format!(
+                                    "line {} cancelled by the supplier after {} of {} shipped: the rest needs a person",
+                                    l.line_id, l.shipped, l.quantity
+                                );
+                                super::connections::insert_operator_event(
+                                    &mut tx,
+                                    "partly_cancelled",
+                                    supplier.as_str(),
+                                    &po.po_number,
+                                    &msg,
+                                    now,
+                                )
+                                .await?;
+                                out.exceptions += 1;
+                            }
+                            continue;
+                        }
+                        l.status = LineStatus::Cancelled;
+                        l.status_reason = why.clone();
+                        moved.push(l.line_id.clone());
+                        changed = true;
+                    }
+                    if changed && !ours {
+                        supplier_event(&mut tx, supplier, Event::Cancelled { at: now }).await?;
+                    }
+                    detail = format!("cancelled by the supplier: {why}");
+                }
+                UpdateKind::Shipped(parcels) => {
+                    let (n, ex) = self.ship(&mut tx, &mut po, parcels, &settings, now).await?;
+                    out.parcels += n;
+                    out.exceptions += ex;
+                    changed = n > 0;
+                    detail = format!("{n} parcel(s) shipped");
+                }
+            }
+            if !changed {
+                out.duplicates += 1;
+                continue;
+            }
+            for l in &po.lines {
+                save_line(&mut tx, &po.po_number, l).await?;
+            }
+            let to = settle_po(&mut tx, &po, origin, &detail, now).await?;
+            let since = now - po.dispatched_at.unwrap_or(now);
+            if to != before {
+                if matches!(to, PoState::Acknowledged | PoState::Backordered) && po.acknowledged_at.is_none() {
+                    supplier_event(&mut tx, supplier, Event::Acknowledged { at: now, after_ms: since }).await?;
+                }
+                if matches!(to, PoState::Shipped | PoState::WrittenBack) && po.shipped_at.is_none() {
+                    supplier_event(&mut tx, supplier, Event::Shipped { at: now, after_ms: since }).await?;
+                }
+            }
+            if !moved.is_empty() {
+                if matches!(u.kind, UpdateKind::Lines(_)) {
+                    supplier_event(&mut tx, supplier, Event::Rejected { at: now }).await?;
+                }
+                out.reroutes.push(RerouteRequest {
+                    order: po.order,
+                    supplier: supplier.clone(),
+                    lines: moved,
+                    cause: detail.clone(),
+                });
+            }
+            touched.push(po.order.0);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for order in touched {
+            derive_order(&mut tx, order, &Actor::Tracker, false, now).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Adds the new parcels of a shipped update; returns (parcels added,
+    /// exceptions). Parcels seen before (same tracking number) are skipped;
+    /// a parcel naming an unknown line or shipping more than was ordered is
+    /// refused into an operator event.
+    async fn ship(
+        &self,
+        tx: &mut Tx,
+        po: &mut PoRecord,
+        parcels: &[ParcelIn],
+        settings: &DispatchSettings,
+        now: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        let mut shipment: Option<i64> = None;
+        let (mut added, mut exceptions) = (0, 0);
+        for p in parcels {
+            let refuse = |why: String| (why, "parcel");
+            let problem = if p.tracking_number.trim().is_empty() {
+                Some(refuse("a parcel without a tracking number".into()))
+            } else {
+                None
+            };
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT tracking_number FROM parcels WHERE po_number = $1 AND tracking_number = $2")
+                    .bind(&po.po_number)
+                    .bind(&p.tracking_number)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if exists.is_some() {
+                continue;
+            }
+            let mut resolved: Vec<(usize, Decimal)> = Vec::new();
+            let mut problem = problem;
+            for (name, q) in &p.lines {
+                match resolve_line(po, name) {
+                    None => problem = Some(refuse(format!("parcel {} names line `{name}`, which we did not send", p.tracking_number))),
+                    Some(_) if *q <= Decimal::ZERO => {
+                        problem = Some(refuse(format!("parcel {} ships {q} of `{name}`", p.tracking_number)))
+                    }
+                    Some(i) => resolved.push((i, *q)),
+                }
+            }
+            if problem.is_none() {
+                for (i, q) in &resolved {
+                    let l = &po.lines[*i];
+                    let earlier: Decimal = resolved.iter().filter(|(j, _)| j == i).map(|(_, q)| *q).sum::<Decimal>() - q;
+                    if !l.status.is_live() || l.shipped + earlier + q > l.quantity {
+                        problem = Some(refuse(format!(
+                            "parcel {} ships {} of line {} ({}), but {} of {} were ordered and {} shipped already",
+                            p.tracking_number,
+                            q,
+                            l.line_id,
+                            l.status,
+                            if l.status.is_live() { l.quantity } else { Decimal::ZERO },
+                            l.quantity,
+                            l.shipped
+                        )));
+                        break;
+                    }
+                }
+            }
+            if let Some((why, _)) = problem {
+                super::connections::insert_operator_event(tx, "bad_parcel", po.supplier.as_str(), &po.po_number, &why, now)
+                    .await?;
+                exceptions += 1;
+                continue;
+            }
+            let sid = match shipment {
+                Some(id) => id,
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO shipments (po_number, shipped_at, created_at) VALUES ($1, $2, $3) RETURNING id",
+                    )
+                    .bind(&po.po_number)
+                    .bind(p.shipped_at)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    shipment = Some(id);
+                    id
+                }
+            };
+            let lines: Vec<(String, String)> = resolved
+                .iter()
+                .map(|(i, q)| (po.lines[*i].line_id.clone(), q.normalize().to_string()))
+                .collect();
+            sqlx::query(
+                "INSERT INTO parcels (po_number, tracking_number, shipment_id, carrier, lines) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&po.po_number)
+            .bind(&p.tracking_number)
+            .bind(sid)
+            .bind(&p.carrier)
+            .bind(serde_json::to_string(&lines).map_err(corrupt)?)
+            .execute(&mut **tx)
+            .await?;
+            for (i, q) in resolved {
+                let l = &mut po.lines[i];
+                l.shipped += q;
+                if l.status == LineStatus::Pending || l.status == LineStatus::Backordered {
+                    l.status = LineStatus::Accepted;
+                }
+            }
+            added += 1;
+        }
+        if let Some(sid) = shipment {
+            let source: String = sqlx::query_scalar("SELECT source FROM sales_orders WHERE id = $1")
+                .bind(po.order.0)
+                .fetch_one(&mut **tx)
+                .await?;
+            if settings.write_back && source == settings.erp_source {
+                insert_job(tx, JobKind::WriteBack, &sid.to_string(), &po.supplier, now, now + settings.erp_deadline_ms, now)
+                    .await?;
+            } else {
+                // Nothing to write back to: the shipment is as done as it gets.
+                sqlx::query("UPDATE shipments SET written_back_at = $1, erp_doc = $2 WHERE id = $3")
+                    .bind(now)
+                    .bind(format!("not written back (source `{source}`)"))
+                    .bind(sid)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok((added, exceptions))
+    }
+
+    /// Records the PO's PUR_PurchaseOrder, under the job's lease.
+    pub async fn record_erp_po(&self, lease: Lease, po_number: &str, bill_no: &str, now: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        finish_job(&mut tx, lease, None, now).await?;
+        sqlx::query("UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3")
+            .bind(bill_no)
+            .bind(now)
+            .bind(po_number)
+            .execute(&mut *tx)
+            .await?;
+        let st: Option<String> = sqlx::query_scalar("SELECT state FROM purchase_orders WHERE po_number = $1")
+            .bind(po_number)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(st) = st {
+            let st: PoState = st.parse().map_err(corrupt)?;
+            po_event(&mut tx, po_number, Some(st), st, "erp", &format!("PUR_PurchaseOrder {bill_no} audited"), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a shipment written back to the ERP, under the job's lease;
+    /// its PO and order move on when it was the last one.
+    pub async fn record_write_back(&self, lease: Lease, shipment: i64, erp_doc: &str, now: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        finish_job(&mut tx, lease, None, now).await?;
+        let po: Option<String> = sqlx::query_scalar(
+            "UPDATE shipments SET written_back_at = $1, erp_doc = $2 WHERE id = $3 AND written_back_at IS NULL \
+             RETURNING po_number",
+        )
+        .bind(now)
+        .bind(erp_doc)
+        .bind(shipment)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(po) = po
+            && let Some(rec) = load_po(&mut tx, &po).await?
+        {
+            settle_po(&mut tx, &rec, "erp", &format!("shipment {shipment} written back as {erp_doc}"), now).await?;
+            derive_order(&mut tx, rec.order.0, &Actor::Tracker, false, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One purchase order.
+    pub async fn purchase_order(&self, po_number: &str) -> Result<Option<PoRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_po(&mut conn, po_number).await
+    }
+
+    /// Purchase orders, newest first, optionally of one order, state or supplier.
+    pub async fn purchase_orders(
+        &self,
+        order: Option<OrderId>,
+        st: Option<PoState>,
+        supplier: Option<&SupplierId>,
+        limit: i64,
+    ) -> Result<Vec<PoRecord>, StoreError> {
+        let numbers: Vec<String> = sqlx::query_scalar(
+            "SELECT po_number FROM purchase_orders WHERE ($1 < 0 OR order_id = $1) AND ($2 = '' OR state = $2) \
+             AND ($3 = '' OR supplier = $3) ORDER BY created_at DESC, po_number LIMIT $4",
+        )
+        .bind(order.map_or(-1, |o| o.0))
+        .bind(st.map_or("", |s| s.as_str()))
+        .bind(supplier.map_or("", |s| s.as_str()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(numbers.len());
+        let mut conn = self.pool.acquire().await?;
+        for n in numbers {
+            if let Some(p) = load_po(&mut conn, &n).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// POs per state.
+    pub async fn po_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM purchase_orders GROUP BY state").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// A PO's recorded changes, oldest first.
+    pub async fn po_events(&self, po_number: &str) -> Result<Vec<PoEvent>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT from_state, to_state, origin, detail, at FROM po_events WHERE po_number = $1 ORDER BY id",
+        )
+        .bind(po_number)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One shipment with its parcels and its order's ERP ids.
+    pub async fn shipment(&self, id: i64) -> Result<Option<ShipmentRecord>, StoreError> {
+        Ok(self.shipments_where("s.id = $1", id, "").await?.pop())
+    }
+
+    /// Every shipment of a PO, oldest first.
+    pub async fn shipments_of(&self, po_number: &str) -> Result<Vec<ShipmentRecord>, StoreError> {
+        self.shipments_where("s.po_number = $2", 0, po_number).await
+    }
+
+    async fn shipments_where(&self, cond: &str, id: i64, po: &str) -> Result<Vec<ShipmentRecord>, StoreError> {
+        let rows: Vec<(i64, String, i64, String, String, String, Option<i64>, Option<i64>, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT s.id, s.po_number, o.id, o.source, o.external_id, o.bill_no, s.shipped_at, s.written_back_at, \
+                 s.erp_doc FROM shipments s JOIN purchase_orders p ON p.po_number = s.po_number \
+                 JOIN sales_orders o ON o.id = p.order_id WHERE ($1 = $1) AND ($2 = $2) AND {cond} ORDER BY s.id"
+            )))
+            .bind(id)
+            .bind(po)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, po_number, order, source, external_id, bill_no, shipped_at, written_back_at, erp_doc) in rows {
+            let parcels: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT carrier, tracking_number, lines FROM parcels WHERE shipment_id = $1 ORDER BY tracking_number",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let parcels = parcels
+                .into_iter()
+                .map(|(carrier, tracking_number, lines)| {
+                    let lines: Vec<(String, String)> = serde_json::from_str(&lines).map_err(corrupt)?;
+                    let lines = lines.into_iter().map(|(l, q)| Ok((l, dec(q)?))).collect::<Result<_, StoreError>>()?;
+                    Ok(ParcelRecord { carrier, tracking_number, lines })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            out.push(ShipmentRecord {
+                id,
+                po_number,
+                order: OrderId(order),
+                source,
+                external_id,
+                bill_no,
+                parcels,
+                shipped_at,
+                written_back_at,
+                erp_doc,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Open POs sent before `before` and not shipped yet (late, if
+    /// `before` is their expected time).
+    pub async fn late_purchase_orders(&self, now: i64) -> Result<Vec<(SupplierId, String, i64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT supplier, po_number, dispatched_at FROM purchase_orders WHERE expected_ship_by < $1 \
+             AND state IN ('submitted', 'acknowledged', 'backordered', 'partially_shipped') ORDER BY supplier",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(s, p, d)| (SupplierId(s), p, d)).collect())
+    }
+}
+
+/// The reasons of a PO's rejected lines, for the re-route's cause.
+fn reason_of(po: &PoRecord) -> String {
+    let mut why: Vec<&str> = po
+        .lines
+        .iter()
+        .filter(|l| l.status == LineStatus::Rejected && !l.status_reason.is_empty())
+        .map(|l| l.status_reason.as_str())
+        .collect();
+    why.dedup();
+    if why.is_empty() { "no reason given".into() } else { why.join("; ") }
+}
+
+/// A PO whose job died: it is dead, its order goes to exception.
+pub(super) async fn mark_dead(tx: &mut Tx, po_number: &str, why: &str, now: i64) -> Result<(), StoreError> {
+    let Some(po) = load_po(tx, po_number).await? else { return Ok(()) };
+    if po.state.is_final() && po.state != PoState::WrittenBack || po.state == PoState::WrittenBack {
+        return Ok(());
+    }
+    sqlx::query("UPDATE purchase_orders SET state = 'dead', state_reason = $1, updated_at = $2 WHERE po_number = $3")
+        .bind(why)
+        .bind(now)
+        .bind(po_number)
+        .execute(&mut **tx)
+        .await?;
+    po_event(tx, po_number, Some(po.state), PoState::Dead, "dispatch", why, now).await?;
+    derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await
+}
+
+/// A dead PO given another chance by an operator: back to its derived state.
+pub(super) async fn revive(tx: &mut Tx, po_number: &str, now: i64) -> Result<(), StoreError> {
+    let Some(mut po) = load_po(tx, po_number).await? else { return Ok(()) };
+    if po.state != PoState::Dead {
+        return Ok(());
+    }
+    let views: Vec<PoLineView> = po
+        .lines
+        .iter()
+        .map(|l| PoLineView { line_id: l.line_id.clone(), quantity: l.quantity, status: l.status, shipped: l.shipped })
+        .collect();
+    let to = derive_po_state(PoState::Pending, po.dispatched_at.is_some(), &views, false);
+    sqlx::query("UPDATE purchase_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE po_number = $4")
+        .bind(to.as_str())
+        .bind("retried by an operator")
+        .bind(now)
+        .bind(po_number)
+        .execute(&mut **tx)
+        .await?;
+    po_event(tx, po_number, Some(PoState::Dead), to, "operator", "dead letter retried", now).await?;
+    po.state = to;
+    derive_order(tx, po.order.0, &Actor::Dispatcher, true, now).await
+}
