@@ -46,7 +46,7 @@ fn main() {
             used_today: 0,
             priority: i % 3,
             preference: Decimal::ONE,
-        erp: Default::default(),
+            erp: Default::default(),
         })
         .collect();
     let mut entries = Vec::new();

@@ -161,13 +161,15 @@ pub(crate) async fn supplier(cmd: SupplierCommand) -> anyhow::Result<()> {
             });
             print(server.client().call(Method::PUT, &format!("/suppliers/{supplier}/connection"), Some(&body)).await?);
         }
-        SupplierCommand::List { server } => print(server.client().call(Method::GET, "/suppliers/connections", None).await?),
+        SupplierCommand::List { server } => {
+            print(server.client().call(Method::GET, "/suppliers/connections", None).await?)
+        }
         SupplierCommand::Disconnect { supplier, server } => {
             print(server.client().call(Method::DELETE, &format!("/suppliers/{supplier}/connection"), None).await?)
         }
-        SupplierCommand::Resume { supplier, server } => print(
-            server.client().call(Method::POST, &format!("/suppliers/{supplier}/connection/resume"), None).await?,
-        ),
+        SupplierCommand::Resume { supplier, server } => {
+            print(server.client().call(Method::POST, &format!("/suppliers/{supplier}/connection/resume"), None).await?)
+        }
     }
     Ok(())
 }

@@ -40,8 +40,7 @@ pub async fn serve(
     };
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
     let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
-    let mut store =
-        Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
+    let mut store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
     let mut settings = cfg.dispatch.settings.clone();
     if cfg.kingdee.is_none() {
         // Nowhere to create purchase orders or write shipments back.

@@ -53,7 +53,9 @@ pub(super) fn callback_routes() -> Router<ApiState> {
 }
 
 fn store_of(s: &ApiState) -> Result<&Store, ApiError> {
-    s.store.as_ref().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this host keeps no orders"))
+    s.store
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this host keeps no orders"))
 }
 
 fn dispatcher_of(s: &ApiState) -> Result<&Arc<Dispatcher>, ApiError> {
@@ -230,7 +232,8 @@ async fn delete_connection(State(s): State<ApiState>, ApiPath(id): ApiPath<Strin
 }
 
 async fn resume(State(s): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
-    let done = store_of(&s)?.set_connection_paused(&SupplierId(id.clone()), None, now_ms()).await.map_err(store_error)?;
+    let done =
+        store_of(&s)?.set_connection_paused(&SupplierId(id.clone()), None, now_ms()).await.map_err(store_error)?;
     if !done {
         return Err(not_found(format!("supplier `{id}` has no connection")));
     }
@@ -257,10 +260,8 @@ async fn list_pos(State(s): State<ApiState>, ApiQuery(q): ApiQuery<PoQuery>) -> 
     };
     let supplier = q.supplier.map(SupplierId);
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let pos = store_of(&s)?
-        .purchase_orders(q.order.map(OrderId), st, supplier.as_ref(), limit)
-        .await
-        .map_err(store_error)?;
+    let pos =
+        store_of(&s)?.purchase_orders(q.order.map(OrderId), st, supplier.as_ref(), limit).await.map_err(store_error)?;
     let counts = store_of(&s)?.po_counts().await.map_err(store_error)?;
     Ok(Json(json!({ "counts": counts, "purchase_orders": pos })))
 }
@@ -287,7 +288,8 @@ struct Limit {
 }
 
 async fn dead_letters(State(s): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Json<Value>, ApiError> {
-    let dead = store_of(&s)?.jobs_in_state("dead", q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(store_error)?;
+    let dead =
+        store_of(&s)?.jobs_in_state("dead", q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(store_error)?;
     Ok(Json(json!(dead)))
 }
 

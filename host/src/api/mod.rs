@@ -47,7 +47,14 @@ impl ApiState {
         if token.len() < 16 {
             return Err("the admin token must be at least 16 characters");
         }
-        Ok(ApiState { registry, store: None, router: None, dispatcher: None, callbacks: Default::default(), token: token.into() })
+        Ok(ApiState {
+            registry,
+            store: None,
+            router: None,
+            dispatcher: None,
+            callbacks: Default::default(),
+            token: token.into(),
+        })
     }
 
     /// Serves the order endpoints from `store`.

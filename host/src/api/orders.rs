@@ -21,6 +21,7 @@ const MAX_BATCH: usize = 5_000;
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/orders", post(intake).get(list))
+        .route("/orders/stats", get(stats))
         .route("/orders/{id}", get(one).put(fix))
         .route("/orders/{id}/transition", post(transition))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -166,6 +167,13 @@ async fn list(
         .map(|s| s.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e)))
         .transpose()?;
     store(&s)?.list_orders(st, q.limit.clamp(1, 10_000)).await.map(Json).map_err(store_error)
+}
+
+/// Orders per state: what the flow holds right now.
+async fn stats(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let by_state = store(&s)?.count_by_state().await.map_err(store_error)?;
+    let by_state: std::collections::BTreeMap<&str, i64> = by_state.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Ok(Json(serde_json::json!({ "by_state": by_state })))
 }
 
 async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<SalesOrder>, ApiError> {

@@ -26,7 +26,9 @@ impl Dispatcher {
     pub(crate) async fn erp_purchase_order(&self, job: &Job) -> Result<(), StoreError> {
         let now = now_ms();
         let Some(erp) = &self.erp else {
-            return self.fail(job, &Failure::Setup("no [kingdee] section: nowhere to create purchase orders".into()), now).await;
+            return self
+                .fail(job, &Failure::Setup("no [kingdee] section: nowhere to create purchase orders".into()), now)
+                .await;
         };
         let Some(po) = self.store.purchase_order(&job.key).await? else {
             self.store.complete_job(job.lease(), now).await?;

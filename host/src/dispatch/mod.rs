@@ -56,8 +56,8 @@ pub struct DispatchConfig {
     pub reroute_after_ms: i64,
     /// Limits for suppliers whose connection does not set them.
     pub default_max_in_flight: u32,
-    /// What routing hands over and how long work may take.
-    #[serde(flatten)]
+    /// What routing hands over and how long work may take (`[dispatch.flow]`).
+    #[serde(rename = "flow")]
     pub settings: crate::store::DispatchSettings,
 }
 

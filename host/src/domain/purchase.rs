@@ -93,10 +93,7 @@ impl PoState {
 
     /// Has the supplier got it (so a cancellation must be asked of it)?
     pub fn is_at_supplier(self) -> bool {
-        matches!(
-            self,
-            PoState::Submitted | PoState::Acknowledged | PoState::Backordered | PoState::PartiallyShipped
-        )
+        matches!(self, PoState::Submitted | PoState::Acknowledged | PoState::Backordered | PoState::PartiallyShipped)
     }
 }
 
@@ -167,7 +164,8 @@ pub fn derive_order_state(po_states: &[PoState], unplaced: bool) -> Option<Order
         PoState::Rejected | PoState::Cancelled | PoState::Dead => 0,
     };
     let least = po_states.iter().copied().min_by_key(|s| rank(*s))?;
-    let some_shipped = po_states.iter().any(|s| matches!(s, PoState::PartiallyShipped | PoState::Shipped | PoState::WrittenBack));
+    let some_shipped =
+        po_states.iter().any(|s| matches!(s, PoState::PartiallyShipped | PoState::Shipped | PoState::WrittenBack));
     Some(match least {
         PoState::WrittenBack => OrderState::WrittenBack,
         PoState::Shipped => OrderState::Shipped,

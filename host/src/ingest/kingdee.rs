@@ -407,7 +407,11 @@ impl KingdeeIngester {
             let wait = match self.scan().await {
                 Ok(r) => {
                     backoff = 1;
-                    tracing::info!(orders = r.orders, received = r.outcome.received, cursor = %r.cursor_after, "kingdee scan done");
+                    if r.outcome.received > 0 || r.outcome.unchanged < r.orders {
+                        tracing::info!(orders = r.orders, received = r.outcome.received, cursor = %r.cursor_after, "kingdee scan done");
+                    } else {
+                        tracing::debug!(orders = r.orders, cursor = %r.cursor_after, "kingdee scan: nothing new");
+                    }
                     self.cfg.interval_secs
                 }
                 Err(e) => {

@@ -133,8 +133,9 @@ impl LoadedPlugin {
         kv: Arc<super::kv::KvStore>,
     ) -> Result<LoadedPlugin, super::ValidationError> {
         let config = self.manifest.resolve_config(config)?;
-        let allowlist = super::allowlist::Allowlist::compile(&self.manifest.permissions.allowed_outbound_hosts, &config)
-            .map_err(super::ValidationError::Config)?;
+        let allowlist =
+            super::allowlist::Allowlist::compile(&self.manifest.permissions.allowed_outbound_hosts, &config)
+                .map_err(super::ValidationError::Config)?;
         let ctx = Arc::new(PluginContext {
             name: self.ctx.name.clone(),
             version: self.ctx.version.clone(),

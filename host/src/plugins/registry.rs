@@ -109,7 +109,8 @@ impl Registry {
     /// Opens the registry at `root` (or in memory when `None`), loading every
     /// installed version and re-activating what was active.
     pub async fn open(runtime: PluginRuntime, root: Option<PathBuf>) -> Result<Registry, RegistryError> {
-        let reg = Registry { runtime, root, slots: RwLock::default(), admin: Default::default(), scoped: Default::default() };
+        let reg =
+            Registry { runtime, root, slots: RwLock::default(), admin: Default::default(), scoped: Default::default() };
         let Some(root) = reg.root.clone() else { return Ok(reg) };
         let plugins_dir = root.join("plugins");
         std::fs::create_dir_all(&plugins_dir).map_err(io)?;

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 /// How the simulated supplier behaves.
 #[derive(Debug, Clone)]
@@ -76,6 +77,14 @@ struct Inner {
     /// Answer the next N requests with this status (fault injection).
     fail_next: Option<(u32, u16)>,
     requests: u64,
+    /// The body each idempotency key was first used with (sha256).
+    key_bodies: HashMap<String, [u8; 32]>,
+    /// Requests that reused a key with a different body (refused 422).
+    key_conflicts: u64,
+    /// Replays answered from an earlier order (same key, same body).
+    replays: u64,
+    /// Delay before every answer, milliseconds.
+    latency_ms: u64,
 }
 
 struct Sim {
@@ -133,6 +142,54 @@ impl SupplierSim {
     /// Requests served so far.
     pub fn request_count(&self) -> u64 {
         self.state.inner.lock().map(|i| i.requests).unwrap_or(0)
+    }
+
+    /// Requests that reused an idempotency key with a different body.
+    pub fn key_conflicts(&self) -> u64 {
+        self.state.inner.lock().map(|i| i.key_conflicts).unwrap_or(0)
+    }
+
+    /// Submits answered from an earlier order (a retried request).
+    pub fn replays(&self) -> u64 {
+        self.state.inner.lock().map(|i| i.replays).unwrap_or(0)
+    }
+
+    /// Delays every answer by `ms` (a slow supplier; 0 = none).
+    pub fn set_latency(&self, ms: u64) {
+        if let Ok(mut i) = self.state.inner.lock() {
+            i.latency_ms = ms;
+        }
+    }
+
+    /// Every order received: (our external id, its items (line id, qty, status)).
+    pub fn orders(&self) -> Vec<(String, Vec<(String, u32, String)>)> {
+        let Ok(i) = self.state.inner.lock() else { return vec![] };
+        i.orders
+            .iter()
+            .map(|o| {
+                (
+                    o.external_id.clone(),
+                    o.items.iter().map(|it| (it.line_id.clone(), it.qty, it.status.to_string())).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Tracking numbers issued: (our external id, tracking number).
+    pub fn tracking_numbers(&self) -> Vec<(String, String)> {
+        let Ok(i) = self.state.inner.lock() else { return vec![] };
+        i.events
+            .iter()
+            .filter(|e| e["type"] == "shipped")
+            .flat_map(|e| {
+                let ext = e["external_id"].as_str().unwrap_or("").to_string();
+                e["packages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |p| (ext.clone(), p["tracking_no"].as_str().unwrap_or("").to_string()))
+            })
+            .collect()
     }
 
     /// Answers the next `n` API requests with `status`.
@@ -216,7 +273,11 @@ fn error(status: StatusCode, msg: impl Into<String>) -> SimError {
 }
 
 /// Auth and fault injection, shared by the API endpoints.
-fn gate(sim: &Sim, headers: &HeaderMap) -> Result<(), SimError> {
+async fn gate(sim: &Sim, headers: &HeaderMap) -> Result<(), SimError> {
+    let latency = sim.inner.lock().map(|i| i.latency_ms).unwrap_or(0);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     inner.requests += 1;
     if let Some((n, status)) = inner.fail_next {
@@ -259,7 +320,7 @@ struct ShipTo {
 }
 
 async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Reply {
-    gate(&sim, &headers)?;
+    gate(&sim, &headers).await?;
     let order: Value = serde_json::from_slice(&body)
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order JSON: {e}")))?;
     let order: OrderIn = serde_json::from_value(sim.ours(order))
@@ -283,11 +344,23 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| order.external_id.clone());
+    let digest: [u8; 32] = sha2::Sha256::digest(&body).into();
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     if let Some(&idx) = inner.by_key.get(&key) {
-        // Replayed request: same answer, no second order.
+        // The same key with another body is a client bug, refused (as
+        // Stripe-style APIs do); the same body is a replay: same answer,
+        // no second order.
+        if inner.key_bodies.get(&key).is_some_and(|d| *d != digest) {
+            inner.key_conflicts += 1;
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("idempotency key `{key}` was used with a different request body"),
+            ));
+        }
+        inner.replays += 1;
         return Ok(sim.reply(StatusCode::OK, order_json(&inner.orders[idx])));
     }
+    inner.key_bodies.insert(key.clone(), digest);
     let order_id = format!("SUP-{:06}", inner.orders.len() + 1);
     let mut items = Vec::with_capacity(order.items.len());
     for i in order.items {
@@ -335,7 +408,7 @@ struct Since {
 }
 
 async fn list_events(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<Since>) -> Reply {
-    gate(&sim, &headers)?;
+    gate(&sim, &headers).await?;
     let inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     let from: usize = if q.since.is_empty() {
         0
@@ -355,7 +428,7 @@ struct Skus {
 }
 
 async fn stock(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<Skus>) -> Reply {
-    gate(&sim, &headers)?;
+    gate(&sim, &headers).await?;
     let inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     let items: Vec<Value> = q
         .skus
@@ -367,7 +440,7 @@ async fn stock(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Query<
 }
 
 async fn cancel_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    gate(&sim, &headers)?;
+    gate(&sim, &headers).await?;
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     let Some(pos) = inner.orders.iter().position(|o| o.order_id == id) else {
         return Err(error(StatusCode::NOT_FOUND, format!("no order {id}")));

@@ -179,13 +179,12 @@ impl Store {
     pub async fn put_connection(&self, c: &Connection, now: i64) -> Result<Connection, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        let revision: i64 =
-            sqlx::query_scalar("SELECT revision FROM supplier_connections WHERE supplier = $1")
-                .bind(c.supplier.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0)
-                + 1;
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM supplier_connections WHERE supplier = $1")
+            .bind(c.supplier.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0)
+            + 1;
         sqlx::query("DELETE FROM supplier_connections WHERE supplier = $1")
             .bind(c.supplier.as_str())
             .execute(&mut *tx)

@@ -184,27 +184,30 @@ pub(super) async fn insert_job(
 /// [`StoreError::LeaseLost`] when the fence moved on: the caller must roll
 /// back everything else it wrote.
 pub(super) async fn finish_job(tx: &mut Tx, lease: Lease, again_at: Option<i64>, now: i64) -> Result<(), StoreError> {
-    let done = match again_at {
-        Some(at) => sqlx::query(
-            "UPDATE jobs SET run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
+    let done =
+        match again_at {
+            Some(at) => sqlx::query(
+                "UPDATE jobs SET run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
              updated_at = $2 WHERE id = $3 AND fence = $4 AND state = 'ready'",
-        )
-        .bind(at)
-        .bind(now)
-        .bind(lease.id)
-        .bind(lease.fence)
-        .execute(&mut **tx)
-        .await?,
-        None => sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+            )
+            .bind(at)
+            .bind(now)
+            .bind(lease.id)
+            .bind(lease.fence)
+            .execute(&mut **tx)
+            .await?,
+            None => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
              WHERE id = $2 AND fence = $3 AND state = 'ready'",
-        )
-        .bind(now)
-        .bind(lease.id)
-        .bind(lease.fence)
-        .execute(&mut **tx)
-        .await?,
-    };
+                )
+                .bind(now)
+                .bind(lease.id)
+                .bind(lease.fence)
+                .execute(&mut **tx)
+                .await?
+            }
+        };
     if done.rows_affected() != 1 {
         return Err(StoreError::LeaseLost(lease.id));
     }
@@ -240,7 +243,9 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
             }
-            Backend::Sqlite => sqlx::query_scalar(AssertSqlSafe(pick)).bind(now).bind(limit).fetch_all(&mut *tx).await?,
+            Backend::Sqlite => {
+                sqlx::query_scalar(AssertSqlSafe(pick)).bind(now).bind(limit).fetch_all(&mut *tx).await?
+            }
         };
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
@@ -331,8 +336,15 @@ impl Store {
         }
         if retry == Retry::Dead {
             let msg = format!("{} {} gave up after {attempts} attempts: {error}", job.kind.as_str(), job.key);
-            super::connections::insert_operator_event(&mut tx, "dead_letter", job.supplier.as_str(), &job.key, &msg, now)
-                .await?;
+            super::connections::insert_operator_event(
+                &mut tx,
+                "dead_letter",
+                job.supplier.as_str(),
+                &job.key,
+                &msg,
+                now,
+            )
+            .await?;
             if matches!(job.kind, JobKind::Submit | JobKind::ErpPo) {
                 super::purchase::mark_dead(&mut tx, &job.key, &msg, now).await?;
             }
@@ -373,10 +385,11 @@ impl Store {
 
     /// One job.
     pub async fn job(&self, id: i64) -> Result<Option<JobView>, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<JobRow> =
+            sqlx::query_as(AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(JobRow::view).transpose()
     }
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use orders::{IngestOutcome, OrderSummary, Refusal};
 pub use connections::{Circuit, CircuitState, CircuitTransition, Connection, OperatorEvent};
 pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
+pub use orders::{IngestOutcome, OrderSummary, Refusal};
 pub use outbox::OutboxRow;
 pub use purchase::{
     Applied, DispatchSettings, ErpPoTiming, JobEnd, ParcelRecord, PoEvent, PoLineRecord, PoRecord, RerouteRequest,

@@ -398,10 +398,11 @@ pub(super) async fn create_pos(
 /// Moves a PO to its derived state (recording the change) and returns the
 /// new state.
 async fn settle_po(tx: &mut Tx, po: &PoRecord, origin: &str, detail: &str, now: i64) -> Result<PoState, StoreError> {
-    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shipments WHERE po_number = $1 AND written_back_at IS NULL")
-        .bind(&po.po_number)
-        .fetch_one(&mut **tx)
-        .await?;
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM shipments WHERE po_number = $1 AND written_back_at IS NULL")
+            .bind(&po.po_number)
+            .fetch_one(&mut **tx)
+            .await?;
     let views: Vec<PoLineView> = po
         .lines
         .iter()
@@ -431,7 +432,13 @@ async fn settle_po(tx: &mut Tx, po: &PoRecord, origin: &str, detail: &str, now: 
 /// Moves a sales order to the state its POs say, hop by hop through the
 /// state machine. Orders a person holds (on hold, cancelled) are left
 /// alone, and so is an exception unless `from_exception`.
-async fn derive_order(tx: &mut Tx, order: i64, actor: &Actor, from_exception: bool, now: i64) -> Result<(), StoreError> {
+async fn derive_order(
+    tx: &mut Tx,
+    order: i64,
+    actor: &Actor,
+    from_exception: bool,
+    now: i64,
+) -> Result<(), StoreError> {
     let current: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
         .bind(order)
         .fetch_optional(&mut **tx)
@@ -596,8 +603,15 @@ impl Store {
                 // Lines the receipt does not mention were accepted as sent.
                 let mut words = lines.clone();
                 for l in &po.lines {
-                    if !words.iter().any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id)) {
-                        words.push(LineWord { line: l.line_id.clone(), status: LineStatus::Accepted, reason: String::new() });
+                    if !words
+                        .iter()
+                        .any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id))
+                    {
+                        words.push(LineWord {
+                            line: l.line_id.clone(),
+                            status: LineStatus::Accepted,
+                            reason: String::new(),
+                        });
                     }
                 }
                 let mut unknown = Vec::new();
@@ -656,9 +670,7 @@ impl Store {
                 cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
             });
         }
-        if settings.erp_purchase_orders == ErpPoTiming::OnAccept
-            && po.lines.iter().any(|l| l.status.is_live())
-        {
+        if settings.erp_purchase_orders == ErpPoTiming::OnAccept && po.lines.iter().any(|l| l.status.is_live()) {
             insert_job(&mut tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now)
                 .await?;
         }
@@ -704,8 +716,15 @@ impl Store {
             let Some(mut po) = load_po(&mut tx, &u.po_number).await?.filter(|p| &p.supplier == supplier) else {
                 // Another supplier's PO is as unknown as one never sent.
                 let msg = format!("update for purchase order `{}`, which was never sent to {supplier}", u.po_number);
-                super::connections::insert_operator_event(&mut tx, "unknown_po", supplier.as_str(), &u.po_number, &msg, now)
-                    .await?;
+                super::connections::insert_operator_event(
+                    &mut tx,
+                    "unknown_po",
+                    supplier.as_str(),
+                    &u.po_number,
+                    &msg,
+                    now,
+                )
+                .await?;
                 out.exceptions += 1;
                 continue;
             };
@@ -715,12 +734,14 @@ impl Store {
             }
             if po.dispatched_at.is_none() && !ours {
                 po.dispatched_at = Some(now);
-                sqlx::query("UPDATE purchase_orders SET dispatched_at = $1, expected_ship_by = $2 WHERE po_number = $3")
-                    .bind(now)
-                    .bind(now + settings.expected_ship_ms)
-                    .bind(&po.po_number)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE purchase_orders SET dispatched_at = $1, expected_ship_by = $2 WHERE po_number = $3",
+                )
+                .bind(now)
+                .bind(now + settings.expected_ship_ms)
+                .bind(&po.po_number)
+                .execute(&mut *tx)
+                .await?;
             }
             if let (None, Some(r)) = (&po.supplier_ref, &u.supplier_ref) {
                 sqlx::query("UPDATE purchase_orders SET supplier_ref = $1 WHERE po_number = $2")
@@ -868,7 +889,12 @@ impl Store {
             let mut problem = problem;
             for (name, q) in &p.lines {
                 match resolve_line(po, name) {
-                    None => problem = Some(refuse(format!("parcel {} names line `{name}`, which we did not send", p.tracking_number))),
+                    None => {
+                        problem = Some(refuse(format!(
+                            "parcel {} names line `{name}`, which we did not send",
+                            p.tracking_number
+                        )))
+                    }
                     Some(_) if *q <= Decimal::ZERO => {
                         problem = Some(refuse(format!("parcel {} ships {q} of `{name}`", p.tracking_number)))
                     }
@@ -878,7 +904,8 @@ impl Store {
             if problem.is_none() {
                 for (i, q) in &resolved {
                     let l = &po.lines[*i];
-                    let earlier: Decimal = resolved.iter().filter(|(j, _)| j == i).map(|(_, q)| *q).sum::<Decimal>() - q;
+                    let earlier: Decimal =
+                        resolved.iter().filter(|(j, _)| j == i).map(|(_, q)| *q).sum::<Decimal>() - q;
                     if !l.status.is_live() || l.shipped + earlier + q > l.quantity {
                         problem = Some(refuse(format!(
                             "parcel {} ships {} of line {} ({}), but {} of {} were ordered and {} shipped already",
@@ -895,8 +922,15 @@ impl Store {
                 }
             }
             if let Some((why, _)) = problem {
-                super::connections::insert_operator_event(tx, "bad_parcel", po.supplier.as_str(), &po.po_number, &why, now)
-                    .await?;
+                super::connections::insert_operator_event(
+                    tx,
+                    "bad_parcel",
+                    po.supplier.as_str(),
+                    &po.po_number,
+                    &why,
+                    now,
+                )
+                .await?;
                 exceptions += 1;
                 continue;
             }
@@ -915,10 +949,8 @@ impl Store {
                     id
                 }
             };
-            let lines: Vec<(String, String)> = resolved
-                .iter()
-                .map(|(i, q)| (po.lines[*i].line_id.clone(), q.normalize().to_string()))
-                .collect();
+            let lines: Vec<(String, String)> =
+                resolved.iter().map(|(i, q)| (po.lines[*i].line_id.clone(), q.normalize().to_string())).collect();
             sqlx::query(
                 "INSERT INTO parcels (po_number, tracking_number, shipment_id, carrier, lines) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -944,8 +976,16 @@ impl Store {
                 .fetch_one(&mut **tx)
                 .await?;
             if settings.write_back && source == settings.erp_source {
-                insert_job(tx, JobKind::WriteBack, &sid.to_string(), &po.supplier, now, now + settings.erp_deadline_ms, now)
-                    .await?;
+                insert_job(
+                    tx,
+                    JobKind::WriteBack,
+                    &sid.to_string(),
+                    &po.supplier,
+                    now,
+                    now + settings.erp_deadline_ms,
+                    now,
+                )
+                .await?;
             } else {
                 // Nothing to write back to: the shipment is as done as it gets.
                 sqlx::query("UPDATE shipments SET written_back_at = $1, erp_doc = $2 WHERE id = $3")
@@ -960,23 +1000,32 @@ impl Store {
     }
 
     /// Records the PO's PUR_PurchaseOrder, under the job's lease.
-    pub async fn record_erp_po(&self, lease: Lease, po_number: &str, bill_no: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn record_erp_po(
+        &self,
+        lease: Lease,
+        po_number: &str,
+        bill_no: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
         finish_job(&mut tx, lease, None, now).await?;
-        sqlx::query("UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3")
-            .bind(bill_no)
-            .bind(now)
-            .bind(po_number)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3",
+        )
+        .bind(bill_no)
+        .bind(now)
+        .bind(po_number)
+        .execute(&mut *tx)
+        .await?;
         let st: Option<String> = sqlx::query_scalar("SELECT state FROM purchase_orders WHERE po_number = $1")
             .bind(po_number)
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(st) = st {
             let st: PoState = st.parse().map_err(corrupt)?;
-            po_event(&mut tx, po_number, Some(st), st, "erp", &format!("PUR_PurchaseOrder {bill_no} audited"), now).await?;
+            po_event(&mut tx, po_number, Some(st), st, "erp", &format!("PUR_PurchaseOrder {bill_no} audited"), now)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -984,7 +1033,13 @@ impl Store {
 
     /// Records a shipment written back to the ERP, under the job's lease;
     /// its PO and order move on when it was the last one.
-    pub async fn record_write_back(&self, lease: Lease, shipment: i64, erp_doc: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn record_write_back(
+        &self,
+        lease: Lease,
+        shipment: i64,
+        erp_doc: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
         finish_job(&mut tx, lease, None, now).await?;

@@ -39,7 +39,9 @@ fn ms(t: &Option<String>) -> Option<i64> {
 /// A plugin's status update in domain terms. Quantities stay exact.
 pub fn domain_update(u: &bindings::StatusUpdate) -> PoUpdate {
     let kind = match &u.kind {
-        bindings::UpdateKind::Lines(results) => UpdateKind::Lines(results.iter().map(crate::dispatch::line_word).collect()),
+        bindings::UpdateKind::Lines(results) => {
+            UpdateKind::Lines(results.iter().map(crate::dispatch::line_word).collect())
+        }
         bindings::UpdateKind::Shipped(parcels) => UpdateKind::Shipped(
             parcels
                 .iter()

@@ -1,0 +1,299 @@
+//! The full chain through the real `daifa serve` binary: a K3Cloud
+//! simulator full of sales orders → ingestion → routing to five suppliers →
+//! one rest-json plugin bound five times (each supplier its own simulator,
+//! base URL and token) → acknowledged → shipped → written back to the ERP.
+//! Then the counts that matter: one PO per allocation in the ERP, one
+//! order per PO at each supplier, exactly the tracking numbers the
+//! suppliers issued, exactly the ordered quantities, nothing twice.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daifa_host::api::client::AdminClient;
+use daifa_host::config::HostConfig;
+use daifa_host::erp::kingdee::{AuthMode, KingdeeConfig};
+use daifa_host::ingest::kingdee::KingdeeIngestConfig;
+use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
+use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "full-chain-admin-token-0123";
+
+const POLICY: &str = r#"version = 1
+
+[[rule_set]]
+name = "jd-one-parcel"
+when = { platform = ["jd"] }
+keep_together = "required"
+max_splits = 0
+
+[fallback]
+name = "landed-cost"
+keep_together = "preferred"
+split_penalty = "6"
+max_splits = 2
+"#;
+
+struct Host {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    config: PathBuf,
+}
+
+impl Host {
+    fn start(config: &Path, log: &Path) -> Host {
+        let text = std::fs::read_to_string(config).expect("config");
+        let cfg: HostConfig = toml::from_str(&text).expect("parse config");
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_daifa"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn,daifa_host=info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start daifa serve");
+        Host { child, url: format!("http://{}", cfg.admin.bind), log: log.to_path_buf(), config: config.to_path_buf() }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        *self = Host::start(&self.config.clone(), &self.log.clone());
+    }
+
+    fn client(&self) -> AdminClient {
+        AdminClient::new(&self.url, TOKEN)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{}/healthz", self.url)).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("daifa serve did not come up; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.client().call(Method::GET, path, None).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn write_config(dir: &Path, kd: &KingdeeSim) -> PathBuf {
+    let mut cfg = HostConfig::default();
+    cfg.data_dir = dir.join("data");
+    cfg.admin.bind = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    cfg.admin.token = Some(TOKEN.into());
+    cfg.store.url = format!("sqlite:{}", dir.join("daifa.db").display());
+    cfg.router.catalog_file = Some(dir.join("catalog.toml"));
+    cfg.router.policy_file = Some(dir.join("policy.toml"));
+    cfg.router.interval_ms = 100;
+    cfg.router.feed_settle_ms = 0;
+    cfg.router.stock_refresh_ms = 0;
+    cfg.dispatch.idle_ms = 50;
+    cfg.dispatch.lease_ms = 20_000;
+    cfg.dispatch.backoff.base_ms = 100;
+    cfg.dispatch.backoff.cap_ms = 1_000;
+    cfg.kingdee = Some(daifa_host::config::KingdeeSection {
+        client: KingdeeConfig {
+            server_url: kd.server_url(),
+            credentials: kd.credentials(),
+            auth: AuthMode::Signed,
+            timeout_ms: 30_000,
+        },
+        ingest: KingdeeIngestConfig { interval_secs: 1, ..KingdeeIngestConfig::default() },
+        purchase_orders: Default::default(),
+        write_back: Default::default(),
+    });
+    std::fs::write(dir.join("catalog.toml"), daifa_host::sim::catalog::demo_catalog_toml(5_000, 7)).unwrap();
+    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    let path = dir.join("daifa.toml");
+    std::fs::write(&path, toml::to_string(&cfg).expect("serialize config")).unwrap();
+    path
+}
+
+async fn connect(host: &Host, sims: &HashMap<&str, SupplierSim>) {
+    let client = host.client();
+    let pkg = common::rest_json_package();
+    // The install's own config is the base every connection overlays.
+    let base = common::config(&[("base_url", "http://127.0.0.1:9")]);
+    client.install(&pkg, &base, true).await.expect("install rest-json");
+    for (id, sim) in sims {
+        let body = json!({
+            "plugin": "rest-json",
+            "config": { "base_url": sim.base_url() },
+            "secrets": { "api_token": format!("token-{id}") },
+            "poll_interval_ms": 200,
+            "max_in_flight": 8,
+        });
+        let v = client
+            .call(Method::PUT, &format!("/suppliers/{id}/connection"), Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("connect {id}: {e}"));
+        assert_eq!(v["secrets"], json!(["api_token"]), "secret keys listed, values never: {v}");
+        assert!(!v.to_string().contains(&format!("token-{id}")), "a secret came back: {v}");
+    }
+}
+
+async fn counts(host: &Host) -> BTreeMap<String, i64> {
+    let v = host.get("/orders/stats").await;
+    serde_json::from_value(v["by_state"].clone()).unwrap_or_default()
+}
+
+/// Waits until `done(counts)` holds, printing progress; panics with the
+/// host's log after `secs`.
+async fn wait_for(host: &Host, what: &str, secs: u64, done: impl Fn(&BTreeMap<String, i64>, &Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let c = counts(host).await;
+        let pos = host.get("/purchase-orders?limit=1").await;
+        if done(&c, &pos["counts"]) {
+            return;
+        }
+        last = format!("orders {c:?}; POs {}", pos["counts"]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = std::fs::read_to_string(&host.log).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    let dead = host.get("/dispatch/dead-letters?limit=5").await;
+    let events = host.get("/operator-events?limit=10").await;
+    panic!(
+        "timed out waiting for {what}: {last}\ndead letters: {dead}\nevents: {events}\nlog tail:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn n(c: &BTreeMap<String, i64>, k: &str) -> i64 {
+    c.get(k).copied().unwrap_or(0)
+}
+
+fn orders_to_run() -> usize {
+    std::env::var("DAIFA_E2E_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let orders = orders_to_run();
+    let dir = tempfile::tempdir().unwrap();
+    let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    kd.generate(orders);
+    let catalog = daifa_host::sim::catalog::demo_catalog_toml(5_000, 7);
+    let ids: Vec<String> =
+        daifa_host::routing::CatalogFile::from_toml(&catalog).unwrap().suppliers.into_iter().map(|s| s.id).collect();
+    let mut sims = HashMap::new();
+    for id in &ids {
+        let cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
+        sims.insert(id.as_str(), SupplierSim::start(cfg, 0).await.unwrap());
+    }
+    let config = write_config(dir.path(), &kd);
+    let host = Host::start(&config, &dir.path().join("serve.log"));
+    host.wait_ready().await;
+    let started = Instant::now();
+    connect(&host, &sims).await;
+
+    // Every order is read, routed and accepted by its suppliers.
+    wait_for(&host, "every order at its suppliers", 60 + orders as u64 / 10, |c, pos| {
+        let total: i64 = c.values().sum();
+        total == orders as i64
+            && n(c, "received") == 0
+            && n(c, "routed") == 0
+            && n(c, "dispatched") == 0
+            && pos.get("pending").is_none()
+            && pos.get("submitted").is_none()
+    })
+    .await;
+    let accepted_in = started.elapsed();
+    let c = counts(&host).await;
+    let at_suppliers = n(&c, "acknowledged") + n(&c, "backordered");
+    assert!(at_suppliers as usize >= orders * 9 / 10, "most orders reach their suppliers: {c:?}");
+
+    // The suppliers ship; tracking comes back by polling and goes to the ERP.
+    let shipped: usize = sims.values().map(|s| s.ship_all()).sum();
+    assert!(shipped > 0);
+    wait_for(&host, "every shipped order written back", 60 + orders as u64 / 10, |c, pos| {
+        n(c, "written_back") == at_suppliers && pos.get("shipped").is_none() && pos.get("partially_shipped").is_none()
+    })
+    .await;
+    eprintln!("{orders} orders: at suppliers in {accepted_in:.1?}, written back in {:.1?}", started.elapsed());
+
+    // One PO per (order, supplier) in the store, the ERP and at the supplier.
+    let pos = host.get("/purchase-orders?limit=100000").await;
+    let pos = pos["purchase_orders"].as_array().unwrap().clone();
+    let mut by_supplier: HashMap<String, HashSet<String>> = HashMap::new();
+    for p in &pos {
+        by_supplier
+            .entry(p["supplier"].as_str().unwrap().into())
+            .or_default()
+            .insert(p["po_number"].as_str().unwrap().into());
+    }
+    for (id, sim) in &sims {
+        let got: Vec<String> = sim.orders().into_iter().map(|o| o.0).collect();
+        let unique: HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{id}: one order per PO at the supplier");
+        let ours = by_supplier.get(*id).cloned().unwrap_or_default();
+        assert_eq!(
+            unique.into_iter().cloned().collect::<HashSet<_>>(),
+            ours,
+            "{id}: the supplier holds exactly our POs"
+        );
+        assert_eq!(sim.key_conflicts(), 0, "{id}: no idempotency key reused with another body");
+    }
+    let erp_pos = kd.with(|s| s.purchase_orders.len());
+    assert_eq!(erp_pos, pos.len(), "one PUR_PurchaseOrder per PO");
+
+    // Written back: exactly the tracking numbers issued, exactly the ordered quantities.
+    let issued: HashSet<String> = sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+    let (tracking, qty_by_line): (HashSet<String>, HashMap<String, Decimal>) = kd.with(|s| {
+        let mut tracking = HashSet::new();
+        let mut qty: HashMap<String, Decimal> = HashMap::new();
+        for doc in &s.outstocks.docs {
+            for t in doc["FCarriageNO"].as_str().unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+                assert!(tracking.insert(t.to_string()), "tracking number {t} written back twice");
+            }
+            for e in doc["FEntity"].as_array().into_iter().flatten() {
+                let line = e["FSrcEntryId"].to_string();
+                let q: Decimal = e["FRealQty"].to_string().trim_matches('"').parse().unwrap_or_default();
+                *qty.entry(line).or_default() += q;
+            }
+        }
+        (tracking, qty)
+    });
+    assert_eq!(tracking, issued, "the ERP holds exactly the tracking numbers the suppliers issued");
+    let ordered: HashMap<String, Decimal> = kd.with(|s| {
+        s.sale_orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(|l| (l.entry_id.to_string(), l.qty.parse().unwrap_or_default())))
+            .collect()
+    });
+    for (line, q) in &qty_by_line {
+        assert_eq!(ordered.get(line), Some(q), "line {line}: written back {q}, ordered {:?}", ordered.get(line));
+    }
+    let dead = host.get("/dispatch/dead-letters").await;
+    assert_eq!(dead, json!([]), "no dead letters");
+}
