@@ -36,8 +36,8 @@ enum Command {
         /// Purchase orders to submit.
         #[arg(long, default_value_t = 2000)]
         orders: u64,
-        /// Calls in flight at once.
-        #[arg(long, default_value_t = 8)]
+        /// Dispatch workers (jobs in flight at once).
+        #[arg(long, default_value_t = 32)]
         concurrency: usize,
         /// Directory with the built plugin components.
         #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]
@@ -51,6 +51,15 @@ enum Command {
         /// Keep the admin API running after the demo.
         #[arg(long)]
         keep_running: bool,
+        /// Delay of every K3Cloud answer, ms (a real one costs 100–300 ms).
+        #[arg(long, default_value_t = 0)]
+        erp_latency_ms: u64,
+        /// Most live K3Cloud sessions (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        erp_sessions: usize,
+        /// Delay of every supplier answer, ms.
+        #[arg(long, default_value_t = 0)]
+        supplier_latency_ms: u64,
     },
     /// Run the host: plugin registry, order store, admin API, Kingdee poller.
     Serve,
@@ -247,8 +256,29 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Demo { orders, concurrency, plugin_dir, manifest, data_dir, keep_running } => {
-            demo::run(DemoOptions { orders, concurrency, plugin_dir, manifest, data_dir, keep_running }).await
+        Command::Demo {
+            orders,
+            concurrency,
+            plugin_dir,
+            manifest,
+            data_dir,
+            keep_running,
+            erp_latency_ms,
+            erp_sessions,
+            supplier_latency_ms,
+        } => {
+            demo::run(DemoOptions {
+                orders,
+                concurrency,
+                plugin_dir,
+                manifest,
+                data_dir,
+                keep_running,
+                erp_latency_ms,
+                erp_sessions,
+                supplier_latency_ms,
+            })
+            .await
         }
         Command::Serve => {
             daifa_host::serve::serve(
