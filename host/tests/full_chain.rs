@@ -268,7 +268,11 @@ async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
     assert_eq!(erp_pos, pos.len(), "one PUR_PurchaseOrder per PO");
 
     // Written back: exactly the tracking numbers issued, exactly the ordered quantities.
-    let issued: HashSet<String> = sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+    let issued: Vec<String> = sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+    let shipments = issued.len();
+    let issued: HashSet<String> = issued.into_iter().collect();
+    assert_eq!(issued.len(), shipments, "tracking numbers are unique, as carriers issue them");
+    assert_eq!(kd.with(|s| s.outstocks.len()), shipments, "one SAL_OUTSTOCK per shipment");
     let (tracking, qty_by_line): (HashSet<String>, HashMap<String, Decimal>) = kd.with(|s| {
         let mut tracking = HashSet::new();
         let mut qty: HashMap<String, Decimal> = HashMap::new();

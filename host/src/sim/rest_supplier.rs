@@ -51,6 +51,9 @@ impl Default for SupplierSimConfig {
     }
 }
 
+/// The next tracking number's serial, shared by every simulator.
+static TRACKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Debug, Clone)]
 struct SimOrder {
     order_id: String,
@@ -473,7 +476,9 @@ fn ship_all(sim: &Sim) -> usize {
             continue;
         }
         o.shipped = true;
-        let n: u64 = o.order_id.trim_start_matches("SUP-").parse().unwrap_or(0);
+        // Carriers' numbers are unique across all their customers, so
+        // across every simulator in this process too.
+        let n = TRACKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shipped.push(json!({
             "type": "shipped",
             "order_id": o.order_id,

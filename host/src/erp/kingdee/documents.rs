@@ -148,11 +148,15 @@ async fn find_by_marker(
     field: &str,
     value: &str,
 ) -> Result<Option<ErpDoc>, KingdeeError> {
+    find_where(client, form, format!("{field} = '{}'", value.replace('\'', "''"))).await
+}
+
+async fn find_where(client: &KingdeeClient, form: &str, filter: String) -> Result<Option<ErpDoc>, KingdeeError> {
     let rows = client
         .execute_bill_query(&BillQuery {
             form_id: form.into(),
             field_keys: "FID,FBillNo".into(),
-            filter_string: format!("{field} = '{}'", value.replace('\'', "''")),
+            filter_string: filter,
             order_string: "FID ASC".into(),
             limit: 2,
             ..Default::default()
@@ -251,7 +255,16 @@ pub async fn write_back_shipment(
 ) -> Result<ErpDoc, KingdeeError> {
     match how {
         WriteBack::OutStock { carrier_field, tracking_field, submit, audit } => {
-            if let Some(doc) = find_by_marker(client, "SAL_OUTSTOCK", tracking_field, tracking).await? {
+            // The tracking number identifies the shipment only together with
+            // its sales order: two carriers (or two suppliers' carriers) may
+            // issue the same number, and the other order's document is not
+            // this shipment's.
+            let filter = format!(
+                "{tracking_field} = '{}' AND FSoorDerno = '{}'",
+                tracking.replace('\'', "''"),
+                sale_bill_no.replace('\'', "''")
+            );
+            if let Some(doc) = find_where(client, "SAL_OUTSTOCK", filter).await? {
                 return Ok(doc);
             }
             // A push whose follow-up Save was lost (crash, lost answer) left
