@@ -103,7 +103,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-fn write_config(dir: &Path, kd: &KingdeeSim) -> PathBuf {
+fn write_config(dir: &Path, kd: &KingdeeSim, tweak: impl FnOnce(&mut HostConfig)) -> PathBuf {
     let mut cfg = HostConfig::default();
     cfg.data_dir = dir.join("data");
     cfg.admin.bind = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -129,6 +129,7 @@ fn write_config(dir: &Path, kd: &KingdeeSim) -> PathBuf {
         purchase_orders: Default::default(),
         write_back: Default::default(),
     });
+    tweak(&mut cfg);
     std::fs::write(dir.join("catalog.toml"), daifa_host::sim::catalog::demo_catalog_toml(5_000, 7)).unwrap();
     std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
     let path = dir.join("daifa.toml");
@@ -136,7 +137,7 @@ fn write_config(dir: &Path, kd: &KingdeeSim) -> PathBuf {
     path
 }
 
-async fn connect(host: &Host, sims: &HashMap<&str, SupplierSim>) {
+async fn connect(host: &Host, sims: &HashMap<String, SupplierSim>, max_in_flight: u32) {
     let client = host.client();
     let pkg = common::rest_json_package();
     // The install's own config is the base every connection overlays.
@@ -148,7 +149,7 @@ async fn connect(host: &Host, sims: &HashMap<&str, SupplierSim>) {
             "config": { "base_url": sim.base_url() },
             "secrets": { "api_token": format!("token-{id}") },
             "poll_interval_ms": 200,
-            "max_in_flight": 8,
+            "max_in_flight": max_in_flight,
         });
         let v = client
             .call(Method::PUT, &format!("/suppliers/{id}/connection"), Some(&body))
@@ -196,108 +197,204 @@ fn orders_to_run() -> usize {
     std::env::var("DAIFA_E2E_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
 }
 
+/// The simulators, the host and its directory.
+struct World {
+    _dir: tempfile::TempDir,
+    kd: KingdeeSim,
+    sims: HashMap<String, SupplierSim>,
+    host: Host,
+    orders: usize,
+}
+
+impl World {
+    async fn start(orders: usize, max_in_flight: u32, tweak: impl FnOnce(&mut HostConfig)) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+        kd.generate(orders);
+        let catalog = daifa_host::sim::catalog::demo_catalog_toml(5_000, 7);
+        let ids: Vec<String> = daifa_host::routing::CatalogFile::from_toml(&catalog)
+            .unwrap()
+            .suppliers
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let mut sims = HashMap::new();
+        for id in ids {
+            let cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
+            sims.insert(id, SupplierSim::start(cfg, 0).await.unwrap());
+        }
+        let config = write_config(dir.path(), &kd, tweak);
+        let host = Host::start(&config, &dir.path().join("serve.log"));
+        host.wait_ready().await;
+        connect(&host, &sims, max_in_flight).await;
+        World { _dir: dir, kd, sims, host, orders }
+    }
+
+    /// Every order read, routed and answered by its suppliers.
+    async fn wait_accepted(&self) -> i64 {
+        let orders = self.orders as i64;
+        wait_for(&self.host, "every order at its suppliers", 60 + self.orders as u64 / 10, |c, pos| {
+            c.values().sum::<i64>() == orders
+                && n(c, "received") + n(c, "routed") + n(c, "dispatched") + n(c, "rejected") == 0
+                && pos.get("pending").is_none()
+                && pos.get("submitted").is_none()
+        })
+        .await;
+        let c = counts(&self.host).await;
+        n(&c, "acknowledged") + n(&c, "backordered")
+    }
+
+    async fn wait_written_back(&self, expected: i64) {
+        wait_for(&self.host, "every shipped order written back", 60 + self.orders as u64 / 10, |c, pos| {
+            n(c, "written_back") == expected && pos.get("shipped").is_none() && pos.get("partially_shipped").is_none()
+        })
+        .await;
+    }
+
+    /// One PO per (order, supplier) in the store, in the ERP and at the
+    /// supplier; every tracking number issued written back once, with
+    /// exactly the ordered quantities; no dead letters.
+    async fn check_end_state(&self) {
+        let pos = self.host.get("/purchase-orders?limit=100000").await;
+        let pos = pos["purchase_orders"].as_array().unwrap().clone();
+        let mut by_supplier: HashMap<String, HashSet<String>> = HashMap::new();
+        for p in pos.iter().filter(|p| p["dispatched_at"].is_i64()) {
+            by_supplier
+                .entry(p["supplier"].as_str().unwrap().into())
+                .or_default()
+                .insert(p["po_number"].as_str().unwrap().into());
+        }
+        for (id, sim) in &self.sims {
+            let got: Vec<String> = sim.orders().into_iter().map(|o| o.0).collect();
+            let unique: HashSet<String> = got.iter().cloned().collect();
+            assert_eq!(unique.len(), got.len(), "{id}: one order per PO at the supplier");
+            let ours = by_supplier.get(id).cloned().unwrap_or_default();
+            assert_eq!(unique, ours, "{id}: the supplier holds exactly the POs we sent it");
+            assert_eq!(sim.key_conflicts(), 0, "{id}: no idempotency key reused with another body");
+        }
+        let in_erp: Vec<String> = self.kd.with(|s| {
+            s.purchase_orders.docs.iter().map(|d| d["F_DAIFA_PoNo"].as_str().unwrap_or("").to_string()).collect()
+        });
+        let unique: HashSet<&String> = in_erp.iter().collect();
+        assert_eq!(unique.len(), in_erp.len(), "one PUR_PurchaseOrder per PO");
+        let accepted = pos.iter().filter(|p| p["erp_bill_no"].is_string()).count();
+        assert_eq!(in_erp.len(), accepted, "every accepted PO is in the ERP, and nothing else");
+
+        let issued: Vec<String> = self.sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+        let shipments = issued.len();
+        let issued: HashSet<String> = issued.into_iter().collect();
+        assert_eq!(issued.len(), shipments, "tracking numbers are unique, as carriers issue them");
+        assert_eq!(self.kd.with(|s| s.outstocks.len()), shipments, "one SAL_OUTSTOCK per shipment");
+        let (tracking, qty_by_line): (HashSet<String>, HashMap<String, Decimal>) = self.kd.with(|s| {
+            let mut tracking = HashSet::new();
+            let mut qty: HashMap<String, Decimal> = HashMap::new();
+            for doc in &s.outstocks.docs {
+                for t in doc["FCarriageNO"].as_str().unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+                    assert!(tracking.insert(t.to_string()), "tracking number {t} written back twice");
+                }
+                for e in doc["FEntity"].as_array().into_iter().flatten() {
+                    let line = e["FSrcEntryId"].to_string();
+                    let q: Decimal = e["FRealQty"].to_string().trim_matches('"').parse().unwrap_or_default();
+                    *qty.entry(line).or_default() += q;
+                }
+            }
+            (tracking, qty)
+        });
+        assert_eq!(tracking, issued, "the ERP holds exactly the tracking numbers the suppliers issued");
+        let ordered: HashMap<String, Decimal> = self.kd.with(|s| {
+            s.sale_orders
+                .iter()
+                .flat_map(|o| o.lines.iter().map(|l| (l.entry_id.to_string(), l.qty.parse().unwrap_or_default())))
+                .collect()
+        });
+        for (line, q) in &qty_by_line {
+            assert_eq!(ordered.get(line), Some(q), "line {line}: written back {q}, ordered {:?}", ordered.get(line));
+        }
+        let dead = self.host.get("/dispatch/dead-letters").await;
+        assert_eq!(dead, json!([]), "no dead letters");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let orders = orders_to_run();
-    let dir = tempfile::tempdir().unwrap();
-    let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
-    kd.generate(orders);
-    let catalog = daifa_host::sim::catalog::demo_catalog_toml(5_000, 7);
-    let ids: Vec<String> =
-        daifa_host::routing::CatalogFile::from_toml(&catalog).unwrap().suppliers.into_iter().map(|s| s.id).collect();
-    let mut sims = HashMap::new();
-    for id in &ids {
-        let cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
-        sims.insert(id.as_str(), SupplierSim::start(cfg, 0).await.unwrap());
-    }
-    let config = write_config(dir.path(), &kd);
-    let host = Host::start(&config, &dir.path().join("serve.log"));
-    host.wait_ready().await;
+    let w = World::start(orders, 8, |_| {}).await;
     let started = Instant::now();
-    connect(&host, &sims).await;
-
-    // Every order is read, routed and accepted by its suppliers.
-    wait_for(&host, "every order at its suppliers", 60 + orders as u64 / 10, |c, pos| {
-        let total: i64 = c.values().sum();
-        total == orders as i64
-            && n(c, "received") == 0
-            && n(c, "routed") == 0
-            && n(c, "dispatched") == 0
-            && pos.get("pending").is_none()
-            && pos.get("submitted").is_none()
-    })
-    .await;
+    let at_suppliers = w.wait_accepted().await;
     let accepted_in = started.elapsed();
-    let c = counts(&host).await;
-    let at_suppliers = n(&c, "acknowledged") + n(&c, "backordered");
-    assert!(at_suppliers as usize >= orders * 9 / 10, "most orders reach their suppliers: {c:?}");
-
-    // The suppliers ship; tracking comes back by polling and goes to the ERP.
-    let shipped: usize = sims.values().map(|s| s.ship_all()).sum();
+    assert!(at_suppliers as usize >= orders * 9 / 10, "most orders reach their suppliers: {at_suppliers}");
+    let shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
     assert!(shipped > 0);
-    wait_for(&host, "every shipped order written back", 60 + orders as u64 / 10, |c, pos| {
-        n(c, "written_back") == at_suppliers && pos.get("shipped").is_none() && pos.get("partially_shipped").is_none()
+    w.wait_written_back(at_suppliers).await;
+    eprintln!("{orders} orders: at suppliers in {accepted_in:.1?}, written back in {:.1?}", started.elapsed());
+    w.check_end_state().await;
+}
+
+/// kill -9 while purchase orders go out, and again while shipments go
+/// into the ERP; each restart finishes the work with nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_dispatch_and_during_write_back() {
+    let mut w = World::start(600, 2, |c| c.dispatch.lease_ms = 3_000).await;
+    for s in w.sims.values() {
+        s.set_latency(60);
+    }
+    // Dispatch under way: some POs answered, not all.
+    wait_for(&w.host, "dispatch under way", 120, |_, pos| n_v(pos, "acknowledged") >= 100).await;
+    let before = w.host.get("/purchase-orders?limit=1").await["counts"].clone();
+    w.host.restart();
+    w.host.wait_ready().await;
+    eprintln!("killed during dispatch at {before}");
+    assert!(n_v(&before, "pending") > 0, "the kill came while POs were still going out: {before}");
+    for s in w.sims.values() {
+        s.set_latency(0);
+    }
+    let at_suppliers = w.wait_accepted().await;
+    // Write-back under way: the ERP answers slowly, then the host dies.
+    w.kd.with(|s| s.faults.slow_ms = 25);
+    let _shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
+    wait_for(&w.host, "write-back under way", 120, |c, _| n(c, "written_back") >= 20).await;
+    let before = counts(&w.host).await;
+    w.host.restart();
+    w.host.wait_ready().await;
+    eprintln!("killed during write-back at {before:?}");
+    assert!(n(&before, "written_back") < at_suppliers, "the kill came mid-write-back: {before:?}");
+    w.kd.with(|s| s.faults.slow_ms = 0);
+    w.wait_written_back(at_suppliers).await;
+    w.check_end_state().await;
+}
+
+/// A supplier answers 503 for a while: retries with backoff, its circuit
+/// opens (and the transitions are stored), POs never sent move to another
+/// supplier, the circuit closes after a good trial call, nothing doubles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
+    let w = World::start(400, 4, |c| {
+        c.dispatch.circuit.open_ms = 1_500;
+        c.dispatch.reroute_after_ms = 300;
     })
     .await;
-    eprintln!("{orders} orders: at suppliers in {accepted_in:.1?}, written back in {:.1?}", started.elapsed());
+    w.sims["QG"].fail_next(60, 503);
+    let at_suppliers = w.wait_accepted().await;
+    let circuits = w.host.get("/dispatch/circuits").await;
+    let qg = circuits.as_array().unwrap().iter().find(|c| c["circuit"]["supplier"] == "QG").expect("QG's circuit");
+    let moves: Vec<(String, String)> = qg["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["from_state"].as_str().unwrap().into(), t["to_state"].as_str().unwrap().into()))
+        .collect();
+    assert!(moves.contains(&("closed".into(), "open".into())), "{moves:?}");
+    assert!(moves.contains(&("half_open".into(), "closed".into())), "{moves:?}");
+    assert_eq!(qg["circuit"]["state"], "closed");
+    let withdrawn = w.host.get("/purchase-orders?state=cancelled&supplier=QG&limit=10000").await;
+    let withdrawn = withdrawn["purchase_orders"].as_array().unwrap().len();
+    assert!(withdrawn > 0, "POs never sent to QG moved on while its circuit was open");
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    w.check_end_state().await;
+}
 
-    // One PO per (order, supplier) in the store, the ERP and at the supplier.
-    let pos = host.get("/purchase-orders?limit=100000").await;
-    let pos = pos["purchase_orders"].as_array().unwrap().clone();
-    let mut by_supplier: HashMap<String, HashSet<String>> = HashMap::new();
-    for p in &pos {
-        by_supplier
-            .entry(p["supplier"].as_str().unwrap().into())
-            .or_default()
-            .insert(p["po_number"].as_str().unwrap().into());
-    }
-    for (id, sim) in &sims {
-        let got: Vec<String> = sim.orders().into_iter().map(|o| o.0).collect();
-        let unique: HashSet<&String> = got.iter().collect();
-        assert_eq!(unique.len(), got.len(), "{id}: one order per PO at the supplier");
-        let ours = by_supplier.get(*id).cloned().unwrap_or_default();
-        assert_eq!(
-            unique.into_iter().cloned().collect::<HashSet<_>>(),
-            ours,
-            "{id}: the supplier holds exactly our POs"
-        );
-        assert_eq!(sim.key_conflicts(), 0, "{id}: no idempotency key reused with another body");
-    }
-    let erp_pos = kd.with(|s| s.purchase_orders.len());
-    assert_eq!(erp_pos, pos.len(), "one PUR_PurchaseOrder per PO");
-
-    // Written back: exactly the tracking numbers issued, exactly the ordered quantities.
-    let issued: Vec<String> = sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
-    let shipments = issued.len();
-    let issued: HashSet<String> = issued.into_iter().collect();
-    assert_eq!(issued.len(), shipments, "tracking numbers are unique, as carriers issue them");
-    assert_eq!(kd.with(|s| s.outstocks.len()), shipments, "one SAL_OUTSTOCK per shipment");
-    let (tracking, qty_by_line): (HashSet<String>, HashMap<String, Decimal>) = kd.with(|s| {
-        let mut tracking = HashSet::new();
-        let mut qty: HashMap<String, Decimal> = HashMap::new();
-        for doc in &s.outstocks.docs {
-            for t in doc["FCarriageNO"].as_str().unwrap_or("").split(',').filter(|t| !t.is_empty()) {
-                assert!(tracking.insert(t.to_string()), "tracking number {t} written back twice");
-            }
-            for e in doc["FEntity"].as_array().into_iter().flatten() {
-                let line = e["FSrcEntryId"].to_string();
-                let q: Decimal = e["FRealQty"].to_string().trim_matches('"').parse().unwrap_or_default();
-                *qty.entry(line).or_default() += q;
-            }
-        }
-        (tracking, qty)
-    });
-    assert_eq!(tracking, issued, "the ERP holds exactly the tracking numbers the suppliers issued");
-    let ordered: HashMap<String, Decimal> = kd.with(|s| {
-        s.sale_orders
-            .iter()
-            .flat_map(|o| o.lines.iter().map(|l| (l.entry_id.to_string(), l.qty.parse().unwrap_or_default())))
-            .collect()
-    });
-    for (line, q) in &qty_by_line {
-        assert_eq!(ordered.get(line), Some(q), "line {line}: written back {q}, ordered {:?}", ordered.get(line));
-    }
-    let dead = host.get("/dispatch/dead-letters").await;
-    assert_eq!(dead, json!([]), "no dead letters");
+fn n_v(v: &Value, k: &str) -> i64 {
+    v.get(k).and_then(Value::as_i64).unwrap_or(0)
 }
