@@ -104,8 +104,7 @@ fn free_port() -> u16 {
 }
 
 fn write_config(dir: &Path, kd: &KingdeeSim, tweak: impl FnOnce(&mut HostConfig)) -> PathBuf {
-    let mut cfg = HostConfig::default();
-    cfg.data_dir = dir.join("data");
+    let mut cfg = HostConfig { data_dir: dir.join("data"), ..HostConfig::default() };
     cfg.admin.bind = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     cfg.admin.token = Some(TOKEN.into());
     cfg.store.url = format!("sqlite:{}", dir.join("daifa.db").display());

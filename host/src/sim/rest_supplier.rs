@@ -51,6 +51,9 @@ impl Default for SupplierSimConfig {
     }
 }
 
+/// An order's items as (line id, quantity, status).
+pub type OrderItems = Vec<(String, u32, String)>;
+
 /// The next tracking number's serial, shared by every simulator.
 static TRACKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -165,7 +168,7 @@ impl SupplierSim {
     }
 
     /// Every order received: (our external id, its items (line id, qty, status)).
-    pub fn orders(&self) -> Vec<(String, Vec<(String, u32, String)>)> {
+    pub fn orders(&self) -> Vec<(String, OrderItems)> {
         let Ok(i) = self.state.inner.lock() else { return vec![] };
         i.orders
             .iter()

@@ -12,6 +12,7 @@ mod outbox;
 mod purchase;
 mod routing;
 mod tx;
+mod updates;
 
 use std::time::Duration;
 
