@@ -397,3 +397,68 @@ async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
 fn n_v(v: &Value, k: &str) -> i64 {
     v.get(k).and_then(Value::as_i64).unwrap_or(0)
 }
+
+/// A supplier that pushes: `POST /callbacks/{supplier}/…` reaches its own
+/// plugin binding, which checks the shared token; a shipment pushed twice is
+/// applied once; strangers, floods and oversized bodies are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suppliers_push_updates_to_the_callback_route() {
+    let w = World::start(40, 8, |_| {}).await;
+    let sim = &w.sims["QG"];
+    let body = json!({
+        "plugin": "rest-json",
+        "config": { "base_url": sim.base_url() },
+        "secrets": { "api_token": "token-QG", "callback_token": "cb-secret-QG" },
+        "poll_interval_ms": 86_400_000,
+    });
+    w.host.client().call(Method::PUT, "/suppliers/QG/connection", Some(&body)).await.unwrap();
+    w.wait_accepted().await;
+    let pos = w.host.get("/purchase-orders?supplier=QG&state=acknowledged&limit=1").await;
+    let po = pos["purchase_orders"][0].clone();
+    let po_number = po["po_number"].as_str().expect("an acknowledged QG purchase order").to_string();
+    let items: Vec<Value> =
+        po["lines"].as_array().unwrap().iter().map(|l| json!({ "line_id": l["line_id"], "qty": 1 })).collect();
+    let event = json!({
+        "type": "shipped", "order_id": "SUP-X", "external_id": po_number,
+        "packages": [{ "carrier": "SF", "tracking_no": "SFCALLBACK0001", "items": items }],
+    });
+    let http = reqwest::Client::new();
+    let url = format!("{}/callbacks/QG/events", w.host.url);
+    let post = |token: &str, body: Vec<u8>| {
+        http.post(&url).header("x-callback-token", token).header("content-type", "application/json").body(body).send()
+    };
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let r = post("wrong", bytes.clone()).await.unwrap();
+    assert_eq!(r.status(), 401, "the plugin refuses a wrong token");
+    let r = post("cb-secret-QG", bytes.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"ok":true}"#);
+    let r = post("cb-secret-QG", bytes.clone()).await.unwrap();
+    assert_eq!(r.status(), 200, "a repeated webhook is answered, and applied once");
+    let one = w.host.get(&format!("/purchase-orders/{po_number}")).await;
+    let shipments = one["shipments"].as_array().unwrap();
+    assert_eq!(shipments.len(), 1, "{one}");
+    assert_eq!(shipments[0]["parcels"][0]["tracking_number"], "SFCALLBACK0001");
+    // A PO never sent to QG: answered, kept as an operator event, nothing applied.
+    let mut stray = event.clone();
+    stray["external_id"] = json!("PO-FORGED-1");
+    stray["packages"][0]["tracking_no"] = json!("SFCALLBACK0002");
+    assert_eq!(post("cb-secret-QG", serde_json::to_vec(&stray).unwrap()).await.unwrap().status(), 200);
+    let events = w.host.get("/operator-events").await;
+    assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "unknown_po" && e["subject"] == "PO-FORGED-1"));
+    // No such supplier; a body over 1 MiB; a flood.
+    let r = http.post(format!("{}/callbacks/NOBODY/events", w.host.url)).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post("cb-secret-QG", vec![b' '; 2 << 20]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let flood = (0..400).map(|_| post("wrong", b"{}".to_vec()));
+    let statuses: Vec<u16> =
+        futures::future::join_all(flood).await.into_iter().map(|r| r.map_or(0, |r| r.status().as_u16())).collect();
+    assert!(statuses.contains(&429), "a flood is cut off: {:?}", &statuses[..10]);
+    // The pushed shipment goes into the ERP like a polled one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.kd.with(|s| s.outstocks.len()) == 0 {
+        assert!(Instant::now() < deadline, "the pushed shipment was not written back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
