@@ -6,7 +6,7 @@
 use super::{Dispatcher, Failure};
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
-use crate::erp::kingdee::documents::{PoLine, ShippedLine, ensure_purchase_order, write_back_shipment};
+use crate::erp::kingdee::documents::{PoDoc, PoLine, ShippedLine, ensure_purchase_orders, write_back_shipment};
 use crate::store::{Job, StoreError};
 use crate::util::now_ms;
 
@@ -23,17 +23,52 @@ impl From<&KingdeeError> for Failure {
 }
 
 impl Dispatcher {
-    pub(crate) async fn erp_purchase_order(&self, job: &Job) -> Result<(), StoreError> {
+    /// A batch of ERP purchase-order jobs: each PO's document made (or
+    /// found) in a few batched requests, each job recorded on its own.
+    pub(crate) async fn erp_purchase_orders(self: std::sync::Arc<Self>, jobs: Vec<Job>) {
         let now = now_ms();
-        let Some(erp) = &self.erp else {
-            return self
-                .fail(job, &Failure::Setup("no [kingdee] section: nowhere to create purchase orders".into()), now)
-                .await;
-        };
-        let Some(po) = self.store.purchase_order(&job.key).await? else {
-            self.store.complete_job(job.lease(), now).await?;
-            return Ok(());
-        };
+        let Some(erp) = &self.erp else { return };
+        let mut docs = Vec::new();
+        let mut batch = Vec::new();
+        for job in jobs {
+            match self.erp_doc(&job, erp).await {
+                Ok(Some(doc)) => {
+                    docs.push(doc);
+                    batch.push(job);
+                }
+                Ok(None) => {
+                    if let Err(e) = self.store.complete_job(job.lease(), now).await {
+                        tracing::warn!(job = job.id, "completing an ERP job failed: {e}");
+                    }
+                }
+                Err(f) => {
+                    if let Err(e) = self.fail(&job, &f, now).await {
+                        tracing::warn!(job = job.id, "recording an ERP job failed: {e}");
+                    }
+                }
+            }
+        }
+        if docs.is_empty() {
+            return;
+        }
+        let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
+        let now = now_ms();
+        for ((job, doc), result) in batch.iter().zip(&docs).zip(results) {
+            let r = match result {
+                Ok(d) => self.store.record_erp_po(job.lease(), &doc.po_number, &d.number, now).await,
+                Err(e) => self.fail(job, &Failure::from(&e), now).await,
+            };
+            if let Err(e) = r {
+                tracing::warn!(job = job.id, po = %doc.po_number, "recording an ERP purchase order failed: {e}");
+            }
+        }
+    }
+
+    /// What the ERP document of a job's PO must say; `None` when there is
+    /// nothing (left) to create.
+    async fn erp_doc(&self, job: &Job, erp: &super::ErpTarget) -> Result<Option<PoDoc>, Failure> {
+        let store_err = |e: crate::store::StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
+        let Some(po) = self.store.purchase_order(&job.key).await.map_err(store_err)? else { return Ok(None) };
         let lines: Vec<PoLine> = po
             .lines
             .iter()
@@ -47,32 +82,24 @@ impl Dispatcher {
             })
             .collect();
         if po.erp_bill_no.is_some() || lines.is_empty() {
-            self.store.complete_job(job.lease(), now).await?;
-            return Ok(());
+            return Ok(None);
         }
-        let profile = self.store.supplier_profile(&po.supplier).await?;
-        let mut settings = erp.purchase_orders.clone();
-        let erp_number = match &profile {
+        let profile = self.store.supplier_profile(&po.supplier).await.map_err(store_err)?;
+        let supplier = match &profile {
             Some(p) if !p.erp.number.is_empty() => p.erp.number.clone(),
             _ => po.supplier.to_string(),
         };
-        if let Some(org) = profile.as_ref().and_then(|p| p.erp.purchase_org.clone()) {
-            settings.purchase_org = org;
-        }
-        match settings.currency_number(&po.currency) {
-            Some(c) => settings.currency = c,
-            None => {
-                let f = Failure::Setup(format!(
-                    "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
-                    po.currency, po.supplier
-                ));
-                return self.fail(job, &f, now).await;
-            }
-        }
-        match ensure_purchase_order(&erp.client, &settings, &po.po_number, &erp_number, &lines).await {
-            Ok(doc) => self.store.record_erp_po(job.lease(), &po.po_number, &doc.number, now_ms()).await,
-            Err(e) => self.fail(job, &Failure::from(&e), now_ms()).await,
-        }
+        let purchase_org = profile
+            .as_ref()
+            .and_then(|p| p.erp.purchase_org.clone())
+            .unwrap_or_else(|| erp.purchase_orders.purchase_org.clone());
+        let currency = erp.purchase_orders.currency_number(&po.currency).ok_or_else(|| {
+            Failure::Setup(format!(
+                "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
+                po.currency, po.supplier
+            ))
+        })?;
+        Ok(Some(PoDoc { po_number: po.po_number, supplier, purchase_org, currency, lines }))
     }
 
     pub(crate) async fn write_back(&self, job: &Job) -> Result<(), StoreError> {

@@ -56,6 +56,11 @@ pub struct DispatchConfig {
     pub reroute_after_ms: i64,
     /// Limits for suppliers whose connection does not set them.
     pub default_max_in_flight: u32,
+    /// ERP purchase orders per batch (one marker query, one BatchSave, one
+    /// Submit and one Audit for all of them).
+    pub erp_batch: usize,
+    /// ERP batches in flight at once (keep within the ERP's session licence).
+    pub erp_batches: usize,
     /// What routing hands over and how long work may take (`[dispatch.flow]`).
     #[serde(rename = "flow")]
     pub settings: crate::store::DispatchSettings,
@@ -72,6 +77,8 @@ impl Default for DispatchConfig {
             circuit: CircuitConfig::default(),
             reroute_after_ms: 60_000,
             default_max_in_flight: 8,
+            erp_batch: 100,
+            erp_batches: 4,
             settings: crate::store::DispatchSettings::default(),
         }
     }
@@ -188,18 +195,31 @@ impl Dispatcher {
         let kinds: Vec<JobKind> = {
             let mut k = vec![JobKind::Submit, JobKind::Poll];
             if self.erp.is_some() {
-                k.extend([JobKind::ErpPo, JobKind::WriteBack]);
+                k.push(JobKind::WriteBack);
             }
             k
         };
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut erp_tasks: JoinSet<()> = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             while tasks.try_join_next().is_some() {}
+            while erp_tasks.try_join_next().is_some() {}
             let free = self.cfg.workers.saturating_sub(tasks.len());
             let mut claimed = 0;
+            if self.erp.is_some() && erp_tasks.len() < self.cfg.erp_batches.max(1) {
+                let batch = self.cfg.erp_batch.max(1) as i64;
+                match self.store.claim_jobs(&[JobKind::ErpPo], &self.owner, now_ms(), self.cfg.lease_ms, batch).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        let me = self.clone();
+                        erp_tasks.spawn(async move { me.erp_purchase_orders(jobs).await });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("claiming ERP jobs failed: {e}"),
+                }
+            }
             if free > 0 {
                 let now = now_ms();
                 if let Err(e) = self.refresh_connections(now).await {
@@ -230,8 +250,9 @@ impl Dispatcher {
                 }
             }
         }
-        let in_flight = tasks.len();
+        let in_flight = tasks.len() + erp_tasks.len();
         while tasks.join_next().await.is_some() {}
+        while erp_tasks.join_next().await.is_some() {}
         match self.store.release_leases(&self.owner, now_ms()).await {
             Ok(n) => tracing::info!(in_flight, released = n, "dispatch drained"),
             Err(e) => tracing::warn!("releasing leases failed: {e}"),
@@ -244,7 +265,10 @@ impl Dispatcher {
         let key = job.key.clone();
         let r = match kind {
             JobKind::Submit => self.submit(&job).await,
-            JobKind::ErpPo => self.erp_purchase_order(&job).await,
+            JobKind::ErpPo => {
+                self.clone().erp_purchase_orders(vec![job.clone()]).await;
+                Ok(())
+            }
             JobKind::WriteBack => self.write_back(&job).await,
             JobKind::Poll => crate::tracking::poll(&self, &job).await,
         };

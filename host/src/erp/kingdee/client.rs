@@ -239,6 +239,32 @@ impl KingdeeClient {
         Ok(response_status(&v).map(|s| s.success_entitys).unwrap_or_default())
     }
 
+    /// BatchSave: each model saved on its own. Answers the documents saved
+    /// (with their `DIndex`, the model's position) and the errors of the
+    /// others; an error for the whole request is an `Err`.
+    pub async fn batch_save(
+        &self,
+        form_id: &str,
+        data: Value,
+    ) -> Result<(Vec<SuccessEntity>, Vec<super::protocol::KdError>), KingdeeError> {
+        self.ensure_session().await?;
+        let body = json!({ "formid": form_id, "data": data });
+        let text = self.post(&format!("{DYNAMIC_FORM}.BatchSave"), &body).await?;
+        if session_lost(&text) {
+            self.set_session(None);
+            let _ = self.login().await;
+            return Err(KingdeeError::SessionLostDuringWrite("BatchSave".into()));
+        }
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| KingdeeError::Protocol(format!("{e}: {}", snippet(&text))))?;
+        let status =
+            response_status(&v).ok_or_else(|| KingdeeError::Protocol("BatchSave: no ResponseStatus".into()))?;
+        if status.is_success || !status.success_entitys.is_empty() {
+            return Ok((status.success_entitys, status.errors));
+        }
+        Err(KingdeeError::from_status(&status))
+    }
+
     /// Submit, Audit (or another numbers-based operation).
     pub async fn operate(&self, op: &str, form_id: &str, numbers: &[String]) -> Result<(), KingdeeError> {
         self.write(op, &json!({ "formid": form_id, "data": { "CreateOrgId": 0, "Numbers": numbers, "Ids": "" } }))

@@ -93,20 +93,7 @@ pub async fn ensure_purchase_order(
     if let Some(doc) = find_by_marker(client, "PUR_PurchaseOrder", &s.marker_field, po_number).await? {
         return finish(client, s, doc).await;
     }
-    let model = json!({
-        "FBillTypeID": { "FNUMBER": s.bill_type },
-        "FSupplierId": { "FNumber": supplier },
-        "FPurchaseOrgId": { "FNumber": s.purchase_org },
-        (s.marker_field.as_str()): po_number,
-        "FPOOrderFinance": { "FSettleCurrId": { "FNumber": s.currency }, "FIsIncludedTax": true },
-        "FPOOrderEntry": lines.iter().map(|l| json!({
-            "FMaterialId": { "FNumber": l.material },
-            "FQty": decimal_number(l.quantity),
-            "FTaxPrice": decimal_number(l.unit_price),
-            "FEntryTaxRate": decimal_number(l.tax_rate),
-            "FEntryNote": l.note,
-        })).collect::<Vec<_>>(),
-    });
+    let model = po_model(s, po_number, supplier, &s.purchase_org, &s.currency, lines);
     let data = json!({ "NeedUpDateFields": [], "NeedReturnFields": [], "IsDeleteEntry": "true", "Model": model });
     let saved = match client.save("PUR_PurchaseOrder", data.clone()).await {
         Ok(e) => e,
@@ -122,6 +109,162 @@ pub async fn ensure_purchase_order(
     let e = saved.first().ok_or_else(|| KingdeeError::Protocol("Save returned no entity".into()))?;
     let doc = ErpDoc { id: e.id.as_i64().unwrap_or(0), number: e.number.clone().unwrap_or_default(), created: true };
     finish(client, s, doc).await
+}
+
+fn po_model(
+    s: &PurchaseOrderSettings,
+    po_number: &str,
+    supplier: &str,
+    purchase_org: &str,
+    currency: &str,
+    lines: &[PoLine],
+) -> Value {
+    json!({
+        "FBillTypeID": { "FNUMBER": s.bill_type },
+        "FSupplierId": { "FNumber": supplier },
+        "FPurchaseOrgId": { "FNumber": purchase_org },
+        (s.marker_field.as_str()): po_number,
+        "FPOOrderFinance": { "FSettleCurrId": { "FNumber": currency }, "FIsIncludedTax": true },
+        "FPOOrderEntry": lines.iter().map(|l| json!({
+            "FMaterialId": { "FNumber": l.material },
+            "FQty": decimal_number(l.quantity),
+            "FTaxPrice": decimal_number(l.unit_price),
+            "FEntryTaxRate": decimal_number(l.tax_rate),
+            "FEntryNote": l.note,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One purchase order for [`ensure_purchase_orders`]: our PO number, the
+/// supplier's ERP number, and the purchasing organisation and Kingdee
+/// currency number it is bought in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoDoc {
+    pub po_number: String,
+    pub supplier: String,
+    pub purchase_org: String,
+    pub currency: String,
+    pub lines: Vec<PoLine>,
+}
+
+/// [`ensure_purchase_order`] for many POs in a handful of requests: one
+/// marker query for all, one BatchSave for the missing, one Submit and one
+/// Audit for all numbers. On a real K3Cloud every request costs 100–300 ms,
+/// so this is what keeps up with a busy day. A step that fails as a whole
+/// falls back to one request per PO for what it covered, so a bad PO costs
+/// only itself. Results come in input order.
+pub async fn ensure_purchase_orders(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[PoDoc],
+) -> Vec<Result<ErpDoc, KingdeeError>> {
+    let mut found: std::collections::HashMap<String, ErpDoc> = match find_markers(client, s, docs).await {
+        Ok(f) => f,
+        Err(_) => return one_by_one(client, s, docs).await,
+    };
+    let missing: Vec<&PoDoc> = docs.iter().filter(|d| !found.contains_key(&d.po_number)).collect();
+    if !missing.is_empty() {
+        let models: Vec<Value> = missing
+            .iter()
+            .map(|d| po_model(s, &d.po_number, &d.supplier, &d.purchase_org, &d.currency, &d.lines))
+            .collect();
+        let data = json!({ "NeedUpDateFields": [], "NeedReturnFields": [], "IsDeleteEntry": "true", "Model": models });
+        match client.batch_save("PUR_PurchaseOrder", data).await {
+            Ok((saved, _)) => {
+                for e in saved {
+                    let Some(d) = e.d_index.and_then(|i| usize::try_from(i).ok()).and_then(|i| missing.get(i)) else {
+                        continue;
+                    };
+                    let doc =
+                        ErpDoc { id: e.id.as_i64().unwrap_or(0), number: e.number.unwrap_or_default(), created: true };
+                    found.insert(d.po_number.clone(), doc);
+                }
+            }
+            // The answer was lost: what landed is found by its marker.
+            Err(_) => {
+                if let Ok(more) = find_markers(client, s, docs).await {
+                    found.extend(more);
+                }
+            }
+        }
+    }
+    let numbers: Vec<String> = found.values().map(|d| d.number.clone()).collect();
+    let mut failed: std::collections::HashMap<String, KingdeeError> = Default::default();
+    for (op, on) in [("Submit", s.submit), ("Audit", s.audit)] {
+        let pending: Vec<String> = numbers.iter().filter(|n| !failed.contains_key(*n)).cloned().collect();
+        if !on || pending.is_empty() {
+            continue;
+        }
+        if tolerate_done(client.operate(op, "PUR_PurchaseOrder", &pending).await).is_err() {
+            for n in pending {
+                if let Err(e) = tolerate_done(client.operate(op, "PUR_PurchaseOrder", std::slice::from_ref(&n)).await) {
+                    failed.insert(n, e);
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        out.push(match found.remove(&d.po_number) {
+            Some(doc) => match failed.remove(&doc.number) {
+                Some(e) => Err(e),
+                None => Ok(doc),
+            },
+            // Not saved in the batch: alone, for its own error (or success).
+            None => {
+                let mut one = s.clone();
+                one.purchase_org = d.purchase_org.clone();
+                one.currency = d.currency.clone();
+                ensure_purchase_order(client, &one, &d.po_number, &d.supplier, &d.lines).await
+            }
+        });
+    }
+    out
+}
+
+async fn one_by_one(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[PoDoc],
+) -> Vec<Result<ErpDoc, KingdeeError>> {
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let mut one = s.clone();
+        one.purchase_org = d.purchase_org.clone();
+        one.currency = d.currency.clone();
+        out.push(ensure_purchase_order(client, &one, &d.po_number, &d.supplier, &d.lines).await);
+    }
+    out
+}
+
+/// The POs among `docs` that already have a PUR_PurchaseOrder, by marker.
+async fn find_markers(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[PoDoc],
+) -> Result<std::collections::HashMap<String, ErpDoc>, KingdeeError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in docs.chunks(200) {
+        let list: Vec<String> = chunk.iter().map(|d| format!("'{}'", d.po_number.replace('\'', "''"))).collect();
+        let rows = client
+            .execute_bill_query(&BillQuery {
+                form_id: "PUR_PurchaseOrder".into(),
+                field_keys: format!("FID,FBillNo,{}", s.marker_field),
+                filter_string: format!("{} IN ({})", s.marker_field, list.join(",")),
+                order_string: "FID ASC".into(),
+                ..Default::default()
+            })
+            .await?;
+        for r in rows {
+            let (Some(id), Some(number), Some(po)) =
+                (r.first().and_then(Value::as_i64), r.get(1).and_then(Value::as_str), r.get(2).and_then(Value::as_str))
+            else {
+                continue;
+            };
+            out.entry(po.to_string()).or_insert(ErpDoc { id, number: number.to_string(), created: false });
+        }
+    }
+    Ok(out)
 }
 
 async fn finish(client: &KingdeeClient, s: &PurchaseOrderSettings, doc: ErpDoc) -> Result<ErpDoc, KingdeeError> {
