@@ -268,7 +268,9 @@ impl Router {
 
     /// Re-evaluates performance scores; records and returns the changes.
     pub async fn evaluate(&self, now: i64) -> Result<Vec<ScoreChange>, RouterError> {
+        let late = self.store.late_purchase_orders(now).await?;
         let mut snap = self.snap.lock().await;
+        snap.perf.set_open_late(late.into_iter().map(|(s, _, dispatched)| (s, now - dispatched)));
         let changes = snap.perf.evaluate(now);
         snap.perf.changes.clear();
         snap.last_eval = now;

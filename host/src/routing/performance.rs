@@ -107,6 +107,10 @@ pub struct Metrics {
     pub median_ship_ms: Option<i64>,
     pub api_error_rate: f64,
     pub cancellation_rate: f64,
+    /// Purchase orders still unshipped past their expected time; their ages
+    /// count in `median_ship_ms` as lower bounds of their time to ship.
+    #[serde(default)]
+    pub open_late: usize,
 }
 
 /// A recorded automatic change.
@@ -126,6 +130,9 @@ pub struct Performance {
     cfg: PerformanceConfig,
     events: HashMap<SupplierId, VecDeque<Event>>,
     scores: HashMap<SupplierId, Decimal>,
+    /// Ages (since dispatch) of each supplier's POs still open past their
+    /// expected ship time, as last reported.
+    open_late: HashMap<SupplierId, Vec<i64>>,
     pub changes: Vec<ScoreChange>,
 }
 
@@ -157,6 +164,16 @@ impl Performance {
         self.events.entry(supplier.clone()).or_default().push_back(e);
     }
 
+    /// Replaces what is known of POs still open past their expected ship
+    /// time: (supplier, age since dispatch in ms). A slowdown then shows
+    /// while the slow POs are still open, not only once they finally ship.
+    pub fn set_open_late(&mut self, open: impl IntoIterator<Item = (SupplierId, i64)>) {
+        self.open_late.clear();
+        for (s, age) in open {
+            self.open_late.entry(s).or_default().push(age);
+        }
+    }
+
     /// Suppliers with events in the window or a score.
     pub fn suppliers(&self) -> impl Iterator<Item = &SupplierId> {
         self.events.keys().chain(self.scores.keys().filter(|s| !self.events.contains_key(*s)))
@@ -182,8 +199,13 @@ impl Performance {
                 Event::ApiError { .. } => errs += 1,
             }
         }
+        // An open PO's age is a lower bound of its time to ship: counting it
+        // is conservative, and it is known days before the PO ships.
+        let open_late = self.open_late.get(supplier).map_or(0, Vec::len);
+        ships.extend(self.open_late.get(supplier).into_iter().flatten().copied());
         let d = disp.max(1) as f64;
         Metrics {
+            open_late,
             dispatched: disp,
             acceptance_rate: 1.0 - (rej as f64 / d).min(1.0),
             median_ack_ms: median(acks),
@@ -262,5 +284,34 @@ impl Performance {
         }
         self.changes.extend(made.iter().cloned());
         made
+    }
+}
+
+#[cfg(test)]
+mod open_late_tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn unshipped_late_orders_count_before_they_ship() {
+        let s = SupplierId::from("C");
+        let mut p = Performance::new(PerformanceConfig::default());
+        let now = 10 * 24 * H;
+        for i in 0..30 {
+            p.record(&s, Event::Dispatched { at: now - 90 * H + i });
+            p.record(&s, Event::Shipped { at: now - 80 * H + i, after_ms: 10 * H });
+        }
+        for i in 0..40 {
+            p.record(&s, Event::Dispatched { at: now - 60 * H + i });
+        }
+        assert!(p.evaluate(now).is_empty(), "shipped in 10 h: nothing to change");
+        // Those 40 are still open, 60 h after dispatch: the slowdown shows now.
+        p.set_open_late((0..40).map(|_| (s.clone(), 60 * H)));
+        let m = p.metrics(&s, now);
+        assert_eq!((m.open_late, m.median_ship_ms), (40, Some(60 * H)));
+        let changes = p.evaluate(now);
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].to < changes[0].from, "{changes:?}");
     }
 }

@@ -58,7 +58,8 @@ impl Default for DispatchSettings {
             erp_deadline_ms: 72 * 3600 * 1000,
             write_back: true,
             erp_source: "kingdee".into(),
-            expected_ship_ms: 48 * 3600 * 1000,
+            // The performance loop's ship target: a PO open longer is late.
+            expected_ship_ms: 24 * 3600 * 1000,
         }
     }
 }
