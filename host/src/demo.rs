@@ -64,7 +64,7 @@ pub struct DemoOptions {
     pub supplier_latency_ms: u64,
 }
 
-/// One stage's time, measured from when the suppliers were connected.
+/// One stage's time, measured from the host's start.
 struct Stages {
     start: Instant,
     marks: Vec<(&'static str, Duration)>,
@@ -128,6 +128,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let token = format!("demo-{:016x}", Gen::new(std::process::id() as u64 ^ now_nanos()).next_u64());
     let cfg = host_config(&opts, &data_dir, &kd, &token);
     std::fs::write(data_dir.join("daifa.toml"), toml::to_string(&cfg)?)?;
+    // The clock starts with the host: reading, routing and dispatch all count.
+    let mut st = Stages { start: Instant::now(), marks: vec![] };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let host = tokio::spawn(crate::serve::serve(
@@ -168,7 +170,6 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         sims.len()
     );
 
-    let mut st = Stages { start: Instant::now(), marks: vec![] };
     let total = fids.len() as i64;
     wait(&client, 900, |c, _, _| c.values().sum::<i64>() == total).await?;
     st.mark("ingested");
@@ -192,7 +193,6 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     wait(&client, 1800, |_, _, jobs| n(jobs, "erp_po/ready") == 0).await?;
     st.mark("purchase orders in the ERP");
     let c = counts(&client).await?;
-    let at_suppliers = n(&c, "acknowledged") + n(&c, "backordered");
     println!("\norders: {c:?}");
     show_split_order(&client).await?;
     for o in client.call(Method::GET, "/orders?state=on_hold&limit=2", None).await?.as_array().into_iter().flatten() {
@@ -203,12 +203,15 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
 
     // The warehouses ship; tracking comes back by polling and goes to the ERP.
-    let acked = n(&c, "acknowledged");
     let shipped: usize = sims.values().map(|s| s.ship_all()).sum();
     st.mark("warehouses shipped");
     println!("\nwarehouses shipped {shipped} purchase orders");
-    wait(&client, 1800, |c, pos, _| {
-        n(c, "written_back") >= acked && n(pos, "shipped") + n(pos, "partially_shipped") == 0
+    // Every PO the warehouses shipped is written back (POs with backordered
+    // lines stay partially shipped until the rest ships).
+    wait(&client, 1800, |_, pos, jobs| {
+        n(pos, "written_back") + n(pos, "partially_shipped") >= shipped as i64
+            && n(pos, "shipped") == 0
+            && n(jobs, "write_back/ready") == 0
     })
     .await?;
     st.mark("written back");
@@ -220,7 +223,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         n(&c, "written_back")
     );
 
-    println!("\nstages (from connecting the warehouses, {} orders):", fids.len());
+    println!("\nstages (from the host's start, {} orders; deploying and connecting included):", fids.len());
     let mut prev = Duration::ZERO;
     for (name, d) in &st.marks {
         println!("  {name:<28} at {:>8.2?}  (+{:.2?})", d, d.saturating_sub(prev));
@@ -259,7 +262,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let duplicates: u64 = sims.values().map(|s| s.key_conflicts()).sum();
     println!("dead letters: {dead}; idempotency-key conflicts at the suppliers: {duplicates}");
 
-    let result = if n(&c, "written_back") < at_suppliers.min(acked) || dead > 0 || duplicates > 0 {
+    let result = if n(&c, "written_back") == 0 || dead > 0 || duplicates > 0 {
         Err(anyhow::anyhow!("the flow did not complete cleanly (see above)"))
     } else {
         Ok(())
