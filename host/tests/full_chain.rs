@@ -312,6 +312,26 @@ impl World {
         }
         let dead = self.host.get("/dispatch/dead-letters").await;
         assert_eq!(dead, json!([]), "no dead letters");
+
+        // The performance loop saw each PO sent, per supplier.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let perf = self.host.get("/suppliers/performance").await;
+            let seen: HashMap<String, u64> = perf["suppliers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (p["supplier"].as_str().unwrap().to_string(), p["metrics"]["dispatched"].as_u64().unwrap_or(0))
+                })
+                .collect();
+            let want: HashMap<String, u64> = by_supplier.iter().map(|(s, p)| (s.clone(), p.len() as u64)).collect();
+            if want.iter().all(|(s, n)| seen.get(s) == Some(n)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "dispatches per supplier: performance {seen:?}, POs {want:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -369,11 +389,13 @@ async fn sigkill_during_dispatch_and_during_write_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
     let w = World::start(400, 4, |c| {
-        c.dispatch.circuit.open_ms = 1_500;
+        c.dispatch.circuit.open_ms = 1_000;
+        c.dispatch.circuit.max_open_ms = 2_000;
         c.dispatch.reroute_after_ms = 300;
     })
     .await;
-    w.sims["QG"].fail_next(60, 503);
+    // Submits and polls share these: a window of a few seconds.
+    w.sims["QG"].fail_next(20, 503);
     let at_suppliers = w.wait_accepted().await;
     let circuits = w.host.get("/dispatch/circuits").await;
     let qg = circuits.as_array().unwrap().iter().find(|c| c["circuit"]["supplier"] == "QG").expect("QG's circuit");

@@ -163,7 +163,7 @@ impl Dispatcher {
             supplier_ref: None,
             at: None,
             kind: crate::domain::purchase::UpdateKind::Cancelled(Some(format!(
-                "circuit open at {}; withdrawn before it was sent",
+                "circuit open at {}; never sent, so it can go elsewhere",
                 po.supplier
             ))),
         };

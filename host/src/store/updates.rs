@@ -311,7 +311,8 @@ impl Store {
                     if changed && !ours {
                         supplier_event(&mut tx, supplier, Event::Cancelled { at: now }).await?;
                     }
-                    detail = format!("cancelled by the supplier: {why}");
+                    detail =
+                        if ours { format!("withdrawn: {why}") } else { format!("cancelled by the supplier: {why}") };
                 }
                 UpdateKind::Shipped(parcels) => {
                     let (n, ex) = self.ship(&mut tx, &mut po, parcels, &settings, now).await?;
