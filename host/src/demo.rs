@@ -30,7 +30,7 @@ use crate::store::{SqliteSync, StoredDecision};
 
 /// The demo's routing policy: marketplace orders from JD ship in one parcel;
 /// the rest go by landed cost, weighed by performance, splits discouraged.
-const DEMO_POLICY: &str = r#"version = 1
+pub const DEMO_POLICY: &str = r#"version = 1
 
 [[rule_set]]
 name = "jd-one-parcel"

@@ -25,20 +25,7 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "full-chain-admin-token-0123";
 
-const POLICY: &str = r#"version = 1
-
-[[rule_set]]
-name = "jd-one-parcel"
-when = { platform = ["jd"] }
-keep_together = "required"
-max_splits = 0
-
-[fallback]
-name = "landed-cost"
-keep_together = "preferred"
-split_penalty = "6"
-max_splits = 2
-"#;
+use daifa_host::demo::DEMO_POLICY as POLICY;
 
 struct Host {
     child: Child,

@@ -74,6 +74,20 @@ fn apply_words(po: &mut PoRecord, words: &[LineWord], unknown: &mut Vec<String>)
     (moved, changed)
 }
 
+/// Something a person must look at, counted in the result.
+async fn exception(
+    tx: &mut Tx,
+    out: &mut Applied,
+    kind: &str,
+    supplier: &str,
+    subject: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    out.exceptions += 1;
+    super::connections::insert_operator_event(tx, kind, supplier, subject, message, now).await
+}
+
 async fn supplier_event(tx: &mut Tx, supplier: &SupplierId, e: Event) -> Result<(), StoreError> {
     super::routing::insert_events_from(tx, &[(supplier.clone(), e)], "dispatch").await
 }
@@ -122,16 +136,8 @@ impl Store {
                 let mut unknown = Vec::new();
                 let (moved, _) = apply_words(&mut po, &words, &mut unknown);
                 if !unknown.is_empty() {
-                    super::connections::insert_operator_event(
-                        &mut tx,
-                        "unknown_line",
-                        po.supplier.as_str(),
-                        po_number,
-                        &format!("submit receipt names lines we did not send: {}", unknown.join(", ")),
-                        now,
-                    )
-                    .await?;
-                    out.exceptions += 1;
+                    let msg = format!("submit receipt names lines we did not send: {}", unknown.join(", "));
+                    exception(&mut tx, &mut out, "unknown_line", po.supplier.as_str(), po_number, &msg, now).await?;
                 }
                 (moved, format!("sent; supplier ref {supplier_ref}"))
             }
@@ -221,16 +227,7 @@ impl Store {
             let Some(mut po) = load_po(&mut tx, &u.po_number).await?.filter(|p| &p.supplier == supplier) else {
                 // Another supplier's PO is as unknown as one never sent.
                 let msg = format!("update for purchase order `{}`, which was never sent to {supplier}", u.po_number);
-                super::connections::insert_operator_event(
-                    &mut tx,
-                    "unknown_po",
-                    supplier.as_str(),
-                    &u.po_number,
-                    &msg,
-                    now,
-                )
-                .await?;
-                out.exceptions += 1;
+                exception(&mut tx, &mut out, "unknown_po", supplier.as_str(), &u.po_number, &msg, now).await?;
                 continue;
             };
             if po.state.is_final() && po.state != PoState::WrittenBack || po.state == PoState::Dead {
@@ -266,16 +263,8 @@ impl Store {
                     let (m, c) = apply_words(&mut po, words, &mut unknown);
                     if !unknown.is_empty() {
                         let msg = format!("update names lines we did not send: {}", unknown.join(", "));
-                        super::connections::insert_operator_event(
-                            &mut tx,
-                            "unknown_line",
-                            supplier.as_str(),
-                            &po.po_number,
-                            &msg,
-                            now,
-                        )
-                        .await?;
-                        out.exceptions += 1;
+                        exception(&mut tx, &mut out, "unknown_line", supplier.as_str(), &po.po_number, &msg, now)
+                            .await?;
                     }
                     moved = m;
                     changed = c;
@@ -290,8 +279,9 @@ impl Store {
                                     "line {} cancelled by the supplier after {} of {} shipped: the rest needs a person",
                                     l.line_id, l.shipped, l.quantity
                                 );
-                                super::connections::insert_operator_event(
+                                exception(
                                     &mut tx,
+                                    &mut out,
                                     "partly_cancelled",
                                     supplier.as_str(),
                                     &po.po_number,
@@ -299,7 +289,6 @@ impl Store {
                                     now,
                                 )
                                 .await?;
-                                out.exceptions += 1;
                             }
                             continue;
                         }
