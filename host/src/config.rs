@@ -116,6 +116,18 @@ mod tests {
             assert_eq!(c.runtime.max_concurrent_calls, 7);
             assert_eq!(c.admin.token.as_deref(), Some("t0k"));
             assert_eq!(c.runtime.cache_dir, Some(PathBuf::from("/x/cache")));
+            // Optional tables may be written empty; a wrong mode is named.
+            jail.create_file(
+                "kd.toml",
+                "[kingdee.client]\nserver_url = \"http://x/k3cloud/\"\nauth = \"signed\"\n\
+                 credentials = { acct_id = \"a\", user_name = \"u\", app_id = \"i\", app_secret = \"s\", lcid = 2052, org_num = 0 }\n\
+                 [kingdee.write_back]\n[kingdee.purchase_orders]\n",
+            )?;
+            let c = HostConfig::load(Some(Path::new("kd.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.kingdee.map(|k| k.write_back), Some(WriteBack::default()));
+            jail.create_file("kd2.toml", "[kingdee.write_back]\nmode = \"field_update\"\n")?;
+            let e = HostConfig::load(Some(Path::new("kd2.toml"))).unwrap_err().to_string();
+            assert!(e.contains("carrier_field"), "{e}");
             jail.create_file("bad.toml", "[runtime]\nmax_concurent_calls = 7\n")?;
             let e = HostConfig::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
             assert!(e.contains("max_concurent_calls"), "{e}");

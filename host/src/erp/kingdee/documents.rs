@@ -211,12 +211,7 @@ pub async fn ensure_purchase_orders(
                 None => Ok(doc),
             },
             // Not saved in the batch: alone, for its own error (or success).
-            None => {
-                let mut one = s.clone();
-                one.purchase_org = d.purchase_org.clone();
-                one.currency = d.currency.clone();
-                ensure_purchase_order(client, &one, &d.po_number, &d.supplier, &d.lines).await
-            }
+            None => ensure_one(client, s, d).await,
         });
     }
     out
@@ -229,12 +224,16 @@ async fn one_by_one(
 ) -> Vec<Result<ErpDoc, KingdeeError>> {
     let mut out = Vec::with_capacity(docs.len());
     for d in docs {
-        let mut one = s.clone();
-        one.purchase_org = d.purchase_org.clone();
-        one.currency = d.currency.clone();
-        out.push(ensure_purchase_order(client, &one, &d.po_number, &d.supplier, &d.lines).await);
+        out.push(ensure_one(client, s, d).await);
     }
     out
+}
+
+async fn ensure_one(client: &KingdeeClient, s: &PurchaseOrderSettings, d: &PoDoc) -> Result<ErpDoc, KingdeeError> {
+    let mut one = s.clone();
+    one.purchase_org = d.purchase_org.clone();
+    one.currency = d.currency.clone();
+    ensure_purchase_order(client, &one, &d.po_number, &d.supplier, &d.lines).await
 }
 
 /// The POs among `docs` that already have a PUR_PurchaseOrder, by marker.
@@ -354,15 +353,55 @@ fn decimal_number(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
-/// How shipments are written back.
+/// How shipments are written back. In the config every key is optional:
+/// `[kingdee.write_back]` alone means the SAL_OUTSTOCK defaults;
+/// `mode = "field_update"` needs the two sales-order fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "mode", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", tag = "mode", try_from = "WriteBackToml")]
 pub enum WriteBack {
     /// Push SAL_SaleOrder → SAL_OUTSTOCK, then set carrier and tracking
     /// number on the outbound document (optionally submit and audit).
     OutStock { carrier_field: String, tracking_field: String, submit: bool, audit: bool },
     /// Update fields on the sales order itself.
     FieldUpdate { carrier_field: String, tracking_field: String },
+}
+
+/// `[kingdee.write_back]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteBackToml {
+    mode: Option<String>,
+    carrier_field: Option<String>,
+    tracking_field: Option<String>,
+    submit: Option<bool>,
+    audit: Option<bool>,
+}
+
+impl TryFrom<WriteBackToml> for WriteBack {
+    type Error = String;
+    fn try_from(t: WriteBackToml) -> Result<WriteBack, String> {
+        match t.mode.as_deref().unwrap_or("out_stock") {
+            "out_stock" => {
+                let WriteBack::OutStock { carrier_field, tracking_field, submit, audit } = WriteBack::default() else {
+                    return Err("the default write-back is SAL_OUTSTOCK".into());
+                };
+                Ok(WriteBack::OutStock {
+                    carrier_field: t.carrier_field.unwrap_or(carrier_field),
+                    tracking_field: t.tracking_field.unwrap_or(tracking_field),
+                    submit: t.submit.unwrap_or(submit),
+                    audit: t.audit.unwrap_or(audit),
+                })
+            }
+            "field_update" => match (t.carrier_field, t.tracking_field, t.submit.or(t.audit)) {
+                (_, _, Some(_)) => Err("mode = \"field_update\" takes no submit or audit".into()),
+                (Some(carrier_field), Some(tracking_field), None) => {
+                    Ok(WriteBack::FieldUpdate { carrier_field, tracking_field })
+                }
+                _ => Err("mode = \"field_update\" needs carrier_field and tracking_field (sales-order fields)".into()),
+            },
+            other => Err(format!("write_back mode `{other}`: use \"out_stock\" or \"field_update\"")),
+        }
+    }
 }
 
 impl Default for WriteBack {
