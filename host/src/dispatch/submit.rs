@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::circuit::Gate;
 use super::{Dispatcher, Failure};
 use crate::domain::purchase::{LineStatus, LineWord, PoState, whole_units};
-use crate::domain::{SalesOrder, SupplierId};
+use crate::domain::{OrderContent, SupplierId};
 use crate::plugins::bindings::{self, Address, ErpRef};
 use crate::store::{Applied, Job, PoRecord, StoreError, SubmitAnswer};
 use crate::util::now_ms;
@@ -20,8 +20,7 @@ pub fn idempotency_key(source: &str, po_number: &str) -> String {
 
 /// The PO as `daifa:supplier@0.1.0` carries it. Quantities must be whole:
 /// that API has no fractions, and rounding would ship the wrong amount.
-pub fn wire_order(po: &PoRecord, order: &SalesOrder) -> Result<bindings::PurchaseOrder, String> {
-    let c = &order.content;
+pub fn wire_order(po: &PoRecord, c: &OrderContent) -> Result<bindings::PurchaseOrder, String> {
     let a = &c.ship_to;
     let mut lines = Vec::with_capacity(po.lines.len());
     for l in po.lines.iter().filter(|l| l.status.is_live()) {
@@ -115,8 +114,11 @@ impl Dispatcher {
             Ok(p) => p,
             Err(f) => return self.fail(job, &f, now).await,
         };
-        let order = self.store.order(po.order).await?;
-        let wire = match wire_order(&po, &order) {
+        // The content only: an order's history can be long and is not sent.
+        let Some((_, _, content)) = self.store.orders_content(&[po.order]).await?.pop() else {
+            return Err(StoreError::NotFound(po.order.to_string()));
+        };
+        let wire = match wire_order(&po, &content) {
             Ok(w) => w,
             Err(why) => return self.fail(job, &Failure::Hopeless(why), now).await,
         };
