@@ -77,17 +77,7 @@ impl Router {
     /// from candidates and re-routes its routed, not yet dispatched orders;
     /// returns how many orders moved.
     pub async fn set_circuit(&self, supplier: &SupplierId, open: bool, now: i64) -> Result<usize, RouterError> {
-        {
-            let mut snap = self.snap.lock().await;
-            if open {
-                snap.open_circuits.insert(supplier.clone());
-            } else {
-                snap.open_circuits.remove(supplier);
-            }
-            if let Some(p) = snap.catalog.supplier_mut(supplier) {
-                p.circuit_open = open;
-            }
-        }
+        self.mark_circuit(supplier, open).await;
         if !open {
             return Ok(0);
         }
