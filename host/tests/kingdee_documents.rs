@@ -4,7 +4,8 @@
 use std::str::FromStr;
 
 use daifa_host::erp::kingdee::documents::{
-    PoLine, PurchaseOrderSettings, ShippedLine, WriteBack, ensure_purchase_order, write_back_shipment,
+    PoLine, PurchaseOrderSettings, ShipmentDoc, ShippedLine, WriteBack, ensure_purchase_order, write_back_shipment,
+    write_back_shipments,
 };
 use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig, KingdeeError};
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
@@ -180,4 +181,88 @@ async fn field_update_write_back_respects_the_approval_lock() {
     let (extra, modified) = sim.with(|s| (s.sale_orders[0].extra.clone(), s.sale_orders[0].modify_date.clone()));
     assert_eq!(extra["F_DAIFA_TrackingNo"], "YT99887766");
     assert!(modified > stamp, "a Save stamps FModifyDate");
+}
+
+fn shipment(sim: &KingdeeSim, fid: i64, pick: &[usize], tracking: &str) -> ShipmentDoc {
+    let all = entries(sim, fid);
+    ShipmentDoc {
+        sale_fid: fid,
+        sale_bill_no: format!("XSDD{fid:08}"),
+        lines: pick.iter().map(|&i| ShippedLine { entry_id: all[i].0, quantity: all[i].1 }).collect(),
+        carrier: "SF".into(),
+        tracking: tracking.into(),
+    }
+}
+
+/// A batch of shipments costs a handful of requests, not seven each; it
+/// finishes what an earlier try left half done, finds what is already
+/// written, ships two parts of one order as two documents, and one bad
+/// sales order costs only itself.
+#[tokio::test]
+async fn shipments_are_written_back_in_batches() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(60);
+    let c = client(&sim, AuthMode::Signed);
+    let how = WriteBack::default();
+    sim.modify(fids[0], |o| {
+        let proto = o.lines[0].clone();
+        o.lines = (0..2)
+            .map(|i| daifa_host::sim::kingdee::SimLine { entry_id: 900_000 + i, qty: "2".into(), ..proto.clone() })
+            .collect();
+    });
+
+    // A clean batch of 50 whole orders: one lookup, one Push, one lookup
+    // of what it made, one BatchSave, one Submit, one Audit.
+    let docs: Vec<ShipmentDoc> = fids[10..60].iter().map(|&f| shipment(&sim, f, &[0], &format!("SF-{f}"))).collect();
+    let before = sim.with(|s| s.authed_requests);
+    let results = write_back_shipments(&c, &how, &docs).await;
+    let used = sim.with(|s| s.authed_requests) - before;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(used <= 7, "50 shipments took {used} requests");
+    let out = sim.with(|s| s.outstocks.to_vec());
+    assert_eq!(out.len(), 50);
+    for d in &docs {
+        let doc = out.iter().find(|o| o["FCarriageNO"] == d.tracking.as_str()).expect("written back");
+        assert_eq!(doc["FEntity"][0]["FSoorDerno"], d.sale_bill_no.as_str());
+        assert_eq!(doc["FDocumentStatus"], "C");
+    }
+    // The same batch again: found, nothing new.
+    let again = write_back_shipments(&c, &how, &docs).await;
+    assert!(again.iter().all(|r| matches!(r, Ok(d) if !d.created)), "{again:?}");
+    assert_eq!(sim.with(|s| s.outstocks.len()), 50);
+
+    // Order 1 already written back; order 2's push landed but its answer
+    // was lost (a pushed document without a tracking number); order 3 is
+    // cancelled in the ERP; order 0 ships in two parts.
+    write_back_shipment(&c, &how, fids[1], &format!("XSDD{:08}", fids[1]), &[], "SF", "SF-1").await.unwrap();
+    sim.with(|s| s.faults.lose_next_write_answers = 1);
+    let s2 = shipment(&sim, fids[2], &[0], "SF-2");
+    assert!(write_back_shipment(&c, &how, s2.sale_fid, &s2.sale_bill_no, &s2.lines, "SF", "SF-2").await.is_err());
+    sim.modify(fids[3], |o| o.cancel_status = "B".into());
+    let docs = vec![
+        shipment(&sim, fids[0], &[0], "SF-0a"),
+        shipment(&sim, fids[1], &[0], "SF-1"),
+        s2,
+        shipment(&sim, fids[3], &[0], "SF-3"),
+        shipment(&sim, fids[0], &[1], "SF-0b"),
+        shipment(&sim, fids[4], &[0], "SF-4"),
+    ];
+    let n = sim.with(|s| s.outstocks.len());
+    let results = write_back_shipments(&c, &how, &docs).await;
+    assert!(matches!(&results[3], Err(KingdeeError::Data { code: 11, .. })), "{:?}", results[3]);
+    for (i, r) in results.iter().enumerate() {
+        if i != 3 {
+            assert!(r.is_ok(), "shipment {i}: {r:?}");
+        }
+    }
+    let out = sim.with(|s| s.outstocks.to_vec());
+    assert_eq!(out.len(), n + 3, "new documents for 0a, 0b and 4 only (2 finishes its earlier push)");
+    for t in ["SF-0a", "SF-0b", "SF-1", "SF-2", "SF-4"] {
+        let hits: Vec<_> = out.iter().filter(|o| o["FCarriageNO"] == t).collect();
+        assert_eq!(hits.len(), 1, "{t} written once");
+        assert_eq!(hits[0]["FDocumentStatus"], "C", "{t} audited");
+    }
+    let zero_a = out.iter().find(|o| o["FCarriageNO"] == "SF-0a").unwrap();
+    assert_eq!(zero_a["FEntity"].as_array().unwrap().len(), 1, "part a carries its own line only");
+    assert!(!out.iter().any(|o| o["FCarriageNO"] == "SF-3"), "the cancelled order is not shipped");
 }

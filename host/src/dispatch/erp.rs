@@ -1,12 +1,15 @@
 //! ERP jobs: each PO's PUR_PurchaseOrder (Save → Submit → Audit, found again
 //! by its marker field after a crash, so a retry resumes instead of saving
 //! twice) and each shipment's write-back to the sales order (its own lines
-//! and quantities, found again by its tracking number).
+//! and quantities, found again by its tracking number). Both run in
+//! batches: a busy day cannot afford a request per step per document.
 
 use super::{Dispatcher, Failure};
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
-use crate::erp::kingdee::documents::{PoDoc, PoLine, ShippedLine, ensure_purchase_orders, write_back_shipment};
+use crate::erp::kingdee::documents::{
+    PoDoc, PoLine, ShipmentDoc, ShippedLine, ensure_purchase_orders, write_back_shipments,
+};
 use crate::store::{Job, StoreError};
 use crate::util::now_ms;
 
@@ -53,14 +56,30 @@ impl Dispatcher {
         }
         let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
         let now = now_ms();
+        let mut made = Vec::new();
         for ((job, doc), result) in batch.iter().zip(&docs).zip(results) {
-            let r = match result {
-                Ok(d) => self.store.record_erp_po(job.lease(), &doc.po_number, &d.number, now).await,
-                Err(e) => self.fail(job, &Failure::from(&e), now).await,
-            };
-            if let Err(e) = r {
-                tracing::warn!(job = job.id, po = %doc.po_number, "recording an ERP purchase order failed: {e}");
+            match result {
+                Ok(d) => made.push((job.lease(), doc.po_number.clone(), d.number)),
+                Err(e) => {
+                    if let Err(e) = self.fail(job, &Failure::from(&e), now).await {
+                        tracing::warn!(job = job.id, po = %doc.po_number, "recording an ERP failure failed: {e}");
+                    }
+                }
             }
+        }
+        if made.is_empty() {
+            return;
+        }
+        match self.store.record_erp_pos(&made, now).await {
+            Ok(held) => {
+                for ((lease, po, _), held) in made.iter().zip(held) {
+                    if !held {
+                        tracing::warn!(job = lease.id, po, "lease lost; another worker owns the ERP purchase order");
+                    }
+                }
+            }
+            // The documents exist; the retry finds them by their marker.
+            Err(e) => tracing::warn!(n = made.len(), "recording ERP purchase orders failed: {e}"),
         }
     }
 
@@ -102,41 +121,99 @@ impl Dispatcher {
         Ok(Some(PoDoc { po_number: po.po_number, supplier, purchase_org, currency, lines }))
     }
 
-    pub(crate) async fn write_back(&self, job: &Job) -> Result<(), StoreError> {
+    /// A batch of write-back jobs: each shipment's SAL_OUTSTOCK made (or
+    /// found) in a few batched requests, the results recorded in one
+    /// transaction.
+    pub(crate) async fn write_backs(self: std::sync::Arc<Self>, jobs: Vec<Job>) {
         let now = now_ms();
         let Some(erp) = &self.erp else {
-            return self.fail(job, &Failure::Setup("no [kingdee] section: nowhere to write back".into()), now).await;
+            for job in &jobs {
+                let f = Failure::Setup("no [kingdee] section: nowhere to write back".into());
+                if let Err(e) = self.fail(job, &f, now).await {
+                    tracing::warn!(job = job.id, "recording a write-back failed: {e}");
+                }
+            }
+            return;
         };
-        let id: i64 = match job.key.parse() {
-            Ok(id) => id,
-            Err(_) => return self.fail(job, &Failure::Hopeless(format!("bad shipment id `{}`", job.key)), now).await,
-        };
-        let Some(sh) = self.store.shipment(id).await? else {
-            self.store.complete_job(job.lease(), now).await?;
-            return Ok(());
-        };
-        if sh.written_back_at.is_some() {
-            self.store.complete_job(job.lease(), now).await?;
-            return Ok(());
+        let mut docs = Vec::new();
+        let mut batch = Vec::new();
+        let mut nothing_left = Vec::new();
+        for job in jobs {
+            match self.shipment_doc(&job).await {
+                Ok(Some((id, doc))) => {
+                    docs.push(doc);
+                    batch.push((job, id));
+                }
+                Ok(None) => nothing_left.push(job),
+                Err(f) => {
+                    if let Err(e) = self.fail(&job, &f, now).await {
+                        tracing::warn!(job = job.id, "recording a write-back failed: {e}");
+                    }
+                }
+            }
         }
-        let Ok(fid) = sh.external_id.parse::<i64>() else {
-            let f = Failure::Hopeless(format!("sales order {} has no Kingdee FID ({})", sh.bill_no, sh.external_id));
-            return self.fail(job, &f, now).await;
+        for job in nothing_left {
+            if let Err(e) = self.store.complete_job(job.lease(), now).await {
+                tracing::warn!(job = job.id, "completing a write-back job failed: {e}");
+            }
+        }
+        if docs.is_empty() {
+            return;
+        }
+        let results = write_back_shipments(&erp.client, &erp.write_back, &docs).await;
+        let now = now_ms();
+        let mut written = Vec::new();
+        for ((job, id), result) in batch.iter().zip(results) {
+            match result {
+                Ok(d) => written.push((job.lease(), *id, d.number)),
+                Err(e) => {
+                    if let Err(e) = self.fail(job, &Failure::from(&e), now).await {
+                        tracing::warn!(job = job.id, "recording a failed write-back failed: {e}");
+                    }
+                }
+            }
+        }
+        if written.is_empty() {
+            return;
+        }
+        match self.store.record_write_backs(&written, now).await {
+            Ok(held) => {
+                for ((lease, id, _), held) in written.iter().zip(held) {
+                    if !held {
+                        tracing::warn!(job = lease.id, shipment = id, "lease lost; another worker owns the write-back");
+                    }
+                }
+            }
+            // The documents exist; the retry finds them by tracking number.
+            Err(e) => tracing::warn!(n = written.len(), "recording write-backs failed: {e}"),
+        }
+    }
+
+    /// What a write-back job's shipment must say in the ERP; `None` when
+    /// there is nothing (left) to write.
+    async fn shipment_doc(&self, job: &Job) -> Result<Option<(i64, ShipmentDoc)>, Failure> {
+        let store_err = |e: StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
+        let id: i64 = job.key.parse().map_err(|_| Failure::Hopeless(format!("bad shipment id `{}`", job.key)))?;
+        let Some(sh) = self.store.shipment(id).await.map_err(store_err)? else { return Ok(None) };
+        if sh.written_back_at.is_some() {
+            return Ok(None);
+        }
+        let Ok(sale_fid) = sh.external_id.parse::<i64>() else {
+            return Err(Failure::Hopeless(format!(
+                "sales order {} has no Kingdee FID ({})",
+                sh.bill_no, sh.external_id
+            )));
         };
         let mut lines = Vec::new();
         for (line, quantity) in sh.quantities() {
             let Ok(entry_id) = line.parse::<i64>() else {
-                let f = Failure::Hopeless(format!("line `{line}` of {} is not a Kingdee entry id", sh.bill_no));
-                return self.fail(job, &f, now).await;
+                return Err(Failure::Hopeless(format!("line `{line}` of {} is not a Kingdee entry id", sh.bill_no)));
             };
             lines.push(ShippedLine { entry_id, quantity });
         }
         let carrier = sh.parcels.first().map(|p| p.carrier.clone()).unwrap_or_default();
         let tracking: Vec<&str> = sh.parcels.iter().map(|p| p.tracking_number.as_str()).collect();
         let tracking = tracking.join(",");
-        match write_back_shipment(&erp.client, &erp.write_back, fid, &sh.bill_no, &lines, &carrier, &tracking).await {
-            Ok(doc) => self.store.record_write_back(job.lease(), id, &doc.number, now_ms()).await,
-            Err(e) => self.fail(job, &Failure::from(&e), now_ms()).await,
-        }
+        Ok(Some((id, ShipmentDoc { sale_fid, sale_bill_no: sh.bill_no.clone(), lines, carrier, tracking })))
     }
 }

@@ -192,13 +192,7 @@ impl Dispatcher {
     /// finish and record their results, leases still held are released.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.sync_circuits().await;
-        let kinds: Vec<JobKind> = {
-            let mut k = vec![JobKind::Submit, JobKind::Poll];
-            if self.erp.is_some() {
-                k.push(JobKind::WriteBack);
-            }
-            k
-        };
+        let kinds = [JobKind::Submit, JobKind::Poll];
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut erp_tasks: JoinSet<()> = JoinSet::new();
         loop {
@@ -209,12 +203,22 @@ impl Dispatcher {
             while erp_tasks.try_join_next().is_some() {}
             let free = self.cfg.workers.saturating_sub(tasks.len());
             let mut claimed = 0;
-            if self.erp.is_some() && erp_tasks.len() < self.cfg.erp_batches.max(1) {
+            // ERP work goes in batches, purchase orders and write-backs
+            // taking turns for the ERP's few sessions.
+            for kind in [JobKind::ErpPo, JobKind::WriteBack] {
+                if erp_tasks.len() >= self.cfg.erp_batches.max(1) {
+                    break;
+                }
                 let batch = self.cfg.erp_batch.max(1) as i64;
-                match self.store.claim_jobs(&[JobKind::ErpPo], &self.owner, now_ms(), self.cfg.lease_ms, batch).await {
+                match self.store.claim_jobs(&[kind], &self.owner, now_ms(), self.cfg.lease_ms, batch).await {
                     Ok(jobs) if !jobs.is_empty() => {
                         let me = self.clone();
-                        erp_tasks.spawn(async move { me.erp_purchase_orders(jobs).await });
+                        erp_tasks.spawn(async move {
+                            match kind {
+                                JobKind::ErpPo => me.erp_purchase_orders(jobs).await,
+                                _ => me.write_backs(jobs).await,
+                            }
+                        });
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!("claiming ERP jobs failed: {e}"),
@@ -242,11 +246,13 @@ impl Dispatcher {
                     _ = tokio::time::sleep(idle) => {}
                     _ = shutdown.changed() => {}
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    Some(_) = erp_tasks.join_next(), if !erp_tasks.is_empty() => {}
                 }
             } else if tasks.len() >= self.cfg.workers {
                 tokio::select! {
                     _ = shutdown.changed() => {}
                     Some(_) = tasks.join_next() => {}
+                    Some(_) = erp_tasks.join_next(), if !erp_tasks.is_empty() => {}
                 }
             }
         }
@@ -269,7 +275,10 @@ impl Dispatcher {
                 self.clone().erp_purchase_orders(vec![job.clone()]).await;
                 Ok(())
             }
-            JobKind::WriteBack => self.write_back(&job).await,
+            JobKind::WriteBack => {
+                self.clone().write_backs(vec![job.clone()]).await;
+                Ok(())
+            }
             JobKind::Poll => crate::tracking::poll(&self, &job).await,
         };
         match r {

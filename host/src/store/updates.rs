@@ -104,90 +104,33 @@ impl Store {
         let settings = self.dispatch_settings();
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        finish_job(&mut tx, lease, None, now).await?;
-        let mut out = Applied::default();
-        let Some(mut po) = load_po(&mut tx, po_number).await? else {
-            tx.commit().await?;
-            return Ok(out);
-        };
-        if po.state != PoState::Pending {
-            // Cancelled or answered meanwhile (a callback can beat the receipt).
-            tx.commit().await?;
-            return Ok(out);
-        }
-        let first = po.dispatched_at.is_none();
-        let (moved, detail) = match answer {
-            SubmitAnswer::Receipt { supplier_ref, lines } => {
-                po.supplier_ref = Some(supplier_ref.clone());
-                // Lines the receipt does not mention were accepted as sent.
-                let mut words = lines.clone();
-                for l in &po.lines {
-                    if !words
-                        .iter()
-                        .any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id))
-                    {
-                        words.push(LineWord {
-                            line: l.line_id.clone(),
-                            status: LineStatus::Accepted,
-                            reason: String::new(),
-                        });
-                    }
-                }
-                let mut unknown = Vec::new();
-                let (moved, _) = apply_words(&mut po, &words, &mut unknown);
-                if !unknown.is_empty() {
-                    let msg = format!("submit receipt names lines we did not send: {}", unknown.join(", "));
-                    exception(&mut tx, &mut out, "unknown_line", po.supplier.as_str(), po_number, &msg, now).await?;
-                }
-                (moved, format!("sent; supplier ref {supplier_ref}"))
-            }
-            SubmitAnswer::Refused(why) => {
-                let mut moved = Vec::new();
-                for l in &mut po.lines {
-                    l.status = LineStatus::Rejected;
-                    l.status_reason = why.clone();
-                    moved.push(l.line_id.clone());
-                }
-                (moved, format!("refused by the supplier: {why}"))
-            }
-        };
-        for l in &po.lines {
-            save_line(&mut tx, po_number, l).await?;
-        }
-        sqlx::query(
-            "UPDATE purchase_orders SET supplier_ref = $1, dispatched_at = $2, expected_ship_by = $3, updated_at = $2 \
-             WHERE po_number = $4",
-        )
-        .bind(po.supplier_ref.as_deref())
-        .bind(now)
-        .bind(now + settings.expected_ship_ms)
-        .bind(po_number)
-        .execute(&mut *tx)
-        .await?;
-        po.dispatched_at = Some(now);
-        let to = settle_po(&mut tx, &po, "submit", &detail, now).await?;
-        if first {
-            supplier_event(&mut tx, &po.supplier, Event::Dispatched { at: now }).await?;
-        }
-        if matches!(to, PoState::Acknowledged | PoState::Backordered) {
-            supplier_event(&mut tx, &po.supplier, Event::Acknowledged { at: now, after_ms: 0 }).await?;
-        }
-        if !moved.is_empty() {
-            supplier_event(&mut tx, &po.supplier, Event::Rejected { at: now }).await?;
-            out.reroutes.push(RerouteRequest {
-                order: po.order,
-                supplier: po.supplier.clone(),
-                lines: moved,
-                cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
-            });
-        }
-        if settings.erp_purchase_orders == ErpPoTiming::OnAccept && po.lines.iter().any(|l| l.status.is_live()) {
-            insert_job(&mut tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now)
-                .await?;
-        }
-        derive_order(&mut tx, po.order.0, &Actor::Dispatcher, false, now).await?;
+        let out = submit_in(&mut tx, &settings, lease, po_number, answer, now).await?;
         tx.commit().await?;
-        out.updates = 1;
+        Ok(out)
+    }
+
+    /// [`Store::record_submit`] for many answers in one transaction (a
+    /// group commit: a busy dispatcher records hundreds of receipts a
+    /// second). An item whose lease was lost answers `LeaseLost` and
+    /// writes nothing; any other error fails the whole batch, and the
+    /// caller records the items one by one to find the bad one.
+    pub async fn record_submits(
+        &self,
+        items: &[(Lease, String, SubmitAnswer)],
+        now: i64,
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
+        let settings = self.dispatch_settings();
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (lease, po_number, answer) in items {
+            match submit_in(&mut tx, &settings, *lease, po_number, answer, now).await {
+                Err(StoreError::LeaseLost(id)) => out.push(Err(StoreError::LeaseLost(id))),
+                Err(e) => return Err(e),
+                Ok(a) => out.push(Ok(a)),
+            }
+        }
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -502,28 +445,46 @@ impl Store {
         bill_no: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let done = self.record_erp_pos(&[(lease, po_number.to_string(), bill_no.to_string())], now).await?;
+        if done.first() != Some(&true) {
+            return Err(StoreError::LeaseLost(lease.id));
+        }
+        Ok(())
+    }
+
+    /// [`Store::record_erp_po`] for a batch in one transaction: each item
+    /// `(lease, po_number, bill_no)` is recorded unless its lease was lost
+    /// (answered `false`, and nothing of it written).
+    pub async fn record_erp_pos(&self, items: &[(Lease, String, String)], now: i64) -> Result<Vec<bool>, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        finish_job(&mut tx, lease, None, now).await?;
-        sqlx::query(
-            "UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3",
-        )
-        .bind(bill_no)
-        .bind(now)
-        .bind(po_number)
-        .execute(&mut *tx)
-        .await?;
-        let st: Option<String> = sqlx::query_scalar("SELECT state FROM purchase_orders WHERE po_number = $1")
+        let mut done = Vec::with_capacity(items.len());
+        for (lease, po_number, bill_no) in items {
+            if !held(finish_job(&mut tx, *lease, None, now).await)? {
+                done.push(false);
+                continue;
+            }
+            sqlx::query(
+                "UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3",
+            )
+            .bind(bill_no)
+            .bind(now)
             .bind(po_number)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if let Some(st) = st {
-            let st: PoState = st.parse().map_err(corrupt)?;
-            po_event(&mut tx, po_number, Some(st), st, "erp", &format!("PUR_PurchaseOrder {bill_no} audited"), now)
+            let st: Option<String> = sqlx::query_scalar("SELECT state FROM purchase_orders WHERE po_number = $1")
+                .bind(po_number)
+                .fetch_optional(&mut *tx)
                 .await?;
+            if let Some(st) = st {
+                let st: PoState = st.parse().map_err(corrupt)?;
+                let what = format!("PUR_PurchaseOrder {bill_no} audited");
+                po_event(&mut tx, po_number, Some(st), st, "erp", &what, now).await?;
+            }
+            done.push(true);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(done)
     }
 
     /// Records a shipment written back to the ERP, under the job's lease;
@@ -535,26 +496,54 @@ impl Store {
         erp_doc: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let done = self.record_write_backs(&[(lease, shipment, erp_doc.to_string())], now).await?;
+        if done.first() != Some(&true) {
+            return Err(StoreError::LeaseLost(lease.id));
+        }
+        Ok(())
+    }
+
+    /// [`Store::record_write_back`] for a batch in one transaction: each
+    /// item `(lease, shipment, erp_doc)` is recorded unless its lease was
+    /// lost (answered `false`, and nothing of it written).
+    pub async fn record_write_backs(&self, items: &[(Lease, i64, String)], now: i64) -> Result<Vec<bool>, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        finish_job(&mut tx, lease, None, now).await?;
-        let po: Option<String> = sqlx::query_scalar(
-            "UPDATE shipments SET written_back_at = $1, erp_doc = $2 WHERE id = $3 AND written_back_at IS NULL \
-             RETURNING po_number",
-        )
-        .bind(now)
-        .bind(erp_doc)
-        .bind(shipment)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(po) = po
-            && let Some(rec) = load_po(&mut tx, &po).await?
-        {
-            settle_po(&mut tx, &rec, "erp", &format!("shipment {shipment} written back as {erp_doc}"), now).await?;
-            derive_order(&mut tx, rec.order.0, &Actor::Tracker, false, now).await?;
+        let mut done = Vec::with_capacity(items.len());
+        for (lease, shipment, erp_doc) in items {
+            if !held(finish_job(&mut tx, *lease, None, now).await)? {
+                done.push(false);
+                continue;
+            }
+            let po: Option<String> = sqlx::query_scalar(
+                "UPDATE shipments SET written_back_at = $1, erp_doc = $2 WHERE id = $3 AND written_back_at IS NULL \
+                 RETURNING po_number",
+            )
+            .bind(now)
+            .bind(erp_doc)
+            .bind(shipment)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(po) = po
+                && let Some(rec) = load_po(&mut tx, &po).await?
+            {
+                settle_po(&mut tx, &rec, "erp", &format!("shipment {shipment} written back as {erp_doc}"), now).await?;
+                derive_order(&mut tx, rec.order.0, &Actor::Tracker, false, now).await?;
+            }
+            done.push(true);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(done)
+    }
+}
+
+/// `Ok(false)` for a lost lease (the fence moved on: another worker owns
+/// the job), so one lost job does not undo a batch.
+fn held(r: Result<(), StoreError>) -> Result<bool, StoreError> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(StoreError::LeaseLost(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -568,4 +557,97 @@ fn reason_of(po: &PoRecord) -> String {
         .collect();
     why.dedup();
     if why.is_empty() { "no reason given".into() } else { why.join("; ") }
+}
+
+/// A supplier's answer to a submit, recorded inside `tx` under the job's
+/// lease (checked first, so a lost lease writes nothing).
+async fn submit_in(
+    tx: &mut Tx,
+    settings: &DispatchSettings,
+    lease: Lease,
+    po_number: &str,
+    answer: &SubmitAnswer,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    finish_job(tx, lease, None, now).await?;
+    let mut out = Applied::default();
+    let Some(mut po) = load_po(tx, po_number).await? else {
+        return Ok(out);
+    };
+    if po.state != PoState::Pending {
+        // Cancelled or answered meanwhile (a callback can beat the receipt).
+        return Ok(out);
+    }
+    let first = po.dispatched_at.is_none();
+    let (moved, detail) = match answer {
+        SubmitAnswer::Receipt { supplier_ref, lines } => {
+            po.supplier_ref = Some(supplier_ref.clone());
+            // Lines the receipt does not mention were accepted as sent.
+            let mut words = lines.clone();
+            for l in &po.lines {
+                if !words
+                    .iter()
+                    .any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id))
+                {
+                    words.push(LineWord {
+                        line: l.line_id.clone(),
+                        status: LineStatus::Accepted,
+                        reason: String::new(),
+                    });
+                }
+            }
+            let mut unknown = Vec::new();
+            let (moved, _) = apply_words(&mut po, &words, &mut unknown);
+            if !unknown.is_empty() {
+                let msg = format!("submit receipt names lines we did not send: {}", unknown.join(", "));
+                exception(tx, &mut out, "unknown_line", po.supplier.as_str(), po_number, &msg, now).await?;
+            }
+            (moved, format!("sent; supplier ref {supplier_ref}"))
+        }
+        SubmitAnswer::Refused(why) => {
+            let mut moved = Vec::new();
+            for l in &mut po.lines {
+                l.status = LineStatus::Rejected;
+                l.status_reason = why.clone();
+                moved.push(l.line_id.clone());
+            }
+            (moved, format!("refused by the supplier: {why}"))
+        }
+    };
+    for l in &po.lines {
+        save_line(tx, po_number, l).await?;
+    }
+    sqlx::query(
+        "UPDATE purchase_orders SET supplier_ref = $1, dispatched_at = $2, expected_ship_by = $3, updated_at = $2 \
+         WHERE po_number = $4",
+    )
+    .bind(po.supplier_ref.as_deref())
+    .bind(now)
+    .bind(now + settings.expected_ship_ms)
+    .bind(po_number)
+    .execute(&mut **tx)
+    .await?;
+    po.dispatched_at = Some(now);
+    let to = settle_po(tx, &po, "submit", &detail, now).await?;
+    if first {
+        supplier_event(tx, &po.supplier, Event::Dispatched { at: now }).await?;
+    }
+    if matches!(to, PoState::Acknowledged | PoState::Backordered) {
+        supplier_event(tx, &po.supplier, Event::Acknowledged { at: now, after_ms: 0 }).await?;
+    }
+    if !moved.is_empty() {
+        supplier_event(tx, &po.supplier, Event::Rejected { at: now }).await?;
+        out.reroutes.push(RerouteRequest {
+            order: po.order,
+            supplier: po.supplier.clone(),
+            lines: moved,
+            cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
+        });
+    }
+    if settings.erp_purchase_orders == ErpPoTiming::OnAccept && po.lines.iter().any(|l| l.status.is_live()) {
+        insert_job(tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now).await?;
+    }
+    derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await?;
+    out.updates = 1;
+    Ok(out)
 }

@@ -191,16 +191,8 @@ pub async fn ensure_purchase_orders(
     let numbers: Vec<String> = found.values().map(|d| d.number.clone()).collect();
     let mut failed: std::collections::HashMap<String, KingdeeError> = Default::default();
     for (op, on) in [("Submit", s.submit), ("Audit", s.audit)] {
-        let pending: Vec<String> = numbers.iter().filter(|n| !failed.contains_key(*n)).cloned().collect();
-        if !on || pending.is_empty() {
-            continue;
-        }
-        if tolerate_done(client.operate(op, "PUR_PurchaseOrder", &pending).await).is_err() {
-            for n in pending {
-                if let Err(e) = tolerate_done(client.operate(op, "PUR_PurchaseOrder", std::slice::from_ref(&n)).await) {
-                    failed.insert(n, e);
-                }
-            }
+        if on {
+            operate_all(client, op, "PUR_PurchaseOrder", &numbers, &mut failed).await;
         }
     }
     let mut out = Vec::with_capacity(docs.len());
@@ -276,8 +268,38 @@ async fn finish(client: &KingdeeClient, s: &PurchaseOrderSettings, doc: ErpDoc) 
     Ok(doc)
 }
 
+/// Runs `op` (Submit, Audit) on every number not yet in `failed` in one
+/// request; if that is refused, one number at a time, so only the numbers
+/// that fail on their own land in `failed` with their own error.
+pub(super) async fn operate_all(
+    client: &KingdeeClient,
+    op: &str,
+    form: &str,
+    numbers: &[String],
+    failed: &mut std::collections::HashMap<String, KingdeeError>,
+) {
+    let pending: Vec<String> = numbers.iter().filter(|n| !failed.contains_key(*n)).cloned().collect();
+    if pending.is_empty() {
+        return;
+    }
+    match tolerate_done(client.operate(op, form, &pending).await) {
+        Ok(()) => return,
+        // Trying each alone would only meet the same outage N times.
+        Err(e) if e.is_transient() || matches!(e, KingdeeError::SessionLostDuringWrite(_)) => {
+            failed.extend(pending.into_iter().map(|n| (n, e.clone())));
+            return;
+        }
+        Err(_) => {}
+    }
+    for n in pending {
+        if let Err(e) = tolerate_done(client.operate(op, form, std::slice::from_ref(&n)).await) {
+            failed.insert(n, e);
+        }
+    }
+}
+
 /// A retried Submit/Audit finding the work already done is success.
-fn tolerate_done(r: Result<(), KingdeeError>) -> Result<(), KingdeeError> {
+pub(super) fn tolerate_done(r: Result<(), KingdeeError>) -> Result<(), KingdeeError> {
     match r {
         Err(KingdeeError::Data { code: 11, message, .. }) if message.contains('已') => Ok(()),
         other => other,
@@ -293,7 +315,11 @@ async fn find_by_marker(
     find_where(client, form, format!("{field} = '{}'", value.replace('\'', "''"))).await
 }
 
-async fn find_where(client: &KingdeeClient, form: &str, filter: String) -> Result<Option<ErpDoc>, KingdeeError> {
+pub(super) async fn find_where(
+    client: &KingdeeClient,
+    form: &str,
+    filter: String,
+) -> Result<Option<ErpDoc>, KingdeeError> {
     let rows = client
         .execute_bill_query(&BillQuery {
             form_id: form.into(),
@@ -311,200 +337,10 @@ async fn find_where(client: &KingdeeClient, form: &str, filter: String) -> Resul
     }))
 }
 
-/// An outbound document pushed from `sale_bill_no` for exactly `lines`
-/// that has no tracking number yet.
-async fn unfinished_outstock(
-    client: &KingdeeClient,
-    tracking_field: &str,
-    sale_bill_no: &str,
-    lines: &[ShippedLine],
-) -> Result<Option<(i64, String)>, KingdeeError> {
-    let rows = client
-        .execute_bill_query(&BillQuery {
-            form_id: "SAL_OUTSTOCK".into(),
-            field_keys: "FID,FBillNo,FSrcEntryId".into(),
-            filter_string: format!(
-                "FSoorDerno = '{}' AND ({tracking_field} IS NULL OR {tracking_field} = '')",
-                sale_bill_no.replace('\'', "''")
-            ),
-            order_string: "FID ASC".into(),
-            ..Default::default()
-        })
-        .await?;
-    let mut docs: std::collections::BTreeMap<i64, (String, Vec<i64>)> = Default::default();
-    for r in &rows {
-        let (Some(fid), Some(no)) = (r.first().and_then(Value::as_i64), r.get(1).and_then(Value::as_str)) else {
-            continue;
-        };
-        let d = docs.entry(fid).or_insert_with(|| (no.to_string(), Vec::new()));
-        d.1.extend(r.get(2).and_then(Value::as_i64));
-    }
-    let mut want: Vec<i64> = lines.iter().map(|l| l.entry_id).collect();
-    want.sort_unstable();
-    Ok(docs.into_iter().find_map(|(fid, (no, mut src))| {
-        src.sort_unstable();
-        (lines.is_empty() || src == want).then_some((fid, no))
-    }))
-}
-
 /// Kingdee takes quantities as JSON numbers; an exact decimal's text is a
 /// valid JSON number, so no binary float is involved.
-fn decimal_number(d: Decimal) -> Value {
+pub(super) fn decimal_number(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
-/// How shipments are written back. In the config every key is optional:
-/// `[kingdee.write_back]` alone means the SAL_OUTSTOCK defaults;
-/// `mode = "field_update"` needs the two sales-order fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "mode", try_from = "WriteBackToml")]
-pub enum WriteBack {
-    /// Push SAL_SaleOrder → SAL_OUTSTOCK, then set carrier and tracking
-    /// number on the outbound document (optionally submit and audit).
-    OutStock { carrier_field: String, tracking_field: String, submit: bool, audit: bool },
-    /// Update fields on the sales order itself.
-    FieldUpdate { carrier_field: String, tracking_field: String },
-}
-
-/// `[kingdee.write_back]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WriteBackToml {
-    mode: Option<String>,
-    carrier_field: Option<String>,
-    tracking_field: Option<String>,
-    submit: Option<bool>,
-    audit: Option<bool>,
-}
-
-impl TryFrom<WriteBackToml> for WriteBack {
-    type Error = String;
-    fn try_from(t: WriteBackToml) -> Result<WriteBack, String> {
-        match t.mode.as_deref().unwrap_or("out_stock") {
-            "out_stock" => {
-                let WriteBack::OutStock { carrier_field, tracking_field, submit, audit } = WriteBack::default() else {
-                    return Err("the default write-back is SAL_OUTSTOCK".into());
-                };
-                Ok(WriteBack::OutStock {
-                    carrier_field: t.carrier_field.unwrap_or(carrier_field),
-                    tracking_field: t.tracking_field.unwrap_or(tracking_field),
-                    submit: t.submit.unwrap_or(submit),
-                    audit: t.audit.unwrap_or(audit),
-                })
-            }
-            "field_update" => match (t.carrier_field, t.tracking_field, t.submit.or(t.audit)) {
-                (_, _, Some(_)) => Err("mode = \"field_update\" takes no submit or audit".into()),
-                (Some(carrier_field), Some(tracking_field), None) => {
-                    Ok(WriteBack::FieldUpdate { carrier_field, tracking_field })
-                }
-                _ => Err("mode = \"field_update\" needs carrier_field and tracking_field (sales-order fields)".into()),
-            },
-            other => Err(format!("write_back mode `{other}`: use \"out_stock\" or \"field_update\"")),
-        }
-    }
-}
-
-impl Default for WriteBack {
-    fn default() -> Self {
-        WriteBack::OutStock {
-            carrier_field: "FCarrierID".into(),
-            tracking_field: "FCarriageNO".into(),
-            submit: true,
-            audit: true,
-        }
-    }
-}
-
-/// One shipped sales-order line: its entry id (`FSaleOrderEntry_FEntryID`)
-/// and the quantity in this shipment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShippedLine {
-    pub entry_id: i64,
-    pub quantity: Decimal,
-}
-
-/// Writes one shipment back to the sales order `sale_bill_no` (FID
-/// `sale_fid`): only the `lines` it carries, so the parts of a split order
-/// each ship their own lines once (an empty list means the whole order).
-pub async fn write_back_shipment(
-    client: &KingdeeClient,
-    how: &WriteBack,
-    sale_fid: i64,
-    sale_bill_no: &str,
-    lines: &[ShippedLine],
-    carrier: &str,
-    tracking: &str,
-) -> Result<ErpDoc, KingdeeError> {
-    match how {
-        WriteBack::OutStock { carrier_field, tracking_field, submit, audit } => {
-            // The tracking number identifies the shipment only together with
-            // its sales order: two carriers (or two suppliers' carriers) may
-            // issue the same number, and the other order's document is not
-            // this shipment's.
-            let filter = format!(
-                "{tracking_field} = '{}' AND FSoorDerno = '{}'",
-                tracking.replace('\'', "''"),
-                sale_bill_no.replace('\'', "''")
-            );
-            if let Some(doc) = find_where(client, "SAL_OUTSTOCK", filter).await? {
-                return Ok(doc);
-            }
-            // A push whose follow-up Save was lost (crash, lost answer) left
-            // an outbound document without a tracking number: finish that
-            // one, since pushed-quantity control refuses a second push.
-            let (id, number) = match unfinished_outstock(client, tracking_field, sale_bill_no, lines).await? {
-                Some(found) => found,
-                None => {
-                    let mut push = json!({ "TargetFormId": "SAL_OUTSTOCK", "IsEnableDefaultRule": "true" });
-                    if lines.is_empty() {
-                        push["Numbers"] = json!([sale_bill_no]);
-                    } else {
-                        let ids: Vec<String> = lines.iter().map(|l| l.entry_id.to_string()).collect();
-                        push["EntryIds"] = json!(ids.join(","));
-                    }
-                    let pushed = client.push("SAL_SaleOrder", push).await?;
-                    let e = pushed.first().ok_or_else(|| KingdeeError::Protocol("Push returned no document".into()))?;
-                    (e.id.as_i64().unwrap_or(0), e.number.clone().unwrap_or_default())
-                }
-            };
-            // The push proposes what is left of each line; ship what shipped.
-            let rows = client
-                .execute_bill_query(&BillQuery {
-                    form_id: "SAL_OUTSTOCK".into(),
-                    field_keys: "FEntity_FEntryID,FSrcEntryId,FRealQty".into(),
-                    filter_string: format!("FID = {id}"),
-                    order_string: "FEntity_FEntryID ASC".into(),
-                    ..Default::default()
-                })
-                .await?;
-            let entries: Vec<Value> = rows
-                .iter()
-                .filter_map(|r| {
-                    let src = r.get(1).and_then(Value::as_i64)?;
-                    let shipped = lines.iter().find(|l| l.entry_id == src)?;
-                    Some(json!({ "FEntryID": r.first()?, "FRealQty": decimal_number(shipped.quantity) }))
-                })
-                .collect();
-            let mut model = json!({ "FID": id, (carrier_field.as_str()): { "FNumber": carrier }, (tracking_field.as_str()): tracking });
-            if !entries.is_empty() {
-                model["FEntity"] = Value::Array(entries);
-            }
-            client.save("SAL_OUTSTOCK", json!({ "IsDeleteEntry": "false", "Model": model })).await?;
-            if *submit {
-                tolerate_done(client.operate("Submit", "SAL_OUTSTOCK", std::slice::from_ref(&number)).await)?;
-            }
-            if *audit {
-                tolerate_done(client.operate("Audit", "SAL_OUTSTOCK", std::slice::from_ref(&number)).await)?;
-            }
-            Ok(ErpDoc { id, number, created: true })
-        }
-        WriteBack::FieldUpdate { carrier_field, tracking_field } => {
-            let model =
-                json!({ "FID": sale_fid, (carrier_field.as_str()): carrier, (tracking_field.as_str()): tracking });
-            client
-                .save("SAL_SaleOrder", json!({ "NeedUpDateFields": [carrier_field, tracking_field], "IsDeleteEntry": "false", "Model": model }))
-                .await?;
-            Ok(ErpDoc { id: sale_fid, number: sale_bill_no.to_string(), created: true })
-        }
-    }
-}
+pub use super::write_back::{ShipmentDoc, ShippedLine, WriteBack, write_back_shipment, write_back_shipments};

@@ -6,6 +6,7 @@ pub mod client;
 pub mod documents;
 pub mod protocol;
 pub mod sign;
+pub mod write_back;
 
 pub use client::{AuthMode, BillQuery, KingdeeClient, KingdeeConfig};
 pub use protocol::KingdeeError;
