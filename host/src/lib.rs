@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
@@ -15,6 +16,7 @@ pub mod plugins;
 pub mod router;
 pub mod routing;
 pub mod serve;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
 pub mod tracking;

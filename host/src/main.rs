@@ -8,16 +8,14 @@ use clap::{Parser, Subcommand};
 
 use daifa_host::api::client::AdminClient;
 use daifa_host::config::HostConfig;
-use daifa_host::demo::{self, DemoOptions};
 use daifa_host::erp::kingdee::KingdeeClient;
 use daifa_host::ingest::kingdee::KingdeeIngester;
 use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
-use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
-use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use daifa_host::store::Store;
 
 mod dispatch_cli;
 mod route_cli;
+mod sim_cli;
 
 #[derive(Parser)]
 #[command(name = "daifa", version, about = "Drop-shipping order flow: ERP → routing → suppliers → tracking → ERP")]
@@ -31,36 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole flow on this machine: simulator, host, bundled plugin.
-    Demo {
-        /// Purchase orders to submit.
-        #[arg(long, default_value_t = 2000)]
-        orders: u64,
-        /// Dispatch workers (jobs in flight at once).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Directory with the built plugin components.
-        #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]
-        plugin_dir: PathBuf,
-        /// The rest-json manifest.
-        #[arg(long, default_value = "plugins/rest-json/manifest.toml")]
-        manifest: PathBuf,
-        /// Keep data here instead of a temporary directory.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Keep the admin API running after the demo.
-        #[arg(long)]
-        keep_running: bool,
-        /// Delay of every K3Cloud answer, ms (a real one costs 100–300 ms).
-        #[arg(long, default_value_t = 0)]
-        erp_latency_ms: u64,
-        /// Most live K3Cloud sessions (0 = no limit).
-        #[arg(long, default_value_t = 0)]
-        erp_sessions: usize,
-        /// Delay of every supplier answer, ms.
-        #[arg(long, default_value_t = 0)]
-        supplier_latency_ms: u64,
-    },
+    /// Run the whole flow on this machine: simulators, host, bundled plugin
+    /// (builds with the `sim` feature; `scripts/demo` turns it on).
+    Demo(sim_cli::DemoArgs),
     /// Run the host: plugin registry, order store, admin API, Kingdee poller.
     Serve,
     /// Apply database migrations to the configured store.
@@ -89,7 +60,7 @@ enum Command {
     Dispatch(dispatch_cli::DispatchCommand),
     /// Run a simulator of an external system.
     #[command(subcommand)]
-    Sim(SimCommand),
+    Sim(sim_cli::SimCommand),
 }
 
 #[derive(Subcommand)]
@@ -168,73 +139,6 @@ enum IngestCommand {
     Kingdee,
 }
 
-#[derive(Subcommand)]
-enum SimCommand {
-    /// A JSON-over-HTTP supplier (the rest-json dialect).
-    Supplier {
-        #[arg(long, default_value_t = 8801)]
-        port: u16,
-        #[arg(long, default_value = "sim-token")]
-        token: String,
-    },
-    /// A Kingdee K3Cloud WebAPI server (at /k3cloud/), with sample orders.
-    Kingdee(KingdeeSimArgs),
-}
-
-/// The K3Cloud simulator's installation, faults and clock, so each case
-/// integrations trip over can be reproduced by hand.
-#[derive(clap::Args)]
-struct KingdeeSimArgs {
-    #[arg(long, default_value_t = 8802)]
-    port: u16,
-    /// Sales orders to generate.
-    #[arg(long, default_value_t = 1000)]
-    orders: usize,
-    /// Which installation: ours with daifa's custom fields (`daifa`), a stock
-    /// K3Cloud without custom fields (`stock`), or a supplier's own K3Cloud
-    /// (`supplier`: our purchase orders become its sales orders).
-    #[arg(long, value_parser = ["daifa", "stock", "supplier"], default_value = "daifa")]
-    company: String,
-    /// Most rows one query answers (real servers: 10,000 or less).
-    #[arg(long, default_value_t = 10_000)]
-    row_cap: usize,
-    /// The ERP clock's offset from UTC in seconds (28800 = China; add skew).
-    #[arg(long, default_value_t = 8 * 3600, allow_hyphen_values = true)]
-    clock_offset: i64,
-    /// Delay before every answer, milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Most live sessions (the licence); 0 = no limit.
-    #[arg(long, default_value_t = 0)]
-    max_sessions: usize,
-    /// Share of requests answered HTTP 503 before anything is done, from 0
-    /// to 1 (0.05 = one in twenty).
-    #[arg(long, default_value = "0", value_parser = parse_rate)]
-    fail_rate: u32,
-    /// Answer the next N writes with a network-control conflict (MsgCode 13).
-    #[arg(long, default_value_t = 0)]
-    conflict_writes: u32,
-    /// Carry out the next N writes, then drop the answer (HTTP 502).
-    #[arg(long, default_value_t = 0)]
-    lose_write_answers: u32,
-    /// Drop every session after this many authenticated requests.
-    #[arg(long)]
-    expire_sessions_after: Option<u64>,
-    /// Material numbers the supplier company knows (comma-separated; empty =
-    /// any).
-    #[arg(long, value_delimiter = ',')]
-    materials: Vec<String>,
-}
-
-/// A share from 0 to 1, kept in per mille (the simulator's resolution).
-fn parse_rate(s: &str) -> Result<u32, String> {
-    let d: rust_decimal::Decimal = s.trim().parse().map_err(|_| format!("`{s}` is not a number from 0 to 1"))?;
-    if d < rust_decimal::Decimal::ZERO || d > rust_decimal::Decimal::ONE {
-        return Err(format!("`{s}` is not between 0 and 1"));
-    }
-    (d * rust_decimal::Decimal::from(1000)).round().to_string().parse().map_err(|e| format!("{e}"))
-}
-
 pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}`: expected key=value"))
 }
@@ -256,30 +160,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Demo {
-            orders,
-            concurrency,
-            plugin_dir,
-            manifest,
-            data_dir,
-            keep_running,
-            erp_latency_ms,
-            erp_sessions,
-            supplier_latency_ms,
-        } => {
-            demo::run(DemoOptions {
-                orders,
-                concurrency,
-                plugin_dir,
-                manifest,
-                data_dir,
-                keep_running,
-                erp_latency_ms,
-                erp_sessions,
-                supplier_latency_ms,
-            })
-            .await
-        }
+        Command::Demo(args) => sim_cli::demo(args).await,
         Command::Serve => {
             daifa_host::serve::serve(
                 HostConfig::load(cli.config.as_deref())?,
@@ -331,43 +212,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Plugin(cmd) => plugin(cmd, cli.config).await,
         Command::Route(cmd) => route_cli::run(cmd, HostConfig::load(cli.config.as_deref())?).await,
-        Command::Sim(SimCommand::Supplier { port, token }) => {
-            let sim = SupplierSim::start(SupplierSimConfig { token: Some(token), ..Default::default() }, port).await?;
-            println!("supplier simulator on {}", sim.base_url());
-            tokio::signal::ctrl_c().await?;
-            Ok(())
-        }
-        Command::Sim(SimCommand::Kingdee(a)) => {
-            let base = match a.company.as_str() {
-                "stock" => KingdeeSimConfig::stock(),
-                "supplier" => KingdeeSimConfig::supplier_company(a.materials.iter().cloned()),
-                _ => KingdeeSimConfig::default(),
-            };
-            let cfg = KingdeeSimConfig {
-                row_cap: a.row_cap,
-                clock_offset_secs: a.clock_offset,
-                max_sessions: a.max_sessions,
-                ..base
-            };
-            let sim = KingdeeSim::start(cfg, a.port).await?;
-            let orders = if a.company == "supplier" { 0 } else { a.orders };
-            sim.generate(orders);
-            sim.with(|s| {
-                s.faults.slow_ms = a.latency_ms;
-                s.faults.fail_per_mille = a.fail_rate;
-                s.faults.conflict_next_writes = a.conflict_writes;
-                s.faults.lose_next_write_answers = a.lose_write_answers;
-                s.faults.expire_sessions_after = a.expire_sessions_after;
-            });
-            let c = sim.credentials();
-            println!("K3Cloud simulator ({}) on {} with {orders} sales orders", a.company, sim.server_url());
-            println!(
-                "  acct_id={} user_name={} app_id={} app_secret={}",
-                c.acct_id, c.user_name, c.app_id, c.app_secret
-            );
-            tokio::signal::ctrl_c().await?;
-            Ok(())
-        }
+        Command::Sim(cmd) => sim_cli::sim(cmd).await,
     }
 }
 

@@ -403,6 +403,41 @@ async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
     w.check_end_state().await;
 }
 
+/// A supplier slows down, then takes orders but answers only after our
+/// 5 s HTTP deadline for a window, so submits time out after the order
+/// landed. Retries carry the same idempotency key and get the first answer
+/// back (replays, never a second order), the circuit opens, and once the
+/// supplier recovers everything ends shipped and written back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supplier_that_slows_down_then_times_out_duplicates_nothing() {
+    let w = World::start(400, 4, |c| {
+        c.dispatch.circuit.open_ms = 1_000;
+        c.dispatch.circuit.max_open_ms = 2_000;
+        c.dispatch.reroute_after_ms = 300;
+        c.dispatch.backoff.base_ms = 300;
+        c.dispatch.backoff.cap_ms = 3_000;
+    })
+    .await;
+    let qg = &w.sims["QG"];
+    // Slow but within the deadline: nothing fails, it is only slow.
+    qg.set_latency(400);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    qg.set_latency(0);
+    // Orders land; their answers come after the deadline.
+    qg.set_answer_delay(6_000);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    qg.set_answer_delay(0);
+    let at_suppliers = w.wait_accepted().await;
+    assert!(qg.replays() > 0, "timed-out submits were retried with their key and answered from the first order");
+    let circuits = w.host.get("/dispatch/circuits").await;
+    let c = circuits.as_array().unwrap().iter().find(|c| c["circuit"]["supplier"] == "QG").expect("QG's circuit");
+    let opened = c["transitions"].as_array().unwrap().iter().any(|t| t["to_state"] == "open");
+    assert!(opened, "timeouts open the circuit: {c}");
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    w.check_end_state().await;
+}
+
 fn n_v(v: &Value, k: &str) -> i64 {
     v.get(k).and_then(Value::as_i64).unwrap_or(0)
 }

@@ -11,6 +11,7 @@
 
 mod backoff;
 mod circuit;
+mod commit;
 pub mod connections;
 mod erp;
 mod limits;
@@ -154,6 +155,7 @@ pub struct Dispatcher {
     pub(crate) owner: String,
     pub(crate) bindings: Bindings,
     pub(crate) limits: limits::Limits,
+    pub(crate) commits: commit::SubmitCommits,
     connections: std::sync::Mutex<(i64, HashMap<SupplierId, Connection>)>,
 }
 
@@ -172,6 +174,7 @@ impl Dispatcher {
             fastrand::u32(..)
         );
         Dispatcher {
+            commits: commit::SubmitCommits::new(store.clone()),
             store,
             bindings: Bindings::new(registry),
             router,

@@ -128,21 +128,15 @@ impl Dispatcher {
             Ok(receipt) => {
                 self.circuit_result(&job.supplier, true, "", now).await;
                 let lines = receipt.lines.iter().map(line_word).collect();
-                self.store
-                    .record_submit(
-                        job.lease(),
-                        &po.po_number,
-                        &SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines },
-                        now,
-                    )
-                    .await?
+                let answer = SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines };
+                self.commits.record(job.lease(), &po.po_number, answer).await?
             }
             Err(e) => {
                 let failure = Failure::from(&e);
                 match failure {
                     Failure::Refused(why) => {
                         self.circuit_result(&job.supplier, true, "", now).await;
-                        self.store.record_submit(job.lease(), &po.po_number, &SubmitAnswer::Refused(why), now).await?
+                        self.commits.record(job.lease(), &po.po_number, SubmitAnswer::Refused(why)).await?
                     }
                     Failure::Unauthorized(why) => {
                         self.pause(&job.supplier, &why, now).await?;

@@ -91,6 +91,9 @@ struct Inner {
     replays: u64,
     /// Delay before every answer, milliseconds.
     latency_ms: u64,
+    /// Delay after an order is taken, before its answer: a client that
+    /// times out meanwhile has placed the order without knowing it.
+    answer_delay_ms: u64,
 }
 
 struct Sim {
@@ -164,6 +167,14 @@ impl SupplierSim {
     pub fn set_latency(&self, ms: u64) {
         if let Ok(mut i) = self.state.inner.lock() {
             i.latency_ms = ms;
+        }
+    }
+
+    /// Takes orders at once but answers `ms` later (0 = at once): the case
+    /// where a timed-out submit did reach the supplier.
+    pub fn set_answer_delay(&self, ms: u64) {
+        if let Ok(mut i) = self.state.inner.lock() {
+            i.answer_delay_ms = ms;
         }
     }
 
@@ -327,7 +338,15 @@ struct ShipTo {
 
 async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Reply {
     gate(&sim, &headers).await?;
-    let order: Value = serde_json::from_slice(&body)
+    let (status, answer, delay) = take_order(&sim, &headers, &body)?;
+    answer_after(delay).await;
+    Ok(sim.reply(status, answer))
+}
+
+/// Takes (or replays) an order; answers its status, body and how long to
+/// hold the answer back.
+fn take_order(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<(StatusCode, Value, u64), SimError> {
+    let order: Value = serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order JSON: {e}")))?;
     let order: OrderIn = serde_json::from_value(sim.ours(order))
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("bad order: {e}")))?;
@@ -350,7 +369,7 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| order.external_id.clone());
-    let digest: [u8; 32] = sha2::Sha256::digest(&body).into();
+    let digest: [u8; 32] = sha2::Sha256::digest(body).into();
     let mut inner = sim.inner.lock().map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "poisoned"))?;
     if let Some(&idx) = inner.by_key.get(&key) {
         // The same key with another body is a client bug, refused (as
@@ -364,7 +383,7 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
             ));
         }
         inner.replays += 1;
-        return Ok(sim.reply(StatusCode::OK, order_json(&inner.orders[idx])));
+        return Ok((StatusCode::OK, order_json(&inner.orders[idx]), inner.answer_delay_ms));
     }
     inner.key_bodies.insert(key.clone(), digest);
     let order_id = format!("SUP-{:06}", inner.orders.len() + 1);
@@ -388,7 +407,13 @@ async fn create_order(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axu
     let idx = inner.orders.len();
     inner.orders.push(o);
     inner.by_key.insert(key, idx);
-    Ok(sim.reply(StatusCode::CREATED, answer))
+    Ok((StatusCode::CREATED, answer, inner.answer_delay_ms))
+}
+
+async fn answer_after(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
 
 fn order_json(o: &SimOrder) -> Value {
