@@ -194,6 +194,17 @@ struct World {
 
 impl World {
     async fn start(orders: usize, max_in_flight: u32, tweak: impl FnOnce(&mut HostConfig)) -> World {
+        World::start_without(orders, max_in_flight, &[], tweak).await
+    }
+
+    /// A world whose suppliers in `outside` get no REST simulator and no
+    /// connection: the test connects them itself.
+    async fn start_without(
+        orders: usize,
+        max_in_flight: u32,
+        outside: &[&str],
+        tweak: impl FnOnce(&mut HostConfig),
+    ) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
@@ -206,7 +217,7 @@ impl World {
             .map(|s| s.id)
             .collect();
         let mut sims = HashMap::new();
-        for id in ids {
+        for id in ids.into_iter().filter(|id| !outside.contains(&id.as_str())) {
             let cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
             sims.insert(id, SupplierSim::start(cfg, 0).await.unwrap());
         }
@@ -242,6 +253,12 @@ impl World {
     /// supplier; every tracking number issued written back once, with
     /// exactly the ordered quantities; no dead letters.
     async fn check_end_state(&self) {
+        self.check_end_state_with(&[]).await
+    }
+
+    /// [`World::check_end_state`] counting also the tracking numbers that
+    /// suppliers outside `sims` issued.
+    async fn check_end_state_with(&self, other_tracking: &[String]) {
         let pos = self.host.get("/purchase-orders?limit=100000").await;
         let pos = pos["purchase_orders"].as_array().unwrap().clone();
         let mut by_supplier: HashMap<String, HashSet<String>> = HashMap::new();
@@ -267,7 +284,8 @@ impl World {
         let accepted = pos.iter().filter(|p| p["erp_bill_no"].is_string()).count();
         assert_eq!(in_erp.len(), accepted, "every accepted PO is in the ERP, and nothing else");
 
-        let issued: Vec<String> = self.sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+        let mut issued: Vec<String> = self.sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
+        issued.extend(other_tracking.iter().cloned());
         let shipments = issued.len();
         let issued: HashSet<String> = issued.into_iter().collect();
         assert_eq!(issued.len(), shipments, "tracking numbers are unique, as carriers issue them");
@@ -505,4 +523,76 @@ async fn suppliers_push_updates_to_the_callback_route() {
         assert!(Instant::now() < deadline, "the pushed shipment was not written back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An adapter written outside this repository, against the SDK only (ACME:
+/// OAuth2 client credentials, XML orders, HMAC-signed webhooks), installed
+/// on the running `daifa serve` through the admin API and bound to one
+/// supplier: it receives that supplier's POs (refreshing its token when
+/// ACME revokes it), and ACME's signed webhooks bring the tracking numbers
+/// back, into the ERP. No host code knows ACME.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outside_adapter_installed_on_a_running_host_carries_its_suppliers_orders() {
+    use common::acme::{self, Acme};
+    let w = World::start_without(300, 8, &["HZ"], |_| {}).await;
+    let acme = Acme::start().await;
+    let client = w.host.client();
+    // The operator installs the package (placeholders for the per-supplier
+    // keys), then binds HZ to it with HZ's own endpoint and secrets.
+    let placeholders = common::config(&[
+        ("base_url", "http://127.0.0.1:9"),
+        ("client_id", "-"),
+        ("client_secret", "-"),
+        ("webhook_secret", "-"),
+    ]);
+    client.install(&common::acme_xml_package(), &placeholders, true).await.expect("install acme-xml");
+    let body = json!({
+        "plugin": "acme-xml",
+        "config": { "base_url": acme.base_url, "client_id": acme::CLIENT_ID },
+        "secrets": { "client_secret": acme::CLIENT_SECRET, "webhook_secret": acme::WEBHOOK_SECRET },
+        "poll_interval_ms": 86_400_000,
+    });
+    client.call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ to acme-xml");
+    // Part-way through, ACME rotates its tokens: the adapter must notice
+    // the 401 and fetch a new one by itself.
+    wait_for(&w.host, "ACME takes orders", 120, |_, _| acme.orders().len() >= 5).await;
+    acme.revoke_tokens();
+    let at_suppliers = w.wait_accepted().await;
+    let (grants, refused, _, conflicts) = acme.counts();
+    assert!(grants >= 2 && refused >= 1, "the revoked token was refused and replaced: {:?}", acme.counts());
+    assert_eq!(conflicts, 0);
+
+    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
+    let ours: HashSet<String> = pos["purchase_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["dispatched_at"].is_i64())
+        .map(|p| p["po_number"].as_str().unwrap().to_string())
+        .collect();
+    let theirs: Vec<String> = acme.orders().into_iter().map(|o| o.reference).collect();
+    assert!(!ours.is_empty(), "HZ got purchase orders");
+    assert_eq!(theirs.len(), ours.len(), "one ACME order per PO");
+    assert_eq!(theirs.into_iter().collect::<HashSet<_>>(), ours, "ACME holds exactly HZ's POs");
+
+    // A forged webhook is refused by the plugin and changes nothing.
+    let webhook = format!("{}/callbacks/HZ/shipments", w.host.url);
+    let o = acme.orders()[0].clone();
+    let forged = acme::shipment_xml(&o, "FORGED0001");
+    let r = reqwest::Client::new()
+        .post(&webhook)
+        .header("x-acme-signature", acme::sign("not-the-key", forged.as_bytes()))
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a webhook with a wrong signature is refused");
+
+    let statuses = acme.ship_all(&webhook, acme::WEBHOOK_SECRET).await;
+    assert!(statuses.iter().all(|s| *s == 200), "ACME's signed webhooks are taken: {statuses:?}");
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    let acme_tracking: Vec<String> = acme.orders().into_iter().filter_map(|o| o.tracking).collect();
+    w.check_end_state_with(&acme_tracking).await;
+    assert!(!w.kd.with(|s| s.outstocks.iter().any(|d| d["FCarriageNO"] == "FORGED0001")));
 }

@@ -2,6 +2,7 @@
 //! real plugin components, package them, start runtimes.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod db;
 
 use std::path::{Path, PathBuf};
@@ -106,4 +107,10 @@ pub fn order(po: &str, lines: usize) -> daifa_host::plugins::bindings::PurchaseO
         requested_service: Some("standard".into()),
         remark: Some("请尽快发货，谢谢".into()),
     }
+}
+
+/// The outside adapter (`tests/fixtures/outside-adapter`, ACME's XML API),
+/// packaged as its author would ship it.
+pub fn acme_xml_package() -> PluginPackage {
+    PluginPackage::pack(manifest("tests/fixtures/outside-adapter/manifest.toml"), component("acme_xml"))
 }
