@@ -596,3 +596,64 @@ async fn an_outside_adapter_installed_on_a_running_host_carries_its_suppliers_or
     w.check_end_state_with(&acme_tracking).await;
     assert!(!w.kd.with(|s| s.outstocks.iter().any(|d| d["FCarriageNO"] == "FORGED0001")));
 }
+
+/// The ERP cancels sales orders whose POs the suppliers already accepted:
+/// each supplier is asked to cancel through its own binding
+/// (`cancel-order`), the POs end cancelled, nothing of them ships or is
+/// written back; an order cancelled after its goods shipped is an operator
+/// event, never a silent change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_cancelled_in_the_erp_are_cancelled_at_their_suppliers() {
+    let w = World::start(200, 8, |_| {}).await;
+    let at_suppliers = w.wait_accepted().await;
+    let acked = w.host.get("/orders?state=acknowledged&limit=10").await;
+    let victims: Vec<(i64, i64)> = acked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_i64().unwrap(), o["external_id"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(victims.len(), 10);
+    for (_, fid) in &victims {
+        assert!(w.kd.modify(*fid, |o| o.cancel_status = "B".into()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cancelled_pos = Vec::new();
+    for (id, _) in &victims {
+        loop {
+            let o = w.host.get(&format!("/orders/{id}")).await;
+            let pos = w.host.get(&format!("/purchase-orders?limit=100&order={id}")).await;
+            let pos = pos["purchase_orders"].as_array().cloned().unwrap_or_default();
+            let mine: Vec<&Value> = pos.iter().filter(|p| p["order"] == *id).collect();
+            if o["state"] == "cancelled" && !mine.is_empty() && mine.iter().all(|p| p["state"] == "cancelled") {
+                cancelled_pos.extend(mine.iter().map(|p| p["po_number"].as_str().unwrap().to_string()));
+                break;
+            }
+            assert!(Instant::now() < deadline, "order {id} not cancelled at its suppliers: {o} {mine:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
+    assert!(shipped > 0);
+    w.wait_written_back(at_suppliers - victims.len() as i64).await;
+    w.check_end_state().await;
+    // The suppliers shipped none of the cancelled POs.
+    let issued: HashSet<String> = w.sims.values().flat_map(|s| s.tracking_numbers()).map(|(po, _)| po).collect();
+    for po in &cancelled_pos {
+        assert!(!issued.contains(po), "{po} was cancelled but shipped");
+    }
+    // Cancelled after shipping: a person has to act, and is told.
+    let done = w.host.get("/orders?state=written_back&limit=1").await;
+    let fid: i64 = done[0]["external_id"].as_str().unwrap().parse().unwrap();
+    w.kd.modify(fid, |o| o.cancel_status = "B".into());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = w.host.get("/operator-events").await;
+        let found = events.as_array().unwrap().iter().any(|e| e["kind"] == "cancelled_after_shipping");
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no operator event for an order cancelled after shipping: {events}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -10,6 +10,7 @@
 //! (re-routes and circuit state), `tracking` (poll results), `domain`.
 
 mod backoff;
+mod cancel;
 mod circuit;
 mod commit;
 pub mod connections;
@@ -34,6 +35,7 @@ use crate::util::now_ms;
 
 pub use backoff::Backoff;
 pub use circuit::CircuitConfig;
+pub(crate) use circuit::Gate;
 pub use connections::{Bindings, effective_config, resolve_secret};
 pub(crate) use submit::line_word;
 pub use submit::{idempotency_key, wire_order};
@@ -195,7 +197,7 @@ impl Dispatcher {
     /// finish and record their results, leases still held are released.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.sync_circuits().await;
-        let kinds = [JobKind::Submit, JobKind::Poll];
+        let kinds = [JobKind::Submit, JobKind::Poll, JobKind::Cancel];
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut erp_tasks: JoinSet<()> = JoinSet::new();
         loop {
@@ -283,6 +285,7 @@ impl Dispatcher {
                 Ok(())
             }
             JobKind::Poll => crate::tracking::poll(&self, &job).await,
+            JobKind::Cancel => self.cancel(&job).await,
         };
         match r {
             Ok(()) => {}
@@ -295,7 +298,7 @@ impl Dispatcher {
 
     /// Records a failed attempt and decides what happens next.
     pub(crate) async fn fail(&self, job: &Job, failure: &Failure, now: i64) -> Result<(), StoreError> {
-        if failure.trips_circuit() && job.kind == JobKind::Submit {
+        if failure.trips_circuit() && matches!(job.kind, JobKind::Submit | JobKind::Poll | JobKind::Cancel) {
             self.circuit_result(&job.supplier, false, failure.message(), now).await;
         }
         let retry = match failure {

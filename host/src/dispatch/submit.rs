@@ -115,9 +115,12 @@ impl Dispatcher {
             Err(f) => return self.fail(job, &f, now).await,
         };
         // The content only: an order's history can be long and is not sent.
-        let Some((_, _, content)) = self.store.orders_content(&[po.order]).await?.pop() else {
+        let Some((_, order_state, content)) = self.store.orders_content(&[po.order]).await?.pop() else {
             return Err(StoreError::NotFound(po.order.to_string()));
         };
+        if order_state == crate::domain::OrderState::Cancelled || content.cancelled {
+            return self.never_send(job, &po, now).await;
+        }
         let wire = match wire_order(&po, &content) {
             Ok(w) => w,
             Err(why) => return self.fail(job, &Failure::Hopeless(why), now).await,
@@ -166,6 +169,22 @@ impl Dispatcher {
         let end = crate::store::JobEnd { lease: job.lease(), cursor: None, again_at: None };
         let applied = self.store.apply_updates(&po.supplier, &[update], "dispatch", Some(end), now).await?;
         self.reroute(applied, now).await;
+        Ok(())
+    }
+
+    /// The sales order was cancelled before this PO went out: it never will.
+    async fn never_send(&self, job: &Job, po: &PoRecord, now: i64) -> Result<(), StoreError> {
+        let update = crate::domain::purchase::PoUpdate {
+            po_number: po.po_number.clone(),
+            supplier_ref: None,
+            at: None,
+            kind: crate::domain::purchase::UpdateKind::Cancelled(Some(
+                "the sales order was cancelled before this purchase order was sent".into(),
+            )),
+        };
+        let end = crate::store::JobEnd { lease: job.lease(), cursor: None, again_at: None };
+        // No re-route: the order is cancelled, its lines go nowhere.
+        self.store.apply_updates(&po.supplier, &[update], "dispatch", Some(end), now).await?;
         Ok(())
     }
 

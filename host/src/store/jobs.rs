@@ -27,6 +27,9 @@ pub enum JobKind {
     WriteBack,
     /// Read a supplier's update feed (`job_key` = supplier); recurring.
     Poll,
+    /// Ask the supplier to cancel a PO whose sales order the ERP cancelled
+    /// (`job_key` = PO number).
+    Cancel,
 }
 
 impl JobKind {
@@ -36,6 +39,7 @@ impl JobKind {
             JobKind::ErpPo => "erp_po",
             JobKind::WriteBack => "write_back",
             JobKind::Poll => "poll",
+            JobKind::Cancel => "cancel",
         }
     }
 
@@ -45,6 +49,7 @@ impl JobKind {
             "erp_po" => Ok(JobKind::ErpPo),
             "write_back" => Ok(JobKind::WriteBack),
             "poll" => Ok(JobKind::Poll),
+            "cancel" => Ok(JobKind::Cancel),
             _ => Err(StoreError::Corrupt(format!("job kind `{s}`"))),
         }
     }

@@ -185,9 +185,13 @@ impl Store {
                 Box::pin(async move {
                     match backend {
                         Backend::Sqlite => {
+                            // 32 MB of page cache per connection (SQLite's
+                            // default is 2 MB): a day's orders, POs and jobs
+                            // outgrow 2 MB, and every miss is a read syscall.
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA cache_size = -32768;"
                             )))
                             .await?;
                         }

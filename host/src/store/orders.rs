@@ -165,6 +165,7 @@ impl Store {
         }
 
         let pos = self.positional();
+        let revise = Revise { positional: pos, cancel_deadline_ms: self.dispatch_settings().submit_deadline_ms };
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
         for (c, reason) in &unstorable {
@@ -201,7 +202,7 @@ impl Store {
                             out.refuse(c, reason);
                         }
                         _ if k.same_revision(c) => out.unchanged += 1,
-                        _ => apply_revision(&mut tx, k, c, actor, now, &mut out, pos).await?,
+                        _ => apply_revision(&mut tx, k, c, actor, now, &mut out, &revise).await?,
                     }
                 }
                 insert_new(&mut tx, &fresh, now, &mut out, pos).await?;
@@ -598,6 +599,14 @@ async fn load_known(
     Ok(known)
 }
 
+/// How revisions are applied in this store.
+struct Revise {
+    /// Numbered placeholders (PostgreSQL) or positional ones.
+    positional: bool,
+    /// How long a cancel job may keep asking a supplier.
+    cancel_deadline_ms: i64,
+}
+
 /// A known order came again with a newer (or unorderable) stamp, or with
 /// the same stamp and different content (a torn read being repaired).
 async fn apply_revision(
@@ -607,8 +616,9 @@ async fn apply_revision(
     actor: &Actor,
     now: i64,
     out: &mut IngestOutcome,
-    pos: bool,
+    how: &Revise,
 ) -> Result<(), StoreError> {
+    let (pos, cancel_deadline_ms) = (how.positional, how.cancel_deadline_ms);
     let actor_s = actor.to_string();
     let with_supplier = k.state.is_dispatched() || matches!(k.state, OrderState::Cancelled);
     if c.content_hash() == k.content_hash && with_supplier {
@@ -628,13 +638,47 @@ async fn apply_revision(
         out.unchanged += 1;
         return Ok(());
     }
+    if with_supplier && c.cancelled && k.state != OrderState::Cancelled && k.state.can_go_to(OrderState::Cancelled) {
+        // Cancelled at the source after dispatch: the ERP's word is final.
+        // The order is cancelled here at once and each supplier still
+        // holding a PO is asked to cancel it (a cancel job per PO).
+        let reason = format!("cancelled at the source ({}) after dispatch; cancelling at the suppliers", c.source);
+        sqlx::query(
+            "UPDATE sales_orders SET source_modified = $1, revision_hash = $2, state = $3, state_reason = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(&c.source_modified)
+        .bind(c.revision_hash())
+        .bind(OrderState::Cancelled.as_str())
+        .bind(&reason)
+        .bind(now)
+        .bind(k.id)
+        .execute(&mut **tx)
+        .await?;
+        record(tx, k.id, Some(k.state), OrderState::Cancelled, &actor_s, &reason, now).await?;
+        super::updates::request_cancels(tx, k.id, now, cancel_deadline_ms).await?;
+        out.updated += 1;
+        return Ok(());
+    }
     if with_supplier {
         // A supplier already has it: a human decides. Keep what was sent,
         // park the new revision beside it.
-        let reason = format!(
-            "changed at the source ({}) after dispatch (revision {}); needs review",
-            c.source, c.source_modified
-        );
+        let reason = if c.cancelled {
+            format!(
+                "cancelled at the source ({}) after its goods shipped (revision {}); a person must stop or take \
+                 back the goods",
+                c.source, c.source_modified
+            )
+        } else {
+            format!(
+                "changed at the source ({}) after dispatch (revision {}); needs review",
+                c.source, c.source_modified
+            )
+        };
+        if c.cancelled {
+            // Shipped POs become operator events; any still open are asked.
+            super::updates::request_cancels(tx, k.id, now, cancel_deadline_ms).await?;
+        }
         let revision = serde_json::to_string(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "UPDATE sales_orders SET source_modified = $1, pending_revision = $2, state = $3, state_reason = $4, \

@@ -14,7 +14,7 @@ use super::purchase::{
 };
 use super::{Store, StoreError, Tx};
 use crate::domain::purchase::{LineStatus, LineWord, ParcelIn, PoState, PoUpdate, UpdateKind};
-use crate::domain::{Actor, SupplierId};
+use crate::domain::{Actor, OrderState, SupplierId};
 use crate::routing::performance::Event;
 
 /// Which line of `po` an update names: our line id, else a unique supplier
@@ -644,10 +644,68 @@ async fn submit_in(
             cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
         });
     }
-    if settings.erp_purchase_orders == ErpPoTiming::OnAccept && po.lines.iter().any(|l| l.status.is_live()) {
+    // Cancelled while this submit was in flight: the supplier has it now,
+    // so it must be asked to cancel; no purchase order in the ERP for it.
+    let cancelled = order_cancelled(tx, po.order.0).await?;
+    if cancelled && matches!(to, PoState::Acknowledged | PoState::Backordered | PoState::Submitted) {
+        insert_job(tx, JobKind::Cancel, po_number, &po.supplier, now, now + settings.submit_deadline_ms, now).await?;
+    }
+    if !cancelled
+        && settings.erp_purchase_orders == ErpPoTiming::OnAccept
+        && po.lines.iter().any(|l| l.status.is_live())
+    {
         insert_job(tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now).await?;
     }
     derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await?;
     out.updates = 1;
     Ok(out)
+}
+
+/// The ERP cancelled a sales order that suppliers already have: a cancel
+/// job for each PO still open at its supplier (a PO not yet answered gets
+/// one when its answer comes, see `submit_in`); a PO already shipped is an
+/// operator exception, since only a person can get the goods back.
+pub(super) async fn request_cancels(tx: &mut Tx, order: i64, now: i64, deadline_ms: i64) -> Result<usize, StoreError> {
+    let pos: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT po_number, supplier, state FROM purchase_orders WHERE order_id = $1")
+            .bind(order)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut n = 0;
+    for (po, supplier, st) in pos {
+        let st: PoState = st.parse().map_err(corrupt)?;
+        let supplier = SupplierId::from(supplier);
+        match st {
+            PoState::Submitted | PoState::Acknowledged | PoState::Backordered
+                if insert_job(tx, JobKind::Cancel, &po, &supplier, now, now + deadline_ms, now).await? =>
+            {
+                let what = "sales order cancelled at the source; cancel requested";
+                po_event(tx, &po, Some(st), st, "erp", what, now).await?;
+                n += 1;
+            }
+            PoState::PartiallyShipped | PoState::Shipped | PoState::WrittenBack => {
+                let msg = format!("{po}: the sales order was cancelled at the source after {supplier} shipped ({st})");
+                super::connections::insert_operator_event(
+                    tx,
+                    "cancelled_after_shipping",
+                    supplier.as_str(),
+                    &po,
+                    &msg,
+                    now,
+                )
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(n)
+}
+
+/// Whether the sales order is cancelled (by the ERP or a person).
+pub(super) async fn order_cancelled(tx: &mut Tx, order: i64) -> Result<bool, StoreError> {
+    let st: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
+        .bind(order)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(st.as_deref() == Some(OrderState::Cancelled.as_str()))
 }

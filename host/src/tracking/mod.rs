@@ -70,6 +70,11 @@ pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
     if let Some(why) = &conn.paused_reason {
         return d.postpone(job, now + 30_000, &format!("supplier paused: {why}"), now).await;
     }
+    // A supplier whose circuit is open is left alone by polls too; a poll
+    // may be the half-open trial, and its result closes or reopens it.
+    if let crate::dispatch::Gate::WaitUntil(at) = d.circuit_gate(&job.supplier, now).await? {
+        return d.postpone(job, at, "circuit open", now).await;
+    }
     let plugin = match d.bindings.get(&conn) {
         Ok(p) => p,
         Err(f) => return d.fail(job, &f, now).await,
@@ -78,6 +83,7 @@ pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
     match plugin.poll_updates(cursor.as_deref()).await {
         Ok(batch) => {
             let now = now_ms();
+            d.circuit_result(&job.supplier, true, "", now).await;
             let updates: Vec<PoUpdate> = batch.updates.iter().map(domain_update).collect();
             let again = if updates.is_empty() { now + conn.poll_interval_ms.max(100) } else { now };
             let end = JobEnd { lease: job.lease(), cursor: batch.next_cursor.as_deref(), again_at: Some(again) };
