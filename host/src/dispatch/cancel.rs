@@ -24,13 +24,7 @@ impl Dispatcher {
         if !matches!(po.state, PoState::Submitted | PoState::Acknowledged | PoState::Backordered) {
             return self.complete(job, now).await;
         }
-        let Some(conn) = self.connection(&job.supplier) else {
-            let f = Failure::Setup(format!("supplier {} has no connection (daifa supplier connect)", job.supplier));
-            return self.fail(job, &f, now).await;
-        };
-        if let Some(why) = &conn.paused_reason {
-            return self.postpone(job, now + 30_000, &format!("supplier paused: {why}"), now).await;
-        }
+        let Some(conn) = self.callable_connection(job, now).await? else { return Ok(()) };
         if let Gate::WaitUntil(at) = self.circuit_gate(&job.supplier, now).await? {
             return self.postpone(job, at, "circuit open", now).await;
         }

@@ -321,6 +321,22 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// The supplier's connection when calls may go to it; otherwise the
+    /// job is failed (no connection) or put back (paused) and `None` comes
+    /// back.
+    pub(crate) async fn callable_connection(&self, job: &Job, now: i64) -> Result<Option<Connection>, StoreError> {
+        let Some(conn) = self.connection(&job.supplier) else {
+            let f = Failure::Setup(format!("supplier {} has no connection (daifa supplier connect)", job.supplier));
+            self.fail(job, &f, now).await?;
+            return Ok(None);
+        };
+        if let Some(why) = &conn.paused_reason {
+            self.postpone(job, now + 30_000, &format!("supplier paused: {why}"), now).await?;
+            return Ok(None);
+        }
+        Ok(Some(conn))
+    }
+
     /// Puts a job back until `at` without counting an attempt (a paused
     /// supplier, an open circuit, a full rate window).
     pub(crate) async fn postpone(&self, job: &Job, at: i64, why: &str, now: i64) -> Result<(), StoreError> {

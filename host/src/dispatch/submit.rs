@@ -87,13 +87,7 @@ impl Dispatcher {
             self.store.complete_job(job.lease(), now).await?;
             return Ok(());
         }
-        let Some(conn) = self.connection(&job.supplier) else {
-            let f = Failure::Setup(format!("supplier {} has no connection (daifa supplier connect)", job.supplier));
-            return self.fail(job, &f, now).await;
-        };
-        if let Some(why) = &conn.paused_reason {
-            return self.postpone(job, now + 30_000, &format!("supplier paused: {why}"), now).await;
-        }
+        let Some(conn) = self.callable_connection(job, now).await? else { return Ok(()) };
         if let Gate::WaitUntil(at) = self.circuit_gate(&job.supplier, now).await? {
             // Never tried, and the circuit has been open a while: another
             // supplier can have it. Once tried, it may have arrived; only a
