@@ -296,6 +296,64 @@ async fn a_dead_letter_can_be_retried(db: Db) {
     assert_eq!(s.claim_jobs(&[JobKind::Submit], "w", NOW, 60_000, 1).await.unwrap().len(), 1);
 }
 
+/// The ERP cancels orders: one whose PO is being submitted right then (its
+/// receipt arrives after the cancellation), one already acknowledged, and
+/// one already shipped. The first two end with a cancel job for their
+/// supplier (and no ERP purchase order for the first); the shipped one is an
+/// exception with an operator event, never a silent change.
+async fn cancellations_from_the_erp_reach_the_suppliers(db: Db) {
+    let (s, _, ids) =
+        routed(&db, vec![order(1, &[("SKU-X", "1")]), order(2, &[("SKU-X", "1")]), order(3, &[("SKU-X", "1")])]).await;
+    let jobs = s.claim_jobs(&[JobKind::Submit], "w", NOW, 60_000, 10).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    // Lines a receipt does not name were accepted as sent.
+    let receipt = |po: &str| SubmitAnswer::Receipt { supplier_ref: format!("SUP-{po}"), lines: vec![] };
+    // Orders 2 and 3 are answered; 3 ships.
+    let po_of = |i: usize| jobs.iter().find(|j| j.key.starts_with(&format!("PO{}-", ids[i].0))).unwrap();
+    for i in [1, 2] {
+        let j = po_of(i);
+        s.record_submit(j.lease(), &j.key, &receipt(&j.key), NOW + 1).await.unwrap();
+    }
+    let ship = PoUpdate {
+        po_number: po_of(2).key.clone(),
+        supplier_ref: None,
+        at: None,
+        kind: UpdateKind::Shipped(vec![ParcelIn {
+            carrier: "SF".into(),
+            tracking_number: "SF001".into(),
+            lines: vec![("30".into(), Decimal::ONE)],
+            shipped_at: None,
+        }]),
+    };
+    let a = s.apply_updates(&SupplierId("A".into()), &[ship], "poll", None, NOW + 2).await.unwrap();
+    assert_eq!(a.parcels, 1, "{a:?}");
+    // The ERP cancels all three.
+    let cancelled: Vec<OrderContent> = (1..=3)
+        .map(|n| OrderContent {
+            cancelled: true,
+            source_modified: "2026-11-25T10:00:00".into(),
+            ..order(n, &[("SKU-X", "1")])
+        })
+        .collect();
+    s.ingest_batch(cancelled, &Actor::Ingest("kingdee".into()), NOW + 3).await.unwrap();
+    assert_eq!(state(&s, ids[0]).await, OrderState::Cancelled, "not yet with a supplier: cancelled");
+    assert_eq!(state(&s, ids[1]).await, OrderState::Cancelled, "acknowledged: cancelled, supplier asked");
+    assert_eq!(state(&s, ids[2]).await, OrderState::Exception, "shipped: a person decides");
+    // Order 1's submit was in flight: its receipt lands after the cancel.
+    let j = po_of(0);
+    s.record_submit(j.lease(), &j.key, &receipt(&j.key), NOW + 4).await.unwrap();
+    let cancels = s.claim_jobs(&[JobKind::Cancel], "w", NOW + 5, 60_000, 10).await.unwrap();
+    let mut keys: Vec<&str> = cancels.iter().map(|j| j.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut want = vec![po_of(0).key.as_str(), po_of(1).key.as_str()];
+    want.sort_unstable();
+    assert_eq!(keys, want, "a cancel job for each PO a supplier holds, none for the shipped one");
+    let erp = s.claim_jobs(&[JobKind::ErpPo], "w", NOW + 5, 60_000, 10).await.unwrap();
+    assert!(!erp.iter().any(|j| j.key == po_of(0).key), "no ERP purchase order for a cancelled order's late receipt");
+    let events = s.operator_events(10).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "cancelled_after_shipping" && e.subject == po_of(2).key), "{events:?}");
+}
+
 suite!(
     routing_creates_each_po_with_its_submit_job,
     a_worker_whose_lease_ran_out_cannot_commit,
@@ -303,4 +361,5 @@ suite!(
     updates_apply_once_and_never_corrupt,
     a_refused_po_moves_to_the_next_supplier,
     a_dead_letter_can_be_retried,
+    cancellations_from_the_erp_reach_the_suppliers,
 );
