@@ -54,8 +54,11 @@ impl Dispatcher {
         if docs.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
         let now = now_ms();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        tracing::info!(pos = docs.len(), failed, ms = started.elapsed().as_millis() as u64, "ERP purchase-order batch");
         let mut made = Vec::new();
         for ((job, doc), result) in batch.iter().zip(&docs).zip(results) {
             match result {
@@ -160,8 +163,11 @@ impl Dispatcher {
         if docs.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let results = write_back_shipments(&erp.client, &erp.write_back, &docs).await;
         let now = now_ms();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        tracing::info!(shipments = docs.len(), failed, ms = started.elapsed().as_millis() as u64, "write-back batch");
         let mut written = Vec::new();
         for ((job, id), result) in batch.iter().zip(results) {
             match result {

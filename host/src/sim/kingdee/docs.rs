@@ -127,6 +127,17 @@ impl DocTable {
                         add(key.clone(), n);
                     }
                 }
+                // Entry rows: their scalar fields, under `entry:<field>` (a
+                // query names an entry field without its entity).
+                Value::Array(rows) => {
+                    for row in rows.iter().filter_map(Value::as_object) {
+                        for (ek, ev) in row {
+                            if !ev.is_object() && !ev.is_array() {
+                                add(format!("entry:{}", ek.to_ascii_lowercase()), ev);
+                            }
+                        }
+                    }
+                }
                 other => add(key.clone(), other),
             }
         }
@@ -147,7 +158,21 @@ impl DocTable {
     /// Positions that may match `path = value` (a superset), or `None` when
     /// the field is not indexed (an entry field): scan everything.
     pub fn candidates(&self, place: &FieldPlace, value: &str) -> Option<Vec<usize>> {
-        let FieldPlace::Header(name, sub) = place else { return None };
+        let (name, sub) = match place {
+            FieldPlace::Header(name, sub) => (name, sub),
+            FieldPlace::Entry(name, None) => {
+                if value.trim().parse::<f64>().is_ok() || crate::erp::time::parse(value).is_some() {
+                    return None;
+                }
+                let path = format!("entry:{}", name.to_ascii_lowercase());
+                let mut v =
+                    self.index.get(&path).and_then(|m| m.get(&value.to_lowercase())).cloned().unwrap_or_default();
+                v.sort_unstable();
+                v.dedup();
+                return Some(v);
+            }
+            FieldPlace::Entry(..) => return None,
+        };
         if name == "FID" && sub.is_none() {
             // '200001.0' is 200001 to a numeric column; not a number: no row.
             let id = value.trim().parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.is_finite());

@@ -347,12 +347,14 @@ impl Filter {
         }
     }
 
-    /// `field = 'v'` conditions that every matching row must meet (the
-    /// top-level conjunction), for index lookups.
-    pub fn required_equalities(&self) -> Vec<(&str, &str)> {
+    /// The `f = v` and `f IN (...)` terms every matching row satisfies
+    /// (top-level conjuncts): `f` equals one of the values. An index can
+    /// answer these.
+    pub fn required_lookups(&self) -> Vec<(&str, Vec<&str>)> {
         match self {
-            Filter::Cmp(f, "=", v) => vec![(f.as_str(), v.as_str())],
-            Filter::And(terms) => terms.iter().flat_map(Filter::required_equalities).collect(),
+            Filter::Cmp(f, "=", v) => vec![(f.as_str(), vec![v.as_str()])],
+            Filter::In(f, vals, false) => vec![(f.as_str(), vals.iter().map(String::as_str).collect())],
+            Filter::And(terms) => terms.iter().flat_map(Filter::required_lookups).collect(),
             _ => vec![],
         }
     }

@@ -154,11 +154,20 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
         }
     } else {
         let table = if meta.id == "PUR_PurchaseOrder" { &state.purchase_orders } else { &state.outstocks };
-        // An equality on an indexed header field narrows the scan.
+        // An equality or an IN list on an indexed field narrows the scan,
+        // as a real database's index would.
         let candidates = filter
-            .required_equalities()
+            .required_lookups()
             .into_iter()
-            .find_map(|(f, v)| table.candidates(place(f), v))
+            .find_map(|(f, vals)| {
+                let mut all = Vec::new();
+                for v in vals {
+                    all.extend(table.candidates(place(f), v)?);
+                }
+                all.sort_unstable();
+                all.dedup();
+                Some(all)
+            })
             .unwrap_or_else(|| (0..table.len()).collect());
         let examined = candidates.len() as u64;
         for pos in candidates {
