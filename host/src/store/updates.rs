@@ -437,24 +437,9 @@ impl Store {
         Ok((added, exceptions))
     }
 
-    /// Records the PO's PUR_PurchaseOrder, under the job's lease.
-    pub async fn record_erp_po(
-        &self,
-        lease: Lease,
-        po_number: &str,
-        bill_no: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let done = self.record_erp_pos(&[(lease, po_number.to_string(), bill_no.to_string())], now).await?;
-        if done.first() != Some(&true) {
-            return Err(StoreError::LeaseLost(lease.id));
-        }
-        Ok(())
-    }
-
-    /// [`Store::record_erp_po`] for a batch in one transaction: each item
-    /// `(lease, po_number, bill_no)` is recorded unless its lease was lost
-    /// (answered `false`, and nothing of it written).
+    /// Records each PO's PUR_PurchaseOrder under its job's lease, a batch in
+    /// one transaction: each item `(lease, po_number, bill_no)` is recorded
+    /// unless its lease was lost (answered `false`, and nothing of it written).
     pub async fn record_erp_pos(&self, items: &[(Lease, String, String)], now: i64) -> Result<Vec<bool>, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;

@@ -236,7 +236,7 @@ pub async fn write_back_shipments(
     for round in rounds(docs) {
         let results = match how {
             WriteBack::OutStock { carrier_field, tracking_field, submit, audit } => {
-                let s = OutStockRound { client, carrier_field, tracking_field, submit: *submit, audit: *audit };
+                let s = OutStockRound { client, how, carrier_field, tracking_field, submit: *submit, audit: *audit };
                 s.run(docs, &round).await
             }
             WriteBack::FieldUpdate { carrier_field, tracking_field } => {
@@ -280,6 +280,8 @@ struct OutDoc {
 
 struct OutStockRound<'a> {
     client: &'a KingdeeClient,
+    /// The whole setting, for the one-at-a-time fallback.
+    how: &'a WriteBack,
     carrier_field: &'a str,
     tracking_field: &'a str,
     submit: bool,
@@ -295,14 +297,14 @@ impl OutStockRound<'_> {
             out.insert(i, self.one(&docs[i]).await);
         }
         let bills: Vec<&str> = batch.iter().map(|&i| docs[i].sale_bill_no.as_str()).collect();
-        let existing = match self.outstocks(&bills).await {
+        let mut existing = match self.outstocks(&bills).await {
             Ok(e) => e,
-            Err(e) => return self.all_failed(round, out, e),
+            // Nothing known: every shipment not already answered fails alike.
+            Err(e) => return round.iter().map(|i| out.remove(i).unwrap_or_else(|| Err(e.clone()))).collect(),
         };
         let mut to_finish: Vec<(usize, i64, String)> = Vec::new();
         let mut to_save: Vec<(usize, i64, OutDoc)> = Vec::new();
         let mut to_push: Vec<usize> = Vec::new();
-        let mut existing = existing;
         for &i in &batch {
             let d = &docs[i];
             match pick(&mut existing, d) {
@@ -381,23 +383,8 @@ impl OutStockRound<'_> {
             .collect()
     }
 
-    fn all_failed(
-        &self,
-        round: &[usize],
-        mut out: HashMap<usize, Result<ErpDoc, KingdeeError>>,
-        e: KingdeeError,
-    ) -> Vec<Result<ErpDoc, KingdeeError>> {
-        round.iter().map(|i| out.remove(i).unwrap_or_else(|| Err(e.clone()))).collect()
-    }
-
     async fn one(&self, d: &ShipmentDoc) -> Result<ErpDoc, KingdeeError> {
-        let how = WriteBack::OutStock {
-            carrier_field: self.carrier_field.into(),
-            tracking_field: self.tracking_field.into(),
-            submit: self.submit,
-            audit: self.audit,
-        };
-        write_back_shipment(self.client, &how, d.sale_fid, &d.sale_bill_no, &d.lines, &d.carrier, &d.tracking).await
+        write_back_shipment(self.client, self.how, d.sale_fid, &d.sale_bill_no, &d.lines, &d.carrier, &d.tracking).await
     }
 
     /// The outbound documents pushed from these sales orders, by FID.
