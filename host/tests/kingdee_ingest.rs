@@ -274,3 +274,42 @@ async fn kill_9_between_fetch_and_commit_then_restart() {
     assert_eq!(report["outcome"]["received"], (1_200 - partial) as u64, "{report}");
     assert_mirrors(&sim, &store).await;
 }
+
+/// Between full scans a poll reads only what is new since the cursor (a
+/// burst is not re-read every second); the periodic full scan still finds a
+/// late commit, an order stamped before the cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_between_rescans_read_only_what_is_new() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    sim.generate(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let ing = KingdeeIngester::new(client(&sim, AuthMode::AppSecret), store.clone(), cfg(2000));
+    let first = ing.scan().await.unwrap();
+    assert_eq!(first.outcome.received, 2_000, "{first:?}");
+
+    let new = sim.generate(5);
+    let poll = ing.scan_new().await.unwrap();
+    assert_eq!(poll.outcome.received, 5, "the new orders: {poll:?}");
+    assert!(poll.orders < 10, "the 2,000 behind the cursor were not read again: {poll:?}");
+    let full = ing.scan().await.unwrap();
+    assert!(full.orders > 1_000, "a full scan re-reads the overlap: {full:?}");
+
+    // A late commit: an order stamped a few seconds before the cursor,
+    // whose change the cheap poll cannot see and the full scan must.
+    let fid = new[0] - 100;
+    let cursor = store.cursor("kingdee").await.unwrap().unwrap();
+    let stamp = daifa_host::erp::time::parse(&cursor).unwrap() - 5;
+    sim.with(|s| {
+        let o = s.sale_orders.iter_mut().find(|o| o.fid == fid).unwrap();
+        o.city = "Late City".into();
+        o.modify_date = daifa_host::erp::time::format(stamp);
+    });
+    let poll = ing.scan_new().await.unwrap();
+    assert_eq!(poll.outcome.updated, 0, "{poll:?}");
+    let full = ing.scan().await.unwrap();
+    assert_eq!(full.outcome.updated, 1, "the late commit is found by the full scan: {full:?}");
+    let got = store.order_by_external("kingdee", &fid.to_string()).await.unwrap().unwrap();
+    assert_eq!(got.content.ship_to.city, "Late City");
+    assert_mirrors(&sim, &store).await;
+}

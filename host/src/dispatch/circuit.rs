@@ -38,8 +38,28 @@ pub(crate) enum Gate {
 }
 
 impl Dispatcher {
+    /// The breaker as this host last saw it, if it has read them yet (a
+    /// supplier never tripped has no row: closed, no failures).
+    fn known_circuit(&self, supplier: &SupplierId) -> Option<Circuit> {
+        let seen = self.circuits.lock().ok()?;
+        let all = seen.as_ref()?;
+        Some(all.get(supplier).cloned().unwrap_or_else(|| Circuit::closed(supplier)))
+    }
+
+    /// Notes a breaker this host just wrote.
+    fn saw_circuit(&self, c: &Circuit) {
+        if let Ok(mut seen) = self.circuits.lock()
+            && let Some(all) = seen.as_mut()
+        {
+            all.insert(c.supplier.clone(), c.clone());
+        }
+    }
+
     /// Asks the supplier's breaker for a call.
     pub(crate) async fn circuit_gate(&self, supplier: &SupplierId, now: i64) -> Result<Gate, StoreError> {
+        if self.known_circuit(supplier).is_some_and(|c| c.state == CircuitState::Closed) {
+            return Ok(Gate::Go);
+        }
         let c = self.store.circuit(supplier).await?;
         Ok(match c.state {
             CircuitState::Closed => Gate::Go,
@@ -68,6 +88,9 @@ impl Dispatcher {
     /// Feeds a call's result to the supplier's breaker.
     pub(crate) async fn circuit_result(&self, supplier: &SupplierId, ok: bool, why: &str, now: i64) {
         let cfg = &self.cfg.circuit;
+        if ok && self.known_circuit(supplier).is_some_and(|c| c.state == CircuitState::Closed && c.failures == 0) {
+            return;
+        }
         for _ in 0..3 {
             let c = match self.store.circuit(supplier).await {
                 Ok(c) => c,
@@ -112,6 +135,7 @@ impl Dispatcher {
             };
             match self.store.update_circuit(&c, &next, &reason, now).await {
                 Ok(true) => {
+                    self.saw_circuit(&Circuit { updated_at: now.max(c.updated_at + 1), ..next.clone() });
                     if next.state != c.state {
                         tracing::warn!(%supplier, from = c.state.as_str(), to = next.state.as_str(), "circuit: {reason}");
                         if let Some(r) = &self.router {

@@ -159,6 +159,11 @@ pub struct Dispatcher {
     pub(crate) limits: limits::Limits,
     pub(crate) commits: commit::SubmitCommits,
     connections: std::sync::Mutex<(i64, HashMap<SupplierId, Connection>)>,
+    /// Breakers as last read or written here (`None` until first read):
+    /// every call asks its supplier's breaker, and nearly always it is
+    /// closed; reading the store for that would cost a query per call.
+    /// Another host's change shows within a refresh (500 ms).
+    circuits: std::sync::Mutex<Option<HashMap<SupplierId, crate::store::Circuit>>>,
 }
 
 impl Dispatcher {
@@ -185,6 +190,7 @@ impl Dispatcher {
             owner,
             limits: limits::Limits::default(),
             connections: std::sync::Mutex::new((0, HashMap::new())),
+            circuits: std::sync::Mutex::new(None),
         }
     }
 
@@ -363,8 +369,12 @@ impl Dispatcher {
             return Ok(());
         }
         let all = self.store.connections().await?;
+        let circuits = self.store.circuits().await?;
         if let Ok(mut c) = self.connections.lock() {
             *c = (now, all.into_iter().map(|c| (c.supplier.clone(), c)).collect());
+        }
+        if let Ok(mut c) = self.circuits.lock() {
+            *c = Some(circuits.into_iter().map(|c| (c.supplier.clone(), c)).collect());
         }
         Ok(())
     }

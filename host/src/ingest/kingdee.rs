@@ -16,8 +16,13 @@
 //!   read, on the ERP's own clock: no host clock is involved, so an ERP
 //!   clock that is slow or in another zone cannot make us skip. It never
 //!   moves past the ERP's "now" measured from its `Date` header (a stamp
-//!   from the future would hide every later order). The next scan starts at
-//!   `cursor − overlap` (same-second ties, late commits).
+//!   from the future would hide every later order). A poll reads from the
+//!   cursor on (same-stamp ties included); every `rescan_secs` one starts
+//!   at `cursor − overlap` instead, for late commits (an order stamped
+//!   before the cursor whose transaction committed after our read). Re-
+//!   reading the overlap on every poll would read a busy burst again and
+//!   again: 10,000 orders in two minutes, polled each second, cost the ERP
+//!   and us a full re-read per second.
 //! - Approval is found by **FApproveDate** as well as FModifyDate: an audit
 //!   need not touch FModifyDate.
 //! - **Dedup compares content**, not only the stamp: a re-read that differs
@@ -67,6 +72,9 @@ pub struct KingdeeIngestConfig {
     pub mapping: BTreeMap<String, String>,
     /// Seconds between polls when run as a service.
     pub interval_secs: u64,
+    /// How often a poll also re-reads the overlap (late commits); between
+    /// such polls only what is new since the cursor is read. 0: every poll.
+    pub rescan_secs: u64,
 }
 
 impl Default for KingdeeIngestConfig {
@@ -81,6 +89,7 @@ impl Default for KingdeeIngestConfig {
             preset: MappingPreset::CustomFields,
             mapping: BTreeMap::new(),
             interval_secs: 30,
+            rescan_secs: 60,
         }
     }
 }
@@ -204,16 +213,26 @@ impl KingdeeIngester {
         Ok(rows)
     }
 
-    /// One full scan from the cursor; commits order by order page, then
-    /// moves the cursor to the newest stamp of the orders it read whole.
+    /// One full scan from `cursor − overlap`; commits order by order page,
+    /// then moves the cursor to the newest stamp of the orders it read whole.
     pub async fn scan(&self) -> Result<ScanReport, IngestError> {
+        self.scan_back(self.cfg.overlap_secs).await
+    }
+
+    /// A scan of what is new since the cursor (stamps equal to it included),
+    /// without the overlap: the cheap poll between full scans.
+    pub async fn scan_new(&self) -> Result<ScanReport, IngestError> {
+        self.scan_back(0).await
+    }
+
+    async fn scan_back(&self, overlap_secs: i64) -> Result<ScanReport, IngestError> {
         let m = self.mapping()?;
         let p = Plan { cols: m.columns(), m };
         let source = self.cfg.source.as_str();
         let cursor = self.store.cursor(source).await?.unwrap_or_else(|| self.cfg.initial_cursor.clone());
         let hw = time::parse(&cursor)
             .ok_or_else(|| IngestError::Input(format!("stored cursor `{cursor}` is not a time")))?;
-        let since = time::format(hw - self.cfg.overlap_secs);
+        let since = time::format(hw - overlap_secs);
         let base = Self::base_filter(&p.m, &since);
         let fid_key = p.m.fid.clone();
         let mut report = ScanReport { cursor_before: cursor.clone(), ..Default::default() };
@@ -403,9 +422,15 @@ impl KingdeeIngester {
     /// Polls forever (with backoff on errors) until `shutdown` fires.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut backoff = 1u64;
+        let mut last_full: Option<std::time::Instant> = None;
         loop {
-            let wait = match self.scan().await {
+            let full = last_full.is_none_or(|t| t.elapsed().as_secs() >= self.cfg.rescan_secs);
+            let scanned = if full { self.scan().await } else { self.scan_new().await };
+            let wait = match scanned {
                 Ok(r) => {
+                    if full {
+                        last_full = Some(std::time::Instant::now());
+                    }
                     backoff = 1;
                     if r.outcome.received > 0 || r.outcome.unchanged < r.orders {
                         tracing::info!(orders = r.orders, received = r.outcome.received, cursor = %r.cursor_after, "kingdee scan done");

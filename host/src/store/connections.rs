@@ -121,7 +121,8 @@ pub struct Circuit {
 }
 
 impl Circuit {
-    fn closed(supplier: &SupplierId) -> Circuit {
+    /// A breaker never tripped (no row yet).
+    pub(crate) fn closed(supplier: &SupplierId) -> Circuit {
         Circuit {
             supplier: supplier.clone(),
             state: CircuitState::Closed,

@@ -235,35 +235,31 @@ impl Store {
         }
         let kinds_sql = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
         let pick = format!(
-            "SELECT id FROM jobs WHERE state = 'ready' AND kind IN ({kinds_sql}) AND run_at <= $1 \
-             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY run_at, id LIMIT $2"
+            "SELECT id FROM jobs WHERE state = 'ready' AND kind IN ({kinds_sql}) AND run_at <= $3 \
+             AND (lease_until IS NULL OR lease_until <= $3) ORDER BY run_at, id LIMIT $4"
         );
+        let pick = match self.backend {
+            Backend::Postgres => format!("{pick} FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => pick,
+        };
+        // One statement claims the whole batch: a claim per job would hold
+        // the writer for a round trip per job.
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        let ids: Vec<i64> = match self.backend {
-            Backend::Postgres => {
-                sqlx::query_scalar(AssertSqlSafe(format!("{pick} FOR UPDATE SKIP LOCKED")))
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?
-            }
-            Backend::Sqlite => {
-                sqlx::query_scalar(AssertSqlSafe(pick)).bind(now).bind(limit).fetch_all(&mut *tx).await?
-            }
-        };
-        let mut jobs = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row: JobRow = sqlx::query_as(AssertSqlSafe(format!(
-                "UPDATE jobs SET lease_owner = $1, lease_until = $2, fence = fence + 1, updated_at = $3 \
-                 WHERE id = $4 RETURNING {JOB_COLUMNS}"
-            )))
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2, fence = fence + 1, updated_at = $3 \
+             WHERE id IN ({pick}) RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        // RETURNING gives no order; keep the queue's.
+        rows.sort_by_key(|r| (r.run_at, r.id));
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
             jobs.push(Job {
                 errors: row.errors(),
                 id: row.id,
