@@ -291,7 +291,9 @@ async fn polls_between_rescans_read_only_what_is_new() {
     let new = sim.generate(5);
     let poll = ing.scan_new().await.unwrap();
     assert_eq!(poll.outcome.received, 5, "the new orders: {poll:?}");
-    assert!(poll.orders < 10, "the 2,000 behind the cursor were not read again: {poll:?}");
+    // The cursor is whole seconds and the simulator stamps an order every
+    // 10 ms, so the cursor's own second (at most 100 orders) is read again.
+    assert!(poll.orders <= 105, "the 2,000 behind the cursor were not read again: {poll:?}");
     let full = ing.scan().await.unwrap();
     assert!(full.orders > 1_000, "a full scan re-reads the overlap: {full:?}");
 
