@@ -288,7 +288,7 @@ async fn polls_between_rescans_read_only_what_is_new() {
     let first = ing.scan().await.unwrap();
     assert_eq!(first.outcome.received, 2_000, "{first:?}");
 
-    let new = sim.generate(5);
+    sim.generate(5);
     let poll = ing.scan_new().await.unwrap();
     assert_eq!(poll.outcome.received, 5, "the new orders: {poll:?}");
     // The cursor is whole seconds and the simulator stamps an order every
@@ -305,8 +305,8 @@ async fn polls_between_rescans_read_only_what_is_new() {
     let late = sim.generate(1)[0];
     sim.with(|s| {
         let o = s.sale_orders.iter_mut().find(|o| o.fid == late).unwrap();
-        o.modify_date = stamp.clone();
         o.approve_date = Some(stamp.clone());
+        o.modify_date = stamp;
     });
     let poll = ing.scan_new().await.unwrap();
     assert_eq!(poll.outcome.received, 0, "{poll:?}");
