@@ -65,6 +65,7 @@ async fn purchase_orders(sim: &KingdeeSim) {
         unit_price: rust_decimal::Decimal::new(1880, 2),
         tax_rate: 13.into(),
         note: String::new(),
+        sale_entry: None,
     };
     let mut rates = Vec::new();
     for chunk in 0..6 {

@@ -128,6 +128,14 @@ mod tests {
             jail.create_file("kd2.toml", "[kingdee.write_back]\nmode = \"field_update\"\n")?;
             let e = HostConfig::load(Some(Path::new("kd2.toml"))).unwrap_err().to_string();
             assert!(e.contains("carrier_field"), "{e}");
+            let client = "[kingdee.client]\nserver_url = \"http://x/k3cloud/\"\nauth = \"signed\"\n\
+                 credentials = { acct_id = \"a\", user_name = \"u\", app_id = \"i\", app_secret = \"s\", lcid = 2052, org_num = 0 }\n";
+            jail.create_file("kd3.toml", &format!("{client}[kingdee.purchase_orders]\nlink = \"save\"\n"))?;
+            let k = HostConfig::load(Some(Path::new("kd3.toml"))).map_err(|e| e.to_string())?.kingdee;
+            assert_eq!(k.map(|k| k.purchase_orders.link), Some(crate::erp::kingdee::documents::PoLink::Save));
+            jail.create_file("kd4.toml", &format!("{client}[kingdee.purchase_orders]\nlink = \"pushed\"\n"))?;
+            let e = HostConfig::load(Some(Path::new("kd4.toml"))).unwrap_err().to_string();
+            assert!(e.contains("pushed") && e.contains("save"), "{e}");
             jail.create_file("bad.toml", "[runtime]\nmax_concurent_calls = 7\n")?;
             let e = HostConfig::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
             assert!(e.contains("max_concurent_calls"), "{e}");

@@ -77,8 +77,10 @@ pub async fn serve(
         let erp = match (&cfg.kingdee, erp_client) {
             (Some(kd), Some(client)) => Some(ErpTarget {
                 client,
+                source: kd.ingest.source.clone(),
                 purchase_orders: kd.purchase_orders.clone(),
                 write_back: kd.write_back.clone(),
+                po_push: Default::default(),
             }),
             _ => None,
         };

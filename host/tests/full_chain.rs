@@ -283,6 +283,17 @@ impl World {
         assert_eq!(unique.len(), in_erp.len(), "one PUR_PurchaseOrder per PO");
         let accepted = pos.iter().filter(|p| p["erp_bill_no"].is_string()).count();
         assert_eq!(in_erp.len(), accepted, "every accepted PO is in the ERP, and nothing else");
+        // Pushed from its sales order (the default link): every line names
+        // the sales-order line it buys, so the ERP counts what is bought.
+        let unlinked = self.kd.with(|s| {
+            s.purchase_orders
+                .docs
+                .iter()
+                .flat_map(|d| d["FPOOrderEntry"].as_array().cloned().unwrap_or_default())
+                .filter(|e| !e["FSaleOrderEntryId"].is_i64() || !e["FPOOrderEntry_Link"].is_array())
+                .count()
+        });
+        assert_eq!(unlinked, 0, "every PUR_PurchaseOrder line is linked to its sales-order line");
 
         let mut issued: Vec<String> = self.sims.values().flat_map(|s| s.tracking_numbers()).map(|t| t.1).collect();
         issued.extend(other_tracking.iter().cloned());

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use daifa_host::erp::kingdee::documents::{
-    PoLine, PurchaseOrderSettings, ShipmentDoc, ShippedLine, WriteBack, ensure_purchase_order, write_back_shipment,
-    write_back_shipments,
+    PoDoc, PoLine, PoLink, PurchaseOrderSettings, ShipmentDoc, ShippedLine, WriteBack, ensure_purchase_order,
+    ensure_purchase_orders, write_back_shipment, write_back_shipments,
 };
 use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig, KingdeeError};
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
@@ -28,6 +28,7 @@ fn lines() -> Vec<PoLine> {
         unit_price: Decimal::from_str("18.80").unwrap(),
         tax_rate: Decimal::from(13),
         note: "XSDD00100001 line 1".into(),
+        sale_entry: None,
     }]
 }
 
@@ -265,4 +266,146 @@ async fn shipments_are_written_back_in_batches() {
     let zero_a = out.iter().find(|o| o["FCarriageNO"] == "SF-0a").unwrap();
     assert_eq!(zero_a["FEntity"].as_array().unwrap().len(), 1, "part a carries its own line only");
     assert!(!out.iter().any(|o| o["FCarriageNO"] == "SF-3"), "the cancelled order is not shipped");
+}
+
+/// A PO buying `pick` lines of sales order `fid` (whole quantities unless
+/// `qty` says otherwise) from `supplier`.
+fn pushed_po(sim: &KingdeeSim, po: &str, fid: i64, pick: &[(usize, Option<i64>)], supplier: &str) -> PoDoc {
+    let all = entries(sim, fid);
+    let material = sim.with(|s| s.sale_orders.iter().find(|o| o.fid == fid).unwrap().lines[0].material.clone());
+    PoDoc {
+        po_number: po.into(),
+        sale_bill_no: Some(format!("XSDD{fid:08}")),
+        supplier: supplier.into(),
+        purchase_org: "100".into(),
+        currency: "PRE001".into(),
+        lines: pick
+            .iter()
+            .map(|&(i, q)| PoLine {
+                material: material.clone(),
+                quantity: q.map(Decimal::from).unwrap_or(all[i].1),
+                unit_price: Decimal::from_str("12.50").unwrap(),
+                tax_rate: Decimal::from(13),
+                note: format!("{po} line {}", all[i].0),
+                sale_entry: Some(all[i].0),
+            })
+            .collect(),
+    }
+}
+
+fn po_doc(sim: &KingdeeSim, po: &str) -> serde_json::Value {
+    sim.with(|s| s.purchase_orders.iter().find(|d| d["F_DAIFA_PoNo"] == po).cloned())
+        .unwrap_or_else(|| panic!("no PUR_PurchaseOrder for {po}"))
+}
+
+/// With `link = "push"` (the default) a Kingdee order's POs are pushed
+/// from it: every PO line is linked to the sales-order line it buys, a
+/// split line is bought once in all, a lost answer is finished rather than
+/// pushed again, and the ERP refuses to buy a line twice.
+#[tokio::test]
+async fn purchase_orders_are_pushed_from_their_sales_order_line_by_line() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(40);
+    let c = client(&sim, AuthMode::Signed);
+    let s = PurchaseOrderSettings::default();
+    assert_eq!(s.link, PoLink::Push);
+    sim.modify(fids[0], |o| {
+        let proto = o.lines[0].clone();
+        o.lines = (0..2)
+            .map(|i| daifa_host::sim::kingdee::SimLine { entry_id: 910_000 + i, qty: "4".into(), ..proto.clone() })
+            .collect();
+    });
+
+    // 30 whole orders in one batch: a marker query, a lookup, one Push, a
+    // lookup of what it made, one BatchSave, one Submit, one Audit.
+    let docs: Vec<PoDoc> =
+        fids[10..40].iter().map(|&f| pushed_po(&sim, &format!("PO-{f}"), f, &[(0, None)], "VEN001")).collect();
+    let before = sim.with(|s| s.authed_requests);
+    let results = ensure_purchase_orders(&c, &s, &docs).await;
+    let used = sim.with(|s| s.authed_requests) - before;
+    assert!(results.iter().all(|r| matches!(r, Ok(d) if d.created)), "{results:?}");
+    assert!(used <= 7, "30 pushed POs took {used} requests");
+    for (d, &f) in docs.iter().zip(&fids[10..40]) {
+        let doc = po_doc(&sim, &d.po_number);
+        let line = &doc["FPOOrderEntry"][0];
+        assert_eq!(line["FSaleOrderNo"], format!("XSDD{f:08}"), "linked to its sales order");
+        assert_eq!(line["FPOOrderEntry_Link"][0]["FPOOrderEntry_Link_FSId"], d.lines[0].sale_entry.unwrap());
+        assert_eq!(
+            (doc["FDocumentStatus"].as_str(), doc["FSupplierId"]["FNumber"].as_str()),
+            (Some("C"), Some("VEN001"))
+        );
+        assert_eq!(line["FTaxPrice"], 12.5);
+    }
+    // The same batch again: found by marker, nothing new.
+    let again = ensure_purchase_orders(&c, &s, &docs).await;
+    assert!(again.iter().all(|r| matches!(r, Ok(d) if !d.created)), "{again:?}");
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), 30);
+
+    // A split order: line 1's 4 pieces go 3 to A and 1 to B, line 2 to B;
+    // both POs in one batch (two rounds), each buying only its own part.
+    let split = vec![
+        pushed_po(&sim, "PO-A", fids[0], &[(0, Some(3))], "VEN-A"),
+        pushed_po(&sim, "PO-B", fids[0], &[(0, Some(1)), (1, None)], "VEN-B"),
+    ];
+    let results = ensure_purchase_orders(&c, &s, &split).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let bought: Vec<String> =
+        sim.with(|s| s.sale_orders[0].lines.iter().map(|l| l.pur_qty.normalize().to_string()).collect());
+    assert_eq!(bought, vec!["4", "4"], "each line bought once in all");
+    assert_eq!(po_doc(&sim, "PO-A")["FPOOrderEntry"][0]["FQty"], 3.0);
+    assert_eq!(po_doc(&sim, "PO-B")["FPOOrderEntry"].as_array().unwrap().len(), 2);
+    // Buying line 1 a third time is refused by the ERP, naming why.
+    let third = pushed_po(&sim, "PO-C", fids[0], &[(0, Some(1))], "VEN-C");
+    let err = ensure_purchase_orders(&c, &s, &[third]).await.remove(0).unwrap_err();
+    assert!(matches!(&err, KingdeeError::Data { code: 11, message, .. } if message.contains("没有可下推")), "{err:?}");
+
+    // The Push lands but its answer is lost: the retry finds the unmarked
+    // document and finishes it instead of pushing again.
+    let lost = pushed_po(&sim, "PO-LOST", fids[1], &[(0, None)], "VEN001");
+    sim.with(|s| s.faults.lose_next_write_answers = 1);
+    let n = sim.with(|s| s.purchase_orders.len());
+    let err = ensure_purchase_orders(&c, &s, std::slice::from_ref(&lost)).await.remove(0).unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), n + 1, "the push landed, unmarked");
+    let doc = ensure_purchase_orders(&c, &s, std::slice::from_ref(&lost)).await.remove(0).unwrap();
+    assert!(doc.created);
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), n + 1, "finished, not pushed twice");
+    assert_eq!(po_doc(&sim, "PO-LOST")["FDocumentStatus"], "C");
+
+    // An order from elsewhere (no sales order to push from) is saved with
+    // its marker in the same batch.
+    let mut outside = pushed_po(&sim, "PO-REST", fids[2], &[(0, None)], "VEN001");
+    outside.sale_bill_no = None;
+    outside.lines[0].sale_entry = None;
+    ensure_purchase_orders(&c, &s, &[outside, pushed_po(&sim, "PO-K", fids[3], &[(0, None)], "VEN001")]).await;
+    assert!(po_doc(&sim, "PO-REST")["FPOOrderEntry"][0].get("FSaleOrderNo").is_none(), "saved unlinked");
+    assert!(po_doc(&sim, "PO-K")["FPOOrderEntry"][0].get("FSaleOrderNo").is_some(), "pushed");
+}
+
+/// The simulator is as strict as the ERP: a pushed PO has no supplier, so
+/// without IsDraftWhenSaveFail the conversion is refused and nothing is
+/// made; an unknown rule is named. With `push_rule` naming a rule the ERP
+/// lacks, POs are saved unlinked (once each) rather than not at all.
+#[tokio::test]
+async fn a_push_the_erp_cannot_save_or_convert_is_refused_and_falls_back() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(3);
+    let c = client(&sim, AuthMode::Signed);
+    let entry = entries(&sim, fids[0])[0].0;
+    let data = serde_json::json!({ "EntryIds": entry.to_string(), "TargetFormId": "PUR_PurchaseOrder", "IsEnableDefaultRule": "true" });
+    let err = c.push("SAL_SaleOrder", data).await.unwrap_err();
+    assert!(matches!(&err, KingdeeError::Data { code: 11, message, .. } if message.contains("供应商")), "{err:?}");
+    let data = serde_json::json!({ "EntryIds": entry.to_string(), "RuleId": "NoSuchRule" });
+    let err = c.push("SAL_SaleOrder", data).await.unwrap_err();
+    assert!(matches!(&err, KingdeeError::Data { code: 11, message, .. } if message.contains("NoSuchRule")), "{err:?}");
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), 0, "nothing made");
+
+    let s = PurchaseOrderSettings { push_rule: "NoSuchRule".into(), ..Default::default() };
+    let docs = vec![pushed_po(&sim, "PO-1", fids[1], &[(0, None)], "VEN001")];
+    for _ in 0..2 {
+        let r = ensure_purchase_orders(&c, &s, &docs).await;
+        assert!(r[0].is_ok(), "{r:?}");
+    }
+    assert_eq!(sim.with(|s| s.purchase_orders.len()), 1, "saved once, unlinked");
+    assert!(po_doc(&sim, "PO-1")["FPOOrderEntry"][0].get("FSaleOrderNo").is_none());
 }

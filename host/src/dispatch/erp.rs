@@ -8,7 +8,7 @@ use super::{Dispatcher, Failure};
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
 use crate::erp::kingdee::documents::{
-    PoDoc, PoLine, ShipmentDoc, ShippedLine, ensure_purchase_orders, write_back_shipments,
+    PoDoc, PoLine, PoLink, ShipmentDoc, ShippedLine, ensure_purchase_orders, write_back_shipments,
 };
 use crate::store::{Job, StoreError};
 use crate::util::now_ms;
@@ -55,6 +55,10 @@ impl Dispatcher {
             return;
         }
         let started = std::time::Instant::now();
+        let _one_push_batch = match erp.purchase_orders.link {
+            PoLink::Push => Some(erp.po_push.lock().await),
+            PoLink::Save => None,
+        };
         let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
         let now = now_ms();
         let failed = results.iter().filter(|r| r.is_err()).count();
@@ -91,6 +95,11 @@ impl Dispatcher {
     async fn erp_doc(&self, job: &Job, erp: &super::ErpTarget) -> Result<Option<PoDoc>, Failure> {
         let store_err = |e: crate::store::StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
         let Some(po) = self.store.purchase_order(&job.key).await.map_err(store_err)? else { return Ok(None) };
+        // A Kingdee order's PO is pushed from it, linked line by line.
+        let sale_bill_no = match self.store.orders_content(&[po.order]).await.map_err(store_err)?.pop() {
+            Some((_, _, c)) if c.source.as_str() == erp.source => Some(c.bill_no.to_string()),
+            _ => None,
+        };
         let lines: Vec<PoLine> = po
             .lines
             .iter()
@@ -101,6 +110,7 @@ impl Dispatcher {
                 unit_price: l.unit_cost,
                 tax_rate: l.tax_rate,
                 note: format!("{} line {}", po.po_number, l.line_id),
+                sale_entry: sale_bill_no.as_ref().and_then(|_| l.line_id.parse().ok()),
             })
             .collect();
         if po.erp_bill_no.is_some() || lines.is_empty() {
@@ -121,7 +131,7 @@ impl Dispatcher {
                 po.currency, po.supplier
             ))
         })?;
-        Ok(Some(PoDoc { po_number: po.po_number, supplier, purchase_org, currency, lines }))
+        Ok(Some(PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }))
     }
 
     /// A batch of write-back jobs: each shipment's SAL_OUTSTOCK made (or

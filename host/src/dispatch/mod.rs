@@ -91,8 +91,15 @@ impl Default for DispatchConfig {
 #[derive(Clone)]
 pub struct ErpTarget {
     pub client: Arc<KingdeeClient>,
+    /// The order source the Kingdee ingester writes (`[kingdee.ingest]
+    /// source`): POs of its orders are pushed from their sales order.
+    pub source: String,
     pub purchase_orders: PurchaseOrderSettings,
     pub write_back: WriteBack,
+    /// One pushed-PO batch at a time in this process: a batch finishes a
+    /// pushed document it finds unmarked, which must not be another
+    /// batch's document between its Push and its Save.
+    pub po_push: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why a job attempt failed, by what should happen next.

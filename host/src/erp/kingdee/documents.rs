@@ -20,10 +20,29 @@ pub struct ErpDoc {
     pub created: bool,
 }
 
+/// How a purchase order is tied to its sales order in Kingdee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PoLink {
+    /// Push from the sales order (SAL_SaleOrder → PUR_PurchaseOrder), so
+    /// every PO line is linked to the line it buys and the ERP refuses to
+    /// buy a line twice. POs of orders that did not come from Kingdee, and
+    /// every PO when the ERP has no conversion rule, are saved instead.
+    #[default]
+    Push,
+    /// Save a free-standing document found again by its marker.
+    Save,
+}
+
 /// How purchase orders are written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PurchaseOrderSettings {
+    /// Push from the sales order (default) or Save unlinked.
+    pub link: PoLink,
+    /// The conversion rule's id for Push; empty: the installation's
+    /// default rule for SAL_SaleOrder → PUR_PurchaseOrder.
+    pub push_rule: String,
     pub bill_type: String,
     pub purchase_org: String,
     pub currency: String,
@@ -46,6 +65,8 @@ impl PurchaseOrderSettings {
 impl Default for PurchaseOrderSettings {
     fn default() -> Self {
         PurchaseOrderSettings {
+            link: PoLink::default(),
+            push_rule: String::new(),
             bill_type: "CGDD01_SYS".into(),
             purchase_org: "100".into(),
             currency: "PRE001".into(),
@@ -77,6 +98,9 @@ pub struct PoLine {
     pub unit_price: Decimal,
     pub tax_rate: Decimal,
     pub note: String,
+    /// The sales-order line it buys (`FSaleOrderEntry_FEntryID`), when the
+    /// order came from Kingdee: what a Push links it to.
+    pub sale_entry: Option<i64>,
 }
 
 /// Creates the purchase order for `po_number` unless it already exists.
@@ -141,23 +165,78 @@ fn po_model(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoDoc {
     pub po_number: String,
+    /// The Kingdee sales order it buys for (`FBillNo`), when the order came
+    /// from Kingdee.
+    pub sale_bill_no: Option<String>,
     pub supplier: String,
     pub purchase_org: String,
     pub currency: String,
     pub lines: Vec<PoLine>,
 }
 
-/// [`ensure_purchase_order`] for many POs in a handful of requests: one
-/// marker query for all, one BatchSave for the missing, one Submit and one
-/// Audit for all numbers. On a real K3Cloud every request costs 100–300 ms,
-/// so this is what keeps up with a busy day. A step that fails as a whole
-/// falls back to one request per PO for what it covered, so a bad PO costs
-/// only itself. Results come in input order.
+/// Makes (or finds) the PUR_PurchaseOrder of many POs in a handful of
+/// requests: one marker query for all; then, with `link = "push"`, one
+/// Push, one query and one BatchSave per round for POs of Kingdee orders
+/// (see `purchase_push`), and one BatchSave for the rest; one Submit and
+/// one Audit for all numbers. On a real K3Cloud every request costs
+/// 100–300 ms, so this is what keeps up with a busy day. A step that fails
+/// as a whole falls back to one request per PO for what it covered, so a
+/// bad PO costs only itself. Results come in input order.
 pub async fn ensure_purchase_orders(
     client: &KingdeeClient,
     s: &PurchaseOrderSettings,
     docs: &[PoDoc],
 ) -> Vec<Result<ErpDoc, KingdeeError>> {
+    let pushable = |d: &PoDoc| {
+        s.link == PoLink::Push && d.sale_bill_no.is_some() && d.lines.iter().all(|l| l.sale_entry.is_some())
+    };
+    if !docs.iter().any(pushable) {
+        return save_purchase_orders(client, s, docs).await;
+    }
+    // A PO already made (pushed or saved, under any setting) is found by
+    // its marker: never push a second one.
+    let found = match find_markers(client, s, docs).await {
+        Ok(f) => f,
+        Err(e) => return docs.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut out: Vec<Option<Result<ErpDoc, KingdeeError>>> = docs.iter().map(|_| None).collect();
+    let mut to_push: Vec<usize> = Vec::new();
+    let mut to_save: Vec<usize> = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        if found.contains_key(&d.po_number) || !pushable(d) {
+            to_save.push(i);
+        } else {
+            to_push.push(i);
+        }
+    }
+    let refs: Vec<&PoDoc> = to_push.iter().map(|&i| &docs[i]).collect();
+    let pushed = super::purchase_push::push_purchase_orders(client, s, &refs).await;
+    for (i, r) in to_push.into_iter().zip(pushed) {
+        match r {
+            Some(r) => out[i] = Some(r),
+            // No conversion rule in this ERP: saved unlinked.
+            None => to_save.push(i),
+        }
+    }
+    to_save.sort_unstable();
+    let rest: Vec<PoDoc> = to_save.iter().map(|&i| docs[i].clone()).collect();
+    for (i, r) in to_save.into_iter().zip(save_purchase_orders(client, s, &rest).await) {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(KingdeeError::Protocol("purchase order left unmade".into()))))
+        .collect()
+}
+
+/// Saves unlinked POs found again by their marker.
+async fn save_purchase_orders(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[PoDoc],
+) -> Vec<Result<ErpDoc, KingdeeError>> {
+    if docs.is_empty() {
+        return Vec::new();
+    }
     let mut found: std::collections::HashMap<String, ErpDoc> = match find_markers(client, s, docs).await {
         Ok(f) => f,
         Err(_) => return one_by_one(client, s, docs).await,
@@ -339,7 +418,7 @@ pub(super) async fn find_where(
 
 /// Kingdee takes quantities as JSON numbers; an exact decimal's text is a
 /// valid JSON number, so no binary float is involved.
-pub(super) fn decimal_number(d: Decimal) -> Value {
+pub(crate) fn decimal_number(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 

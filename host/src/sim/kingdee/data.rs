@@ -29,6 +29,9 @@ pub struct SimLine {
     /// Quantity already pushed to SAL_OUTSTOCK (`FStockOutQty`): Push and
     /// outbound Saves refuse to exceed `qty` (pushed-quantity control).
     pub stock_out_qty: Decimal,
+    /// Quantity already pushed to PUR_PurchaseOrder: the same control for
+    /// purchase orders (a line is bought at most once).
+    pub pur_qty: Decimal,
 }
 
 /// One SAL_SaleOrder with the custom drop-ship fields a deployment adds.
@@ -83,6 +86,7 @@ pub(super) fn generate_order(fid: i64, seed: u64, stamp: &str, entry: &mut i64) 
                 tax_rate: "13".into(),
                 unit: "Pcs".into(),
                 stock_out_qty: Decimal::ZERO,
+                pur_qty: Decimal::ZERO,
             }
         })
         .collect();

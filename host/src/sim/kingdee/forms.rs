@@ -98,6 +98,12 @@ const PO_ENTRY: &[&str] = &[
     "FReceiveOrgId",
     "FEntrySettleOrgId",
     "FEntryNote",
+    // Set by Push from a sales order (直运 / MTO): the source and its line.
+    "FSrcBillTypeId",
+    "FSrcBillNo",
+    "FSaleOrderNo",
+    "FSaleOrderEntryId",
+    "FPOOrderEntry_Link",
 ];
 const OUT_HEADER: &[&str] = &[
     "FID",

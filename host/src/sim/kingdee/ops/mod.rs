@@ -223,7 +223,7 @@ pub(crate) fn operate(
             "unaudit" => match status.as_str() {
                 "C" if state.header(t, "FCloseStatus") == "B" => refuse(format!("单据 {number} 已关闭，不能反审核")),
                 "C" if has_downstream(state, t) => {
-                    refuse(format!("单据 {number} 存在下游单据（销售出库单），不允许反审核"))
+                    refuse(format!("单据 {number} 存在下游单据（销售出库单或采购订单），不允许反审核"))
                 }
                 "C" => None,
                 _ => refuse(format!("单据 {number} 未审核，不能反审核")),
@@ -280,7 +280,9 @@ fn position(t: Target) -> usize {
 
 fn has_downstream(state: &SimState, t: Target) -> bool {
     match t {
-        Target::Sale(i) => state.sale_orders[i].lines.iter().any(|l| l.stock_out_qty > Decimal::ZERO),
+        Target::Sale(i) => {
+            state.sale_orders[i].lines.iter().any(|l| l.stock_out_qty > Decimal::ZERO || l.pur_qty > Decimal::ZERO)
+        }
         Target::Doc(..) => false,
     }
 }
@@ -292,11 +294,9 @@ fn delete(state: &mut SimState, t: Target) {
             state.sale_numbers.remove(&o.bill_no);
         }
         Target::Doc(f, p) => {
-            if f == "SAL_OUTSTOCK" {
-                let doc = state.outstocks.docs[p].clone();
-                // The source quantity is free again.
-                let _ = push::book_links(state, &doc, &Value::Null);
-            }
+            let doc = state.table_ref(f).docs[p].clone();
+            // The source quantity is free again.
+            let _ = push::book_links(state, &doc, &Value::Null);
             state.table(f).remove(p);
         }
     }

@@ -28,8 +28,19 @@ const READ_ONLY: &[&str] = &[
     "FModifierId",
     "FApproverId",
 ];
-const READ_ONLY_ENTRY: &[&str] =
-    &["FEntity_Link", "FSrcEntryId", "FSrcBillNo", "FSoorDerno", "FSrcType", "FStockOutQty", "FMrpCloseStatus"];
+const READ_ONLY_ENTRY: &[&str] = &[
+    "FEntity_Link",
+    "FPOOrderEntry_Link",
+    "FSrcEntryId",
+    "FSrcBillNo",
+    "FSrcBillTypeId",
+    "FSaleOrderNo",
+    "FSaleOrderEntryId",
+    "FSoorDerno",
+    "FSrcType",
+    "FStockOutQty",
+    "FMrpCloseStatus",
+];
 
 fn known_model(meta: &FormMeta, custom: &[String], model: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
@@ -83,7 +94,7 @@ fn validate_lines(meta: &FormMeta, m: &Map<String, Value>) -> Result<(), (Option
 }
 
 /// Required fields and master data of a new document (ValidateFlag).
-fn validate_new(
+pub(super) fn validate_new(
     meta: &FormMeta,
     cfg: &KingdeeSimConfig,
     m: &Map<String, Value>,
@@ -232,9 +243,9 @@ fn save_one(
             if saving_draft {
                 new["FDocumentStatus"] = json!("A");
             }
-            if f == "SAL_OUTSTOCK" {
-                book_links(state, &old, &new).map_err(|m| fail(11, Some("FRealQty".into()), m))?;
-            }
+            // Quantities linked to sales-order lines move with the save.
+            let qty_key = if f == "SAL_OUTSTOCK" { "FRealQty" } else { "FQty" };
+            book_links(state, &old, &new).map_err(|m| fail(11, Some(qty_key.into()), m))?;
             let table = state.table(f);
             table.docs[p] = new;
             table.reindex(p);
@@ -354,6 +365,7 @@ fn new_sale(
                 tax_rate: num("FEntryTaxRate"),
                 unit: number_of(get_ci(e, "FUnitID")),
                 stock_out_qty: Decimal::ZERO,
+                pur_qty: Decimal::ZERO,
             }
         })
         .collect();
@@ -440,6 +452,7 @@ fn update_sale(
                                 tax_rate: "0".into(),
                                 unit: number_of(get_ci(e, "FUnitID")),
                                 stock_out_qty: Decimal::ZERO,
+                                pur_qty: Decimal::ZERO,
                             });
                             o.lines.len() - 1
                         }
@@ -466,10 +479,16 @@ fn update_sale(
                             l.stock_out_qty.normalize()
                         ));
                     }
+                    if l.pur_qty > l.qty.parse::<Decimal>().unwrap_or_default() {
+                        return Err(format!("分录 {} 的数量不能小于已采购数量 {}", l.entry_id, l.pur_qty.normalize()));
+                    }
                 }
                 if delete_missing {
                     if o.lines.iter().any(|l| !kept.contains(&l.entry_id) && l.stock_out_qty > Decimal::ZERO) {
                         return Err("已出库的分录不能删除".into());
+                    }
+                    if o.lines.iter().any(|l| !kept.contains(&l.entry_id) && l.pur_qty > Decimal::ZERO) {
+                        return Err("已下推采购订单的分录不能删除".into());
                     }
                     o.lines.retain(|l| kept.contains(&l.entry_id));
                 }
