@@ -625,6 +625,29 @@ async fn orders_cancelled_in_the_erp_are_cancelled_at_their_suppliers() {
         .map(|o| (o["id"].as_i64().unwrap(), o["external_id"].as_str().unwrap().parse().unwrap()))
         .collect();
     assert_eq!(victims.len(), 10);
+    // Their PUR_PurchaseOrders exist first, so cancelling must take them back.
+    let mut victim_pos: Vec<String> = Vec::new();
+    for (id, _) in &victims {
+        let pos = w.host.get(&format!("/purchase-orders?limit=100&order={id}")).await;
+        victim_pos.extend(
+            pos["purchase_orders"].as_array().unwrap().iter().map(|p| p["po_number"].as_str().unwrap().to_string()),
+        );
+    }
+    let in_erp = |w: &World, pos: &[String]| -> Vec<String> {
+        w.kd.with(|s| {
+            s.purchase_orders
+                .docs
+                .iter()
+                .filter_map(|d| d["F_DAIFA_PoNo"].as_str().map(str::to_string))
+                .filter(|p| pos.contains(p))
+                .collect()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while in_erp(&w, &victim_pos).len() < victim_pos.len() {
+        assert!(Instant::now() < deadline, "PUR_PurchaseOrders of {victim_pos:?} not made");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for (_, fid) in &victims {
         assert!(w.kd.modify(*fid, |o| o.cancel_status = "B".into()));
     }
@@ -644,6 +667,27 @@ async fn orders_cancelled_in_the_erp_are_cancelled_at_their_suppliers() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    // The ERP stops buying them: each cancelled PO's document is deleted
+    // and its sales-order lines count nothing as bought.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = in_erp(&w, &cancelled_pos);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "PUR_PurchaseOrders of cancelled POs still in the ERP: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bought: Vec<String> = w.kd.with(|s| {
+        s.sale_orders
+            .iter()
+            .filter(|o| victims.iter().any(|(_, fid)| *fid == o.fid))
+            .flat_map(|o| o.lines.iter().map(|l| l.pur_qty))
+            .filter(|q| !q.is_zero())
+            .map(|q| q.to_string())
+            .collect()
+    });
+    assert!(bought.is_empty(), "cancelled orders still count as bought: {bought:?}");
     let shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
     assert!(shipped > 0);
     w.wait_written_back(at_suppliers - victims.len() as i64).await;

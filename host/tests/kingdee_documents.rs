@@ -7,6 +7,7 @@ use daifa_host::erp::kingdee::documents::{
     PoDoc, PoLine, PoLink, PurchaseOrderSettings, ShipmentDoc, ShippedLine, WriteBack, ensure_purchase_order,
     ensure_purchase_orders, write_back_shipment, write_back_shipments,
 };
+use daifa_host::erp::kingdee::purchase_amend::{Amended, amend_purchase_orders};
 use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig, KingdeeError};
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use rust_decimal::Decimal;
@@ -408,4 +409,74 @@ async fn a_push_the_erp_cannot_save_or_convert_is_refused_and_falls_back() {
     }
     assert_eq!(sim.with(|s| s.purchase_orders.len()), 1, "saved once, unlinked");
     assert!(po_doc(&sim, "PO-1")["FPOOrderEntry"][0].get("FSaleOrderNo").is_none());
+}
+
+/// A PO that changes after its PUR_PurchaseOrder was made: lines taken
+/// back are taken out of the document (the ERP counts them as bought no
+/// more, so another supplier's PO can buy them), a PO with nothing left
+/// loses its document, and a document already in line is left alone.
+#[tokio::test]
+async fn documents_follow_their_purchase_orders_when_lines_are_taken_back() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(3);
+    let c = client(&sim, AuthMode::Signed);
+    let s = PurchaseOrderSettings::default();
+    sim.modify(fids[0], |o| {
+        let proto = o.lines[0].clone();
+        o.lines = (0..2)
+            .map(|i| daifa_host::sim::kingdee::SimLine { entry_id: 920_000 + i, qty: "4".into(), ..proto.clone() })
+            .collect();
+    });
+    let both = pushed_po(&sim, "PO-1", fids[0], &[(0, None), (1, None)], "VEN-A");
+    let r = ensure_purchase_orders(&c, &s, std::slice::from_ref(&both)).await;
+    assert!(r[0].is_ok(), "{r:?}");
+    let bought = |sim: &KingdeeSim| -> Vec<String> {
+        sim.with(|s| s.sale_orders[0].lines.iter().map(|l| l.pur_qty.normalize().to_string()).collect())
+    };
+    assert_eq!(bought(&sim), vec!["4", "4"]);
+
+    // Line 2 refused by the supplier: the audited document is un-audited,
+    // saved with line 1 only, audited again.
+    let mut one = both.clone();
+    one.lines.truncate(1);
+    let r = amend_purchase_orders(&c, &s, std::slice::from_ref(&one)).await;
+    assert!(matches!(&r[0], Ok(Amended::Amended(_))), "{r:?}");
+    let doc = po_doc(&sim, "PO-1");
+    assert_eq!(doc["FPOOrderEntry"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["FDocumentStatus"], "C");
+    assert_eq!(bought(&sim), vec!["4", "0"], "line 2 no longer counts as bought");
+    // Again: nothing to do, one query.
+    let before = sim.with(|s| s.authed_requests);
+    let r = amend_purchase_orders(&c, &s, std::slice::from_ref(&one)).await;
+    assert!(matches!(&r[0], Ok(Amended::Unchanged(_))), "{r:?}");
+    assert_eq!(sim.with(|s| s.authed_requests) - before, 1);
+    // Re-routed, line 2 is bought from another supplier.
+    let other = pushed_po(&sim, "PO-2", fids[0], &[(1, None)], "VEN-B");
+    let r = ensure_purchase_orders(&c, &s, &[other]).await;
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(bought(&sim), vec!["4", "4"]);
+
+    // Everything cancelled, and the document was left submitted (a crash
+    // between Submit and Audit): audited, un-audited, deleted.
+    sim.with(|st| {
+        let p = st.purchase_orders.docs.iter().position(|d| d["F_DAIFA_PoNo"] == "PO-1").unwrap();
+        st.purchase_orders.docs[p]["FDocumentStatus"] = "B".into();
+    });
+    one.lines.clear();
+    let r = amend_purchase_orders(&c, &s, std::slice::from_ref(&one)).await;
+    assert!(matches!(&r[0], Ok(Amended::Deleted(_))), "{r:?}");
+    assert!(sim.with(|s| s.purchase_orders.iter().all(|d| d["F_DAIFA_PoNo"] != "PO-1")), "deleted");
+    assert_eq!(bought(&sim), vec!["0", "4"]);
+    let r = amend_purchase_orders(&c, &s, std::slice::from_ref(&one)).await;
+    assert!(matches!(&r[0], Ok(Amended::Missing)), "{r:?}");
+
+    // A saved (unlinked) PO follows the same way.
+    let saved = PurchaseOrderSettings { link: PoLink::Save, ..Default::default() };
+    let mut po = pushed_po(&sim, "PO-3", fids[1], &[(0, None)], "VEN-A");
+    ensure_purchase_orders(&c, &saved, std::slice::from_ref(&po)).await.remove(0).unwrap();
+    po.lines[0].quantity -= Decimal::ONE;
+    let r = amend_purchase_orders(&c, &saved, std::slice::from_ref(&po)).await;
+    assert!(matches!(&r[0], Ok(Amended::Amended(_))), "{r:?}");
+    let qty = po_doc(&sim, "PO-3")["FPOOrderEntry"][0]["FQty"].to_string();
+    assert_eq!(Decimal::from_str(&qty).unwrap(), po.lines[0].quantity);
 }

@@ -10,7 +10,8 @@ use crate::erp::kingdee::KingdeeError;
 use crate::erp::kingdee::documents::{
     PoDoc, PoLine, PoLink, ShipmentDoc, ShippedLine, ensure_purchase_orders, write_back_shipments,
 };
-use crate::store::{Job, StoreError};
+use crate::erp::kingdee::purchase_amend::{Amended, amend_purchase_orders};
+use crate::store::{ErpPoDone, Job, StoreError};
 use crate::util::now_ms;
 
 impl From<&KingdeeError> for Failure {
@@ -27,18 +28,18 @@ impl From<&KingdeeError> for Failure {
 
 impl Dispatcher {
     /// A batch of ERP purchase-order jobs: each PO's document made (or
-    /// found) in a few batched requests, each job recorded on its own.
+    /// found) in a few batched requests, then — for documents that existed
+    /// already — brought in line with the lines still bought; each job
+    /// recorded on its own.
     pub(crate) async fn erp_purchase_orders(self: std::sync::Arc<Self>, jobs: Vec<Job>) {
         let now = now_ms();
         let Some(erp) = &self.erp else { return };
-        let mut docs = Vec::new();
-        let mut batch = Vec::new();
+        let mut fresh: Vec<(Job, PoDoc)> = Vec::new();
+        let mut made: Vec<(Job, PoDoc)> = Vec::new();
         for job in jobs {
             match self.erp_doc(&job, erp).await {
-                Ok(Some(doc)) => {
-                    docs.push(doc);
-                    batch.push(job);
-                }
+                Ok(Some((doc, false))) => fresh.push((job, doc)),
+                Ok(Some((doc, true))) => made.push((job, doc)),
                 Ok(None) => {
                     if let Err(e) = self.store.complete_job(job.lease(), now).await {
                         tracing::warn!(job = job.id, "completing an ERP job failed: {e}");
@@ -51,48 +52,81 @@ impl Dispatcher {
                 }
             }
         }
-        if docs.is_empty() {
+        if fresh.is_empty() && made.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
+        // Pushes and amendments both move the quantities the ERP counts as
+        // bought on sales-order lines: one such batch at a time.
         let _one_push_batch = match erp.purchase_orders.link {
             PoLink::Push => Some(erp.po_push.lock().await),
             PoLink::Save => None,
         };
+        let docs: Vec<PoDoc> = fresh.iter().map(|(_, d)| d.clone()).collect();
         let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
-        let now = now_ms();
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        tracing::info!(pos = docs.len(), failed, ms = started.elapsed().as_millis() as u64, "ERP purchase-order batch");
-        let mut made = Vec::new();
-        for ((job, doc), result) in batch.iter().zip(&docs).zip(results) {
+        let mut outcomes: Vec<(Job, PoDoc, Result<ErpPoDone, KingdeeError>)> = Vec::new();
+        for ((job, doc), result) in fresh.into_iter().zip(results) {
             match result {
-                Ok(d) => made.push((job.lease(), doc.po_number.clone(), d.number)),
+                // Found rather than made: an earlier run made it, and the PO
+                // may have changed since (a re-armed job).
+                Ok(d) if !d.created => made.push((job, doc)),
+                Ok(d) => outcomes.push((job, doc, Ok(ErpPoDone::Audited(d.number)))),
+                Err(e) => outcomes.push((job, doc, Err(e))),
+            }
+        }
+        if !made.is_empty() {
+            let docs: Vec<PoDoc> = made.iter().map(|(_, d)| d.clone()).collect();
+            let results = amend_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
+            for ((job, doc), result) in made.into_iter().zip(results) {
+                let outcome = match result {
+                    Ok(Amended::Unchanged(d)) => Ok(ErpPoDone::Audited(d.number)),
+                    Ok(Amended::Amended(d)) => Ok(ErpPoDone::Amended(d.number)),
+                    Ok(Amended::Deleted(d)) => Ok(ErpPoDone::Deleted(d.number)),
+                    Ok(Amended::Missing) if doc.lines.is_empty() => Ok(ErpPoDone::Deleted(String::new())),
+                    Ok(Amended::Missing) => Err(KingdeeError::Protocol(format!(
+                        "no PUR_PurchaseOrder carries the marker {}; was it deleted in the ERP?",
+                        doc.po_number
+                    ))),
+                    Err(e) => Err(e),
+                };
+                outcomes.push((job, doc, outcome));
+            }
+        }
+        let now = now_ms();
+        let failed = outcomes.iter().filter(|o| o.2.is_err()).count();
+        let n = outcomes.len();
+        tracing::info!(pos = n, failed, ms = started.elapsed().as_millis() as u64, "ERP purchase-order batch");
+        let mut done = Vec::new();
+        for (job, doc, outcome) in outcomes {
+            match outcome {
+                Ok(o) => done.push((job.lease(), doc.po_number, o)),
                 Err(e) => {
-                    if let Err(e) = self.fail(job, &Failure::from(&e), now).await {
+                    if let Err(e) = self.fail(&job, &Failure::from(&e), now).await {
                         tracing::warn!(job = job.id, po = %doc.po_number, "recording an ERP failure failed: {e}");
                     }
                 }
             }
         }
-        if made.is_empty() {
+        if done.is_empty() {
             return;
         }
-        match self.store.record_erp_pos(&made, now).await {
+        match self.store.record_erp_pos(&done, now).await {
             Ok(held) => {
-                for ((lease, po, _), held) in made.iter().zip(held) {
+                for ((lease, po, _), held) in done.iter().zip(held) {
                     if !held {
                         tracing::warn!(job = lease.id, po, "lease lost; another worker owns the ERP purchase order");
                     }
                 }
             }
             // The documents exist; the retry finds them by their marker.
-            Err(e) => tracing::warn!(n = made.len(), "recording ERP purchase orders failed: {e}"),
+            Err(e) => tracing::warn!(n = done.len(), "recording ERP purchase orders failed: {e}"),
         }
     }
 
-    /// What the ERP document of a job's PO must say; `None` when there is
-    /// nothing (left) to create.
-    async fn erp_doc(&self, job: &Job, erp: &super::ErpTarget) -> Result<Option<PoDoc>, Failure> {
+    /// What the ERP document of a job's PO must say, and whether it was
+    /// made already (so it may need amending); `None` when there is nothing
+    /// to make or change.
+    async fn erp_doc(&self, job: &Job, erp: &super::ErpTarget) -> Result<Option<(PoDoc, bool)>, Failure> {
         let store_err = |e: crate::store::StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
         let Some(po) = self.store.purchase_order(&job.key).await.map_err(store_err)? else { return Ok(None) };
         // A Kingdee order's PO is pushed from it, linked line by line.
@@ -113,7 +147,8 @@ impl Dispatcher {
                 sale_entry: sale_bill_no.as_ref().and_then(|_| l.line_id.parse().ok()),
             })
             .collect();
-        if po.erp_bill_no.is_some() || lines.is_empty() {
+        let made = po.erp_bill_no.is_some();
+        if !made && lines.is_empty() {
             return Ok(None);
         }
         let profile = self.store.supplier_profile(&po.supplier).await.map_err(store_err)?;
@@ -131,7 +166,7 @@ impl Dispatcher {
                 po.currency, po.supplier
             ))
         })?;
-        Ok(Some(PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }))
+        Ok(Some((PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }, made)))
     }
 
     /// A batch of write-back jobs: each shipment's SAL_OUTSTOCK made (or

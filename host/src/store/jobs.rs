@@ -184,6 +184,26 @@ pub(super) async fn insert_job(
     Ok(done.rows_affected() == 1)
 }
 
+/// Runs a PO's ERP job again because the PO changed after its
+/// PUR_PurchaseOrder was (or is being) made: lines were cancelled or
+/// rejected, so the document must follow. A job not yet run reads the PO
+/// as it is now and needs nothing; a finished or dead one is made ready;
+/// one in flight gets a new fence, so its commit fails and the job runs
+/// again once its lease ends (never two runs on one document at once).
+pub(super) async fn rearm_erp_po(tx: &mut Tx, po_number: &str, now: i64, deadline_at: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'ready', attempts = 0, run_at = $1, deadline_at = $2, fence = fence + 1, \
+         updated_at = $1 WHERE kind = 'erp_po' AND job_key = $3 \
+         AND (state IN ('done', 'dead') OR (state = 'ready' AND lease_owner IS NOT NULL))",
+    )
+    .bind(now)
+    .bind(deadline_at)
+    .bind(po_number)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Ends a claimed job inside the caller's transaction: `Some(run_at)`
 /// schedules it again (recurring jobs), `None` marks it done. Fails with
 /// [`StoreError::LeaseLost`] when the fence moved on: the caller must roll

@@ -24,8 +24,8 @@ pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
 pub use orders::{IngestOutcome, OrderSummary, Refusal};
 pub use outbox::OutboxRow;
 pub use purchase::{
-    Applied, DispatchSettings, ErpPoTiming, JobEnd, ParcelRecord, PoEvent, PoLineRecord, PoRecord, RerouteRequest,
-    ShipmentRecord, SubmitAnswer,
+    Applied, DispatchSettings, ErpPoDone, ErpPoTiming, JobEnd, ParcelRecord, PoEvent, PoLineRecord, PoRecord,
+    RerouteRequest, ShipmentRecord, SubmitAnswer,
 };
 pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 pub use tx::StoreHealth;

@@ -21,6 +21,17 @@ use crate::domain::purchase::{
 use crate::domain::{Actor, OrderId, OrderState, SupplierId};
 use crate::routing::LineAllocation;
 
+/// What an ERP purchase-order job did to the PO's PUR_PurchaseOrder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErpPoDone {
+    /// Made (or found) and audited: its bill number.
+    Audited(String),
+    /// Brought in line with the lines still bought, audited again.
+    Amended(String),
+    /// Nothing left to buy: the document was deleted.
+    Deleted(String),
+}
+
 /// When the ERP's PUR_PurchaseOrder is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,10 +7,10 @@
 
 use rust_decimal::Decimal;
 
-use super::jobs::{JobKind, Lease, finish_job, insert_job};
+use super::jobs::{JobKind, Lease, finish_job, insert_job, rearm_erp_po};
 use super::purchase::{
-    Applied, DispatchSettings, ErpPoTiming, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer, corrupt,
-    derive_order, load_po, po_event, settle_po,
+    Applied, DispatchSettings, ErpPoDone, ErpPoTiming, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer,
+    corrupt, derive_order, load_po, po_event, settle_po,
 };
 use super::{Store, StoreError, Tx};
 use crate::domain::purchase::{LineStatus, LineWord, ParcelIn, PoState, PoUpdate, UpdateKind};
@@ -275,6 +275,8 @@ impl Store {
                 if matches!(u.kind, UpdateKind::Lines(_)) {
                     supplier_event(&mut tx, supplier, Event::Rejected { at: now }).await?;
                 }
+                // Its PUR_PurchaseOrder must stop buying what was taken back.
+                rearm_erp_po(&mut tx, &po.po_number, now, now + settings.erp_deadline_ms).await?;
                 out.reroutes.push(RerouteRequest {
                     order: po.order,
                     supplier: supplier.clone(),
@@ -438,20 +440,34 @@ impl Store {
     }
 
     /// Records each PO's PUR_PurchaseOrder under its job's lease, a batch in
-    /// one transaction: each item `(lease, po_number, bill_no)` is recorded
+    /// one transaction: each item `(lease, po_number, outcome)` is recorded
     /// unless its lease was lost (answered `false`, and nothing of it written).
-    pub async fn record_erp_pos(&self, items: &[(Lease, String, String)], now: i64) -> Result<Vec<bool>, StoreError> {
+    pub async fn record_erp_pos(
+        &self,
+        items: &[(Lease, String, ErpPoDone)],
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
         let mut done = Vec::with_capacity(items.len());
-        for (lease, po_number, bill_no) in items {
+        for (lease, po_number, outcome) in items {
             if !held(finish_job(&mut tx, *lease, None, now).await)? {
                 done.push(false);
                 continue;
             }
+            let (step, bill_no, what) = match outcome {
+                ErpPoDone::Audited(b) => ("audited", Some(b), format!("PUR_PurchaseOrder {b} audited")),
+                ErpPoDone::Amended(b) => {
+                    ("audited", Some(b), format!("PUR_PurchaseOrder {b} amended to the lines still bought, audited"))
+                }
+                ErpPoDone::Deleted(b) => {
+                    ("deleted", None, format!("PUR_PurchaseOrder {b} deleted: nothing left to buy"))
+                }
+            };
             sqlx::query(
-                "UPDATE purchase_orders SET erp_step = 'audited', erp_bill_no = $1, updated_at = $2 WHERE po_number = $3",
+                "UPDATE purchase_orders SET erp_step = $1, erp_bill_no = $2, updated_at = $3 WHERE po_number = $4",
             )
+            .bind(step)
             .bind(bill_no)
             .bind(now)
             .bind(po_number)
@@ -463,7 +479,6 @@ impl Store {
                 .await?;
             if let Some(st) = st {
                 let st: PoState = st.parse().map_err(corrupt)?;
-                let what = format!("PUR_PurchaseOrder {bill_no} audited");
                 po_event(&mut tx, po_number, Some(st), st, "erp", &what, now).await?;
             }
             done.push(true);
@@ -622,6 +637,9 @@ async fn submit_in(
     }
     if !moved.is_empty() {
         supplier_event(tx, &po.supplier, Event::Rejected { at: now }).await?;
+        // A PUR_PurchaseOrder made before the answer (`erp_purchase_orders
+        // = on_route`) must stop buying the refused lines.
+        rearm_erp_po(tx, po_number, now, now + settings.erp_deadline_ms).await?;
         out.reroutes.push(RerouteRequest {
             order: po.order,
             supplier: po.supplier.clone(),

@@ -350,7 +350,7 @@ async fn finish(client: &KingdeeClient, s: &PurchaseOrderSettings, doc: ErpDoc) 
 /// Runs `op` (Submit, Audit) on every number not yet in `failed` in one
 /// request; if that is refused, one number at a time, so only the numbers
 /// that fail on their own land in `failed` with their own error.
-pub(super) async fn operate_all(
+pub(crate) async fn operate_all(
     client: &KingdeeClient,
     op: &str,
     form: &str,
@@ -414,6 +414,16 @@ pub(super) async fn find_where(
         number: r.get(1).and_then(Value::as_str).unwrap_or_default().to_string(),
         created: false,
     }))
+}
+
+/// A quantity as a query returns it (a JSON number, or text).
+pub(crate) fn dec_of(v: &Value) -> Option<Decimal> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    text.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&text).ok())
 }
 
 /// Kingdee takes quantities as JSON numbers; an exact decimal's text is a

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod documents;
 pub mod protocol;
+pub mod purchase_amend;
 mod purchase_push;
 pub mod sign;
 pub mod write_back;
