@@ -57,10 +57,25 @@ impl Dispatcher {
         }
         let started = std::time::Instant::now();
         // Pushes and amendments both move the quantities the ERP counts as
-        // bought on sales-order lines: one such batch at a time.
-        let _one_push_batch = match erp.purchase_orders.link {
-            PoLink::Push => Some(erp.po_push.lock().await),
-            PoLink::Save => None,
+        // bought on sales-order lines: a sales order another batch holds
+        // waits for the next batch.
+        let _claim = if erp.purchase_orders.link == PoLink::Push {
+            let bills = fresh.iter().chain(&made).filter_map(|(_, d)| d.sale_bill_no.clone());
+            let (claim, busy) = erp.po_push.claim(bills);
+            for list in [&mut fresh, &mut made] {
+                let (wait, go): (Vec<_>, Vec<_>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|(_, d)| d.sale_bill_no.as_ref().is_some_and(|b| busy.contains(b)));
+                *list = go;
+                for (job, _) in wait {
+                    if let Err(e) = self.postpone(&job, now + 200, "another batch holds its sales order", now).await {
+                        tracing::warn!(job = job.id, "postponing an ERP job failed: {e}");
+                    }
+                }
+            }
+            Some(claim)
+        } else {
+            None
         };
         let docs: Vec<PoDoc> = fresh.iter().map(|(_, d)| d.clone()).collect();
         let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
@@ -266,5 +281,50 @@ impl Dispatcher {
         let tracking: Vec<&str> = sh.parcels.iter().map(|p| p.tracking_number.as_str()).collect();
         let tracking = tracking.join(",");
         Ok(Some((id, ShipmentDoc { sale_fid, sale_bill_no: sh.bill_no.clone(), lines, carrier, tracking })))
+    }
+}
+
+/// Sales orders held by ERP purchase-order batches in this process.
+#[derive(Debug, Default)]
+pub struct BillsInFlight(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// A batch's hold on its sales orders, released when dropped.
+pub(crate) struct BillClaim<'a> {
+    set: &'a BillsInFlight,
+    bills: Vec<String>,
+}
+
+impl BillsInFlight {
+    /// Holds every bill not already held; answers the hold and the bills
+    /// another batch holds.
+    pub(crate) fn claim(
+        &self,
+        bills: impl Iterator<Item = String>,
+    ) -> (BillClaim<'_>, std::collections::HashSet<String>) {
+        let mut held = Vec::new();
+        let mut busy = std::collections::HashSet::new();
+        if let Ok(mut set) = self.0.lock() {
+            for b in bills {
+                if held.contains(&b) {
+                    continue;
+                }
+                if set.insert(b.clone()) {
+                    held.push(b);
+                } else {
+                    busy.insert(b);
+                }
+            }
+        }
+        (BillClaim { set: self, bills: held }, busy)
+    }
+}
+
+impl Drop for BillClaim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.0.lock() {
+            for b in &self.bills {
+                set.remove(b);
+            }
+        }
     }
 }

@@ -96,10 +96,11 @@ pub struct ErpTarget {
     pub source: String,
     pub purchase_orders: PurchaseOrderSettings,
     pub write_back: WriteBack,
-    /// One pushed-PO batch at a time in this process: a batch finishes a
-    /// pushed document it finds unmarked, which must not be another
-    /// batch's document between its Push and its Save.
-    pub po_push: Arc<tokio::sync::Mutex<()>>,
+    /// Sales orders whose purchase orders a batch in this process is
+    /// pushing or amending: a batch finishes a pushed document it finds
+    /// unmarked, which must not be another batch's document between its
+    /// Push and its Save, so two batches never hold one sales order.
+    pub po_push: Arc<erp::BillsInFlight>,
 }
 
 /// Why a job attempt failed, by what should happen next.

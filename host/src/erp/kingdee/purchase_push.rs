@@ -45,19 +45,18 @@ pub(super) async fn push_purchase_orders(
 ) -> Vec<PushResult> {
     let mut out: Vec<PushResult> = docs.iter().map(|_| None).collect();
     let mut done: Vec<(usize, ErpDoc)> = Vec::new();
+    // What earlier tries pushed, for every round at once.
+    let mut all: Vec<&str> = docs.iter().filter_map(|d| d.sale_bill_no.as_deref()).collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut existing = match pushed(client, s, &all).await {
+        Ok(e) => e,
+        Err(e) => return docs.iter().map(|_| Some(Err(e.clone()))).collect(),
+    };
     // Two POs of one sales order go in separate rounds: one Push makes one
     // document per source order.
     for round in rounds(docs) {
         let bills: Vec<&str> = round.iter().filter_map(|&i| docs[i].sale_bill_no.as_deref()).collect();
-        let mut existing = match pushed(client, s, &bills).await {
-            Ok(e) => e,
-            Err(e) => {
-                for i in round {
-                    out[i] = Some(Err(e.clone()));
-                }
-                continue;
-            }
-        };
         let mut to_save: Vec<(usize, i64, Pushed)> = Vec::new();
         let mut to_push: Vec<usize> = Vec::new();
         for &i in &round {
