@@ -314,25 +314,15 @@ async fn find_markers(
     docs: &[PoDoc],
 ) -> Result<std::collections::HashMap<String, ErpDoc>, KingdeeError> {
     let mut out = std::collections::HashMap::new();
-    for chunk in docs.chunks(200) {
-        let list: Vec<String> = chunk.iter().map(|d| format!("'{}'", d.po_number.replace('\'', "''"))).collect();
-        let rows = client
-            .execute_bill_query(&BillQuery {
-                form_id: "PUR_PurchaseOrder".into(),
-                field_keys: format!("FID,FBillNo,{}", s.marker_field),
-                filter_string: format!("{} IN ({})", s.marker_field, list.join(",")),
-                order_string: "FID ASC".into(),
-                ..Default::default()
-            })
-            .await?;
-        for r in rows {
-            let (Some(id), Some(number), Some(po)) =
-                (r.first().and_then(Value::as_i64), r.get(1).and_then(Value::as_str), r.get(2).and_then(Value::as_str))
-            else {
-                continue;
-            };
-            out.entry(po.to_string()).or_insert(ErpDoc { id, number: number.to_string(), created: false });
-        }
+    let numbers: Vec<&str> = docs.iter().map(|d| d.po_number.as_str()).collect();
+    let keys = format!("FID,FBillNo,{}", s.marker_field);
+    for r in rows_where_in(client, "PUR_PurchaseOrder", &keys, &s.marker_field, &numbers).await? {
+        let (Some(id), Some(number), Some(po)) =
+            (r.first().and_then(Value::as_i64), r.get(1).and_then(Value::as_str), r.get(2).and_then(Value::as_str))
+        else {
+            continue;
+        };
+        out.entry(po.to_string()).or_insert(ErpDoc { id, number: number.to_string(), created: false });
     }
     Ok(out)
 }
@@ -414,6 +404,33 @@ pub(super) async fn find_where(
         number: r.get(1).and_then(Value::as_str).unwrap_or_default().to_string(),
         created: false,
     }))
+}
+
+/// Rows of `form` (columns `field_keys`, by FID) whose text `field` is
+/// one of `values`: one query per 100 values, each value quoted as
+/// Kingdee's filter text needs. The batch lookups all go through here.
+pub(crate) async fn rows_where_in(
+    client: &KingdeeClient,
+    form: &str,
+    field_keys: &str,
+    field: &str,
+    values: &[&str],
+) -> Result<Vec<Vec<Value>>, KingdeeError> {
+    let mut out = Vec::new();
+    for chunk in values.chunks(100) {
+        let list: Vec<String> = chunk.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect();
+        let rows = client
+            .execute_bill_query(&BillQuery {
+                form_id: form.into(),
+                field_keys: field_keys.into(),
+                filter_string: format!("{field} IN ({})", list.join(",")),
+                order_string: "FID ASC".into(),
+                ..Default::default()
+            })
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// A quantity as a query returns it (a JSON number, or text).

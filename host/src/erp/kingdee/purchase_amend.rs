@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::client::{BillQuery, KingdeeClient};
-use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, dec_of, decimal_number, operate_all};
+use super::client::KingdeeClient;
+use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, dec_of, decimal_number, operate_all, rows_where_in};
 use super::protocol::KingdeeError;
 
 /// What [`amend_purchase_orders`] did to one PO's document.
@@ -151,35 +151,22 @@ async fn by_marker(
     docs: &[PoDoc],
 ) -> Result<BTreeMap<String, Current>, KingdeeError> {
     let mut out: BTreeMap<String, Current> = BTreeMap::new();
-    for chunk in docs.chunks(200) {
-        let list: Vec<String> = chunk.iter().map(|d| format!("'{}'", d.po_number.replace('\'', "''"))).collect();
-        let rows = client
-            .execute_bill_query(&BillQuery {
-                form_id: "PUR_PurchaseOrder".into(),
-                field_keys: format!(
-                    "FID,FBillNo,FDocumentStatus,{},FPOOrderEntry_FEntryID,FEntryNote,FQty",
-                    s.marker_field
-                ),
-                filter_string: format!("{} IN ({})", s.marker_field, list.join(",")),
-                order_string: "FID ASC".into(),
-                ..Default::default()
-            })
-            .await?;
-        for r in rows {
-            let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
-            let c = out.entry(text(3)).or_insert_with(|| Current {
-                fid,
-                number: text(1),
-                status: text(2),
-                entries: Vec::new(),
-            });
-            if c.fid != fid {
-                continue;
-            }
-            if let (Some(entry), Some(qty)) = (r.get(4).and_then(Value::as_i64), r.get(6).and_then(dec_of)) {
-                c.entries.push((entry, text(5), qty));
-            }
+    let numbers: Vec<&str> = docs.iter().map(|d| d.po_number.as_str()).collect();
+    let keys = format!("FID,FBillNo,FDocumentStatus,{},FPOOrderEntry_FEntryID,FEntryNote,FQty", s.marker_field);
+    for r in rows_where_in(client, "PUR_PurchaseOrder", &keys, &s.marker_field, &numbers).await? {
+        let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
+        let c = out.entry(text(3)).or_insert_with(|| Current {
+            fid,
+            number: text(1),
+            status: text(2),
+            entries: Vec::new(),
+        });
+        if c.fid != fid {
+            continue;
+        }
+        if let (Some(entry), Some(qty)) = (r.get(4).and_then(Value::as_i64), r.get(6).and_then(dec_of)) {
+            c.entries.push((entry, text(5), qty));
         }
     }
     Ok(out)

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::client::{BillQuery, KingdeeClient};
-use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, decimal_number, operate_all};
+use super::client::KingdeeClient;
+use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, decimal_number, operate_all, rows_where_in};
 use super::protocol::KingdeeError;
 
 /// A pushed PUR_PurchaseOrder as the batch queries see it.
@@ -195,32 +195,18 @@ async fn pushed(
     bills: &[&str],
 ) -> Result<BTreeMap<i64, Pushed>, KingdeeError> {
     let mut docs: BTreeMap<i64, Pushed> = BTreeMap::new();
-    for chunk in bills.chunks(100) {
-        let list: Vec<String> = chunk.iter().map(|b| format!("'{}'", b.replace('\'', "''"))).collect();
-        let rows = client
-            .execute_bill_query(&BillQuery {
-                form_id: "PUR_PurchaseOrder".into(),
-                field_keys: format!(
-                    "FID,FBillNo,FSaleOrderNo,{},FPOOrderEntry_FEntryID,FSaleOrderEntryId",
-                    s.marker_field
-                ),
-                filter_string: format!("FSaleOrderNo IN ({})", list.join(",")),
-                order_string: "FID ASC".into(),
-                ..Default::default()
-            })
-            .await?;
-        for r in rows {
-            let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
-            let doc = docs.entry(fid).or_insert_with(|| Pushed {
-                number: text(1),
-                sale_bill_no: text(2),
-                marker: text(3),
-                entries: Vec::new(),
-            });
-            if let (Some(entry), Some(src)) = (r.get(4).and_then(Value::as_i64), r.get(5).and_then(Value::as_i64)) {
-                doc.entries.push((entry, src));
-            }
+    let keys = format!("FID,FBillNo,FSaleOrderNo,{},FPOOrderEntry_FEntryID,FSaleOrderEntryId", s.marker_field);
+    for r in rows_where_in(client, "PUR_PurchaseOrder", &keys, "FSaleOrderNo", bills).await? {
+        let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
+        let doc = docs.entry(fid).or_insert_with(|| Pushed {
+            number: text(1),
+            sale_bill_no: text(2),
+            marker: text(3),
+            entries: Vec::new(),
+        });
+        if let (Some(entry), Some(src)) = (r.get(4).and_then(Value::as_i64), r.get(5).and_then(Value::as_i64)) {
+            doc.entries.push((entry, src));
         }
     }
     Ok(docs)

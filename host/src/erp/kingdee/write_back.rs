@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::client::{BillQuery, KingdeeClient};
-use super::documents::{ErpDoc, decimal_number, find_where, tolerate_done};
+use super::documents::{ErpDoc, decimal_number, find_where, rows_where_in, tolerate_done};
 use super::protocol::KingdeeError;
 
 /// How shipments are written back. In the config every key is optional:
@@ -390,34 +390,20 @@ impl OutStockRound<'_> {
     /// The outbound documents pushed from these sales orders, by FID.
     async fn outstocks(&self, bills: &[&str]) -> Result<BTreeMap<i64, OutDoc>, KingdeeError> {
         let mut docs: BTreeMap<i64, OutDoc> = BTreeMap::new();
-        for chunk in bills.chunks(100) {
-            let list: Vec<String> = chunk.iter().map(|b| format!("'{}'", b.replace('\'', "''"))).collect();
-            let rows = self
-                .client
-                .execute_bill_query(&BillQuery {
-                    form_id: "SAL_OUTSTOCK".into(),
-                    field_keys: format!(
-                        "FID,FBillNo,FSoorDerno,{},FDocumentStatus,FEntity_FEntryID,FSrcEntryId",
-                        self.tracking_field
-                    ),
-                    filter_string: format!("FSoorDerno IN ({})", list.join(",")),
-                    order_string: "FID ASC".into(),
-                    ..Default::default()
-                })
-                .await?;
-            for r in rows {
-                let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
-                let doc = docs.entry(fid).or_insert_with(|| OutDoc {
-                    number: text(1),
-                    sale_bill_no: text(2),
-                    tracking: text(3),
-                    status: text(4),
-                    entries: Vec::new(),
-                });
-                if let (Some(entry), Some(src)) = (r.get(5).and_then(Value::as_i64), r.get(6).and_then(Value::as_i64)) {
-                    doc.entries.push((entry, src));
-                }
+        let keys =
+            format!("FID,FBillNo,FSoorDerno,{},FDocumentStatus,FEntity_FEntryID,FSrcEntryId", self.tracking_field);
+        for r in rows_where_in(self.client, "SAL_OUTSTOCK", &keys, "FSoorDerno", bills).await? {
+            let text = |k: usize| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let Some(fid) = r.first().and_then(Value::as_i64) else { continue };
+            let doc = docs.entry(fid).or_insert_with(|| OutDoc {
+                number: text(1),
+                sale_bill_no: text(2),
+                tracking: text(3),
+                status: text(4),
+                entries: Vec::new(),
+            });
+            if let (Some(entry), Some(src)) = (r.get(5).and_then(Value::as_i64), r.get(6).and_then(Value::as_i64)) {
+                doc.entries.push((entry, src));
             }
         }
         Ok(docs)
