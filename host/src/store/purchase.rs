@@ -542,6 +542,11 @@ pub(super) async fn derive_order(
     Ok(())
 }
 
+/// A shipment with its order's ERP ids; callers add the WHERE.
+const SHIPMENT_SELECT: &str = "SELECT s.id, s.po_number, o.id AS order_id, o.source, o.external_id, o.bill_no, \
+     s.shipped_at, s.written_back_at, s.erp_doc FROM shipments s JOIN purchase_orders p ON p.po_number = s.po_number \
+     JOIN sales_orders o ON o.id = p.order_id";
+
 impl Store {
     /// One purchase order.
     pub async fn purchase_order(&self, po_number: &str) -> Result<Option<PoRecord>, StoreError> {
@@ -596,24 +601,23 @@ impl Store {
 
     /// One shipment with its parcels and its order's ERP ids.
     pub async fn shipment(&self, id: i64) -> Result<Option<ShipmentRecord>, StoreError> {
-        Ok(self.shipments_where("s.id = $1", id, "").await?.pop())
+        let rows = sqlx::query_as(AssertSqlSafe(format!("{SHIPMENT_SELECT} WHERE s.id = $1")))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.with_parcels(rows).await?.pop())
     }
 
     /// Every shipment of a PO, oldest first.
     pub async fn shipments_of(&self, po_number: &str) -> Result<Vec<ShipmentRecord>, StoreError> {
-        self.shipments_where("s.po_number = $2", 0, po_number).await
+        let rows = sqlx::query_as(AssertSqlSafe(format!("{SHIPMENT_SELECT} WHERE s.po_number = $1 ORDER BY s.id")))
+            .bind(po_number)
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_parcels(rows).await
     }
 
-    async fn shipments_where(&self, cond: &str, id: i64, po: &str) -> Result<Vec<ShipmentRecord>, StoreError> {
-        let rows: Vec<ShipmentRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT s.id, s.po_number, o.id AS order_id, o.source, o.external_id, o.bill_no, s.shipped_at, \
-                 s.written_back_at, s.erp_doc FROM shipments s JOIN purchase_orders p ON p.po_number = s.po_number \
-                 JOIN sales_orders o ON o.id = p.order_id WHERE ($1 = $1) AND ($2 = $2) AND {cond} ORDER BY s.id"
-        )))
-        .bind(id)
-        .bind(po)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn with_parcels(&self, rows: Vec<ShipmentRow>) -> Result<Vec<ShipmentRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
         for ShipmentRow { id, po_number, order, source, external_id, bill_no, shipped_at, written_back_at, erp_doc } in
             rows
