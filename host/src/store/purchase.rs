@@ -433,12 +433,25 @@ pub(super) async fn settle_po(
             .bind(&po.po_number)
             .fetch_one(&mut **tx)
             .await?;
+    settle_po_with(tx, po, origin, detail, now, open == 0).await
+}
+
+/// [`settle_po`] for a caller that knows whether every shipment of the PO
+/// is written back (a PO answered for the first time has none).
+pub(super) async fn settle_po_with(
+    tx: &mut Tx,
+    po: &PoRecord,
+    origin: &str,
+    detail: &str,
+    now: i64,
+    all_written_back: bool,
+) -> Result<PoState, StoreError> {
     let views: Vec<PoLineView> = po
         .lines
         .iter()
         .map(|l| PoLineView { line_id: l.line_id.clone(), quantity: l.quantity, status: l.status, shipped: l.shipped })
         .collect();
-    let to = derive_po_state(po.state, po.dispatched_at.is_some(), &views, open == 0);
+    let to = derive_po_state(po.state, po.dispatched_at.is_some(), &views, all_written_back);
     if to != po.state {
         sqlx::query(
             "UPDATE purchase_orders SET state = $1, state_reason = $2, updated_at = $3, \
@@ -461,24 +474,26 @@ pub(super) async fn settle_po(
 
 /// Moves a sales order to the state its POs say, hop by hop through the
 /// state machine. Orders a person holds (on hold, cancelled) are left
-/// alone, and so is an exception unless `from_exception`.
+/// alone, and so is an exception unless `from_exception`. Answers the
+/// state the order was in before (`None`: no such order), so a caller
+/// need not read it again.
 pub(super) async fn derive_order(
     tx: &mut Tx,
     order: i64,
     actor: &Actor,
     from_exception: bool,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<OrderState>, StoreError> {
     let current: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
         .bind(order)
         .fetch_optional(&mut **tx)
         .await?;
-    let Some(current) = current else { return Ok(()) };
+    let Some(current) = current else { return Ok(None) };
     let current = state(&current)?;
     if matches!(current, OrderState::OnHold | OrderState::Cancelled)
         || (current == OrderState::Exception && !from_exception)
     {
-        return Ok(());
+        return Ok(Some(current));
     }
     let pos: Vec<(String, String)> =
         sqlx::query_as("SELECT po_number, state FROM purchase_orders WHERE order_id = $1 ORDER BY po_number")
@@ -508,13 +523,13 @@ pub(super) async fn derive_order(
         }
         summary.push(format!("{po} {st}"));
     }
-    let Some(target) = derive_order_state(&states, !unplaced.is_empty()) else { return Ok(()) };
+    let Some(target) = derive_order_state(&states, !unplaced.is_empty()) else { return Ok(Some(current)) };
     if target == current {
-        return Ok(());
+        return Ok(Some(current));
     }
     let Some(path) = transition_path(current, target) else {
         tracing::warn!(order, from = %current, to = %target, "derived order state is not reachable; left as is");
-        return Ok(());
+        return Ok(Some(current));
     };
     let mut reason = format!("purchase orders: {}", summary.join(", "));
     if !unplaced.is_empty() {
@@ -539,7 +554,7 @@ pub(super) async fn derive_order(
         super::orders::record_derived(tx, order, Some(from), to, &actor.to_string(), &reason, now).await?;
         from = to;
     }
-    Ok(())
+    Ok(Some(current))
 }
 
 /// A shipment with its order's ERP ids; callers add the WHERE.
@@ -679,7 +694,7 @@ pub(super) async fn mark_dead(tx: &mut Tx, po_number: &str, why: &str, now: i64)
         .execute(&mut **tx)
         .await?;
     po_event(tx, po_number, Some(po.state), PoState::Dead, "dispatch", why, now).await?;
-    derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await
+    derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await.map(|_| ())
 }
 
 /// A dead PO given another chance by an operator: back to its derived state.
@@ -703,5 +718,5 @@ pub(super) async fn revive(tx: &mut Tx, po_number: &str, now: i64) -> Result<(),
         .await?;
     po_event(tx, po_number, Some(PoState::Dead), to, "operator", "dead letter retried", now).await?;
     po.state = to;
-    derive_order(tx, po.order.0, &Actor::Dispatcher, true, now).await
+    derive_order(tx, po.order.0, &Actor::Dispatcher, true, now).await.map(|_| ())
 }

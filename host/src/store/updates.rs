@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::jobs::{JobKind, Lease, finish_job, insert_job, rearm_erp_po};
 use super::purchase::{
     Applied, DispatchSettings, ErpPoDone, ErpPoTiming, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer,
-    corrupt, derive_order, load_po, po_event, settle_po,
+    corrupt, derive_order, load_po, po_event, settle_po, settle_po_with,
 };
 use super::{Store, StoreError, Tx};
 use crate::domain::purchase::{LineStatus, LineWord, ParcelIn, PoState, PoUpdate, UpdateKind};
@@ -628,7 +628,8 @@ async fn submit_in(
     .execute(&mut **tx)
     .await?;
     po.dispatched_at = Some(now);
-    let to = settle_po(tx, &po, "submit", &detail, now).await?;
+    // Pending until now, so it has no shipments yet.
+    let to = settle_po_with(tx, &po, "submit", &detail, now, true).await?;
     if first {
         supplier_event(tx, &po.supplier, Event::Dispatched { at: now }).await?;
     }
@@ -647,9 +648,12 @@ async fn submit_in(
             cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
         });
     }
-    // Cancelled while this submit was in flight: the supplier has it now,
-    // so it must be asked to cancel; no purchase order in the ERP for it.
-    let cancelled = order_cancelled(tx, po.order.0).await?;
+    // The order's state moves with its POs; the state it was in says
+    // whether it was cancelled while this submit was in flight: the
+    // supplier has it now, so it must be asked to cancel, and no purchase
+    // order goes into the ERP for it.
+    let before = derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await?;
+    let cancelled = before == Some(OrderState::Cancelled);
     if cancelled && matches!(to, PoState::Acknowledged | PoState::Backordered | PoState::Submitted) {
         insert_job(tx, JobKind::Cancel, po_number, &po.supplier, now, now + settings.submit_deadline_ms, now).await?;
     }
@@ -659,7 +663,6 @@ async fn submit_in(
     {
         insert_job(tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now).await?;
     }
-    derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await?;
     out.updates = 1;
     Ok(out)
 }
@@ -702,13 +705,4 @@ pub(super) async fn request_cancels(tx: &mut Tx, order: i64, now: i64, deadline_
         }
     }
     Ok(n)
-}
-
-/// Whether the sales order is cancelled (by the ERP or a person).
-pub(super) async fn order_cancelled(tx: &mut Tx, order: i64) -> Result<bool, StoreError> {
-    let st: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
-        .bind(order)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(st.as_deref() == Some(OrderState::Cancelled.as_str()))
 }
