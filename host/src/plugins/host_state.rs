@@ -169,7 +169,14 @@ impl api::log::Host for HostState {
             self.violate(Violation::Limit(LimitKind::LogBytes, msg.clone()));
             return Err(trap(msg));
         }
-        let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        // A plugin's text stays inside its own record: newlines, control and
+        // colour codes are escaped and field names are reduced to a plain
+        // alphabet, so no plugin can write a line that reads as another
+        // target's (a forged `daifa::audit` line) or as the host's own
+        // `plugin=` field.
+        let fields =
+            fields.iter().map(|(k, v)| format!("plugin.{}={:?}", plain_key(k), v)).collect::<Vec<_>>().join(" ");
+        let message = message.escape_debug().to_string();
         let p = &self.plugin.name;
         match level {
             LogLevel::Trace => tracing::trace!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
@@ -180,6 +187,14 @@ impl api::log::Host for HostState {
         }
         Ok(())
     }
+}
+
+/// A log field name as a plugin may write it: letters, digits, `_`, `-`
+/// and `.`; anything else becomes `_`.
+fn plain_key(k: &str) -> String {
+    let k: String =
+        k.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
+    if k.is_empty() { "_".into() } else { k }
 }
 
 impl api::config::Host for HostState {
