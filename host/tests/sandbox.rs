@@ -222,3 +222,67 @@ async fn undeclared_operations_are_incompatible() {
     assert!(matches!(p.query_stock(&["A".into()]).await, Err(CallError::Incompatible { .. })));
     assert_eq!(p.stats.snapshot().incompatible, 2);
 }
+
+/// What a request looked like when it arrived: method, headers, body.
+async fn echo(req: axum::extract::Request) -> String {
+    let method = req.method().to_string();
+    let headers: Vec<String> =
+        req.headers().iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+    format!("{method}\n{}\n\n{}", headers.join("\n"), String::from_utf8_lossy(&body))
+}
+
+/// An origin on 127.0.0.1 serving `/echo`, and `/jump` answering 307 to `to`.
+async fn origin(to: Option<String>) -> String {
+    use axum::routing::any;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let jump = move || {
+        let to = to.clone().unwrap_or_default();
+        async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)]) }
+    };
+    let app = axum::Router::new().route("/echo", any(echo)).route("/jump", any(jump));
+    tokio::spawn(async move { axum::serve(l, app).await });
+    url
+}
+
+/// A 307 to another origin replays neither the body nor anything that
+/// looks like a credential (the same origin gets both); a plugin cannot set
+/// the headers the host owns (`Host`, framing, hop-by-hop).
+#[tokio::test]
+async fn cross_origin_redirects_keep_credentials_and_bodies_home() {
+    let b = origin(None).await;
+    let a = origin(Some(format!("{b}/echo"))).await;
+    let reg = registry().await;
+    let (a2, b2) = (a.clone(), b.clone());
+    let pkg = hostile_named("poster", move |m| m.permissions.allowed_outbound_hosts = vec![a2, b2]);
+    let version = pkg.manifest.version.clone();
+    for (name, target) in [("same", format!("{a}/echo")), ("cross", format!("{a}/jump"))] {
+        let pkg = hostile_named(&format!("poster-{name}"), |m| m.permissions = pkg.manifest.permissions.clone());
+        reg.install(&pkg, &config(&[("mode", "http-post"), ("target", &target)])).await.unwrap();
+        reg.activate(&format!("poster-{name}"), &version).await.unwrap();
+    }
+    let same = reg.get("poster-same").unwrap().submit_order(&order("S-1", 1)).await.unwrap().supplier_ref;
+    for sent in
+        ["POST", "x-api-key: k-secret", "cookie: session=c-secret", "authorization: Bearer t-secret", "body-secret"]
+    {
+        assert!(same.contains(sent), "same origin gets {sent:?}: {same}");
+    }
+    let cross = reg.get("poster-cross").unwrap().submit_order(&order("C-1", 1)).await.unwrap().supplier_ref;
+    assert!(cross.starts_with("GET\n"), "303 semantics across origins: {cross}");
+    assert!(cross.contains("x-trace: keep-me"), "{cross}");
+    for secret in ["k-secret", "c-secret", "t-secret", "body-secret"] {
+        assert!(!cross.contains(secret), "{secret} followed the redirect to another origin: {cross}");
+    }
+
+    for header in ["Host", "Transfer-Encoding", "Connection", "Content-Length", "X-Forwarded-For"] {
+        let name = format!("h-{}", header.to_ascii_lowercase());
+        let pkg = hostile_named(&name, |m| m.permissions = pkg.manifest.permissions.clone());
+        reg.install(&pkg, &config(&[("mode", "http-header"), ("target", &format!("{a}/echo")), ("name", header)]))
+            .await
+            .unwrap();
+        reg.activate(&name, &version).await.unwrap();
+        let err = reg.get(&name).unwrap().submit_order(&order("H-1", 1)).await.unwrap_err().to_string();
+        assert!(err.contains(header) && err.contains("set by the host"), "{header}: {err}");
+    }
+}

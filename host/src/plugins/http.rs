@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use url::Url;
 
 use super::allowlist::{Allowlist, Denied};
@@ -99,15 +99,25 @@ impl OutboundHttp {
                     }
                     other => OutboundError::Denied(format!("redirect: {other}")),
                 })?;
-                if next.origin() != url.origin() {
-                    // Credentials were meant for the first origin only.
-                    headers.remove(AUTHORIZATION);
-                    headers.remove(COOKIE);
-                }
                 let code = status.as_u16();
-                if code == 303 || ((code == 301 || code == 302) && method == HttpMethod::Post) {
-                    method = HttpMethod::Get;
+                let cross_origin = next.origin() != url.origin();
+                if cross_origin {
+                    // Credentials were meant for the first origin only:
+                    // whatever looks like one stays behind.
+                    let names: Vec<HeaderName> =
+                        headers.keys().filter(|n| credential_like(n.as_str())).cloned().collect();
+                    for n in names {
+                        headers.remove(n);
+                    }
+                }
+                // Another origin never gets the body either (303 semantics,
+                // even for 307/308, which would replay it).
+                if code == 303 || ((code == 301 || code == 302) && method == HttpMethod::Post) || cross_origin {
+                    if method != HttpMethod::Head {
+                        method = HttpMethod::Get;
+                    }
                     body.clear();
+                    headers.remove(CONTENT_TYPE);
                 }
                 url = next;
                 continue;
@@ -138,11 +148,44 @@ async fn read_capped(mut resp: reqwest::Response, max_body: u64) -> Result<HttpR
     Ok(HttpResponse { status, headers, body })
 }
 
+/// Headers the host sets itself: where the request goes (`Host`), how the
+/// connection and body are framed, and hop-by-hop headers. A plugin
+/// setting them could reach another virtual host than its allowlist names
+/// or smuggle a second request.
+const HOST_OWNED: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+];
+
+/// A header that carries a credential, by its name.
+fn credential_like(name: &str) -> bool {
+    const WORDS: &[&str] =
+        &["auth", "cookie", "token", "key", "secret", "signature", "session", "password", "credential", "sign"];
+    let n = name.to_ascii_lowercase();
+    WORDS.iter().any(|w| n.contains(w))
+}
+
 fn to_header_map(headers: &[(String, String)]) -> Result<HeaderMap, OutboundError> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| OutboundError::Invalid(format!("header name `{k}` is not valid")))?;
+        if HOST_OWNED.contains(&name.as_str()) {
+            return Err(OutboundError::Invalid(format!("header `{k}` is set by the host, not by a plugin")));
+        }
         let value = HeaderValue::from_str(v)
             .map_err(|_| OutboundError::Invalid(format!("value of header `{k}` is not valid")))?;
         map.append(name, value);
