@@ -167,6 +167,24 @@ async fn kv_is_shared_by_versions_and_persists() {
     assert!(kv.contains("last-cursor") && kv.contains(&hex_of("7")), "{kv}");
 }
 
+/// The dry run at install (and at every restart) runs `describe` on a
+/// scratch kv: a version never activated cannot write the live plugin's.
+#[tokio::test]
+async fn dry_runs_never_write_the_live_kv() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    reg.install(&hostile_package("1.0.0"), &config(&[])).await.unwrap();
+    reg.activate("hostile", &"1.0.0".parse().unwrap()).await.unwrap();
+    reg.get("hostile").unwrap().poll_updates(Some("7")).await.unwrap();
+    reg.install(&hostile_package("1.1.0"), &config(&[("mode", "kv-describe")])).await.unwrap();
+    drop(reg);
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    assert_eq!(reg.list()[0].versions.len(), 2);
+    let kv = std::fs::read_to_string(dir.path().join("kv/hostile.json")).unwrap();
+    assert!(kv.contains("last-cursor"), "the live plugin's own writes stay: {kv}");
+    assert!(!kv.contains("written-by-describe"), "a dry run wrote the live kv: {kv}");
+}
+
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }

@@ -142,8 +142,9 @@ impl Registry {
                     &std::fs::read(vdir.join("config.json")).map_err(|e| format!("config.json: {e}"))?,
                 )
                 .map_err(|e| format!("config.json: {e}"))?;
-                let (plugin, _) =
-                    validate(&self.runtime, &pkg, &config, slot.kv.clone()).await.map_err(|e| e.to_string())?;
+                let scratch = Arc::new(KvStore::in_memory());
+                let (dry, _) = validate(&self.runtime, &pkg, &config, scratch).await.map_err(|e| e.to_string())?;
+                let plugin = dry.rebind(&dry.ctx.config, slot.kv.clone()).map_err(|e| e.to_string())?;
                 Ok::<_, String>(Installed { plugin: Arc::new(plugin), config })
             }
             .await;
@@ -319,9 +320,13 @@ impl Registry {
                 )));
             }
         }
-        // Validate before touching any state: a refused package changes nothing.
+        // Validate before touching any state: a refused package changes
+        // nothing. The dry run gets a scratch kv, so neither a refused
+        // package nor one never activated writes the live plugin's kv, and
+        // the name is checked before it names a kv file.
+        let (dry, report) = validate(&self.runtime, pkg, config, Arc::new(KvStore::in_memory())).await?;
         let kv = self.kv_for(&m.name)?;
-        let (plugin, report) = validate(&self.runtime, pkg, config, kv.clone()).await?;
+        let plugin = dry.rebind(&dry.ctx.config, kv.clone())?;
         if let Some(root) = &self.root {
             let vdir = root.join("plugins").join(&m.name).join(m.version.to_string());
             let config_json = serde_json::to_vec_pretty(&plugin.ctx.config).map_err(io)?;
