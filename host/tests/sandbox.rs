@@ -286,3 +286,40 @@ async fn cross_origin_redirects_keep_credentials_and_bodies_home() {
         assert!(err.contains(header) && err.contains("set by the host"), "{header}: {err}");
     }
 }
+
+/// Response headers count against the plugin's response-bytes cap: a
+/// server answering a tiny body under 100 KB of headers cannot hand a
+/// plugin capped at 1,000 bytes more than that.
+#[tokio::test]
+async fn response_headers_count_against_the_response_cap() {
+    use axum::routing::get;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let fat = || async {
+        let mut h = axum::http::HeaderMap::new();
+        for i in 0..50 {
+            let name = axum::http::HeaderName::from_bytes(format!("x-fat-{i}").as_bytes()).unwrap();
+            h.insert(name, axum::http::HeaderValue::from_str(&"f".repeat(2000)).unwrap());
+        }
+        (h, "ok")
+    };
+    let app = axum::Router::new().route("/fat", get(fat)).route("/thin", get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let reg = registry().await;
+    for (name, path) in [("fat", "/fat"), ("thin", "/thin")] {
+        let b = base.clone();
+        let pkg = hostile_named(name, move |m| {
+            m.permissions.allowed_outbound_hosts = vec![b];
+            m.limits.http_response_bytes = 1000;
+        });
+        reg.install(&pkg, &config(&[("mode", "http"), ("target", &format!("{base}{path}"))])).await.unwrap();
+        reg.activate(name, &pkg.manifest.version).await.unwrap();
+    }
+    let ok = reg.get("thin").unwrap().submit_order(&order("T-1", 1)).await.unwrap();
+    assert_eq!(ok.supplier_ref, "fetched 2 bytes", "a small answer passes");
+    let err = reg.get("fat").unwrap().submit_order(&order("F-1", 1)).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitExceeded { kind: LimitKind::HttpResponseBytes, .. }),
+        "100 KB of headers under a 1,000-byte cap: {err:?}"
+    );
+}

@@ -129,18 +129,25 @@ impl OutboundHttp {
 }
 
 async fn read_capped(mut resp: reqwest::Response, max_body: u64) -> Result<HttpResponse, OutboundError> {
-    if resp.content_length().is_some_and(|n| n > max_body) {
-        return Err(OutboundError::TooLarge { limit: max_body });
-    }
     let status = resp.status().as_u16();
-    let headers = resp
+    let headers: Vec<(String, String)> = resp
         .headers()
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
+    // Headers are part of what the plugin receives: they count against
+    // the same cap as the body (name, ": ", value, CRLF per header).
+    let header_bytes: u64 = headers.iter().map(|(k, v)| (k.len() + v.len() + 4) as u64).sum();
+    if header_bytes > max_body {
+        return Err(OutboundError::TooLarge { limit: max_body });
+    }
+    let room = max_body - header_bytes;
+    if resp.content_length().is_some_and(|n| n > room) {
+        return Err(OutboundError::TooLarge { limit: max_body });
+    }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| OutboundError::Transport(error_chain(&e)))? {
-        if (body.len() + chunk.len()) as u64 > max_body {
+        if (body.len() + chunk.len()) as u64 > room {
             return Err(OutboundError::TooLarge { limit: max_body });
         }
         body.extend_from_slice(&chunk);
