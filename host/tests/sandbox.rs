@@ -323,3 +323,22 @@ async fn response_headers_count_against_the_response_cap() {
         "100 KB of headers under a 1,000-byte cap: {err:?}"
     );
 }
+
+/// An allowlist entry built from a secret config value is listed as its
+/// template, never expanded: the secret does not leak through GET /plugins.
+#[tokio::test]
+async fn allowlist_entries_from_secrets_are_listed_as_templates() {
+    let reg = registry().await;
+    let pkg = hostile_named("secretive", |m| {
+        m.permissions.allowed_outbound_hosts = vec!["{{ allowed }}".into(), "https://open.example".into()];
+        let f = m.config.get_mut("allowed").unwrap();
+        f.secret = true;
+        f.default = None;
+    });
+    reg.install(&pkg, &config(&[("allowed", "https://tenant-8f3a9c.example:8443")])).await.unwrap();
+    let listed = reg.list().into_iter().find(|p| p.name == "secretive").unwrap();
+    let shown = &listed.versions[0].allowed_outbound_hosts;
+    assert!(!shown.contains("tenant-8f3a9c"), "the secret leaked: {shown}");
+    assert_eq!(shown, "{{ allowed }}, https://open.example:443");
+    assert_eq!(listed.versions[0].config.get("allowed").map(String::as_str), Some("***"));
+}

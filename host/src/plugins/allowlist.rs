@@ -90,10 +90,10 @@ impl Allowlist {
     }
 }
 
-impl fmt::Display for Allowlist {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .entries
+impl Allowlist {
+    /// Each entry after expansion, in manifest order.
+    fn shown(&self) -> Vec<String> {
+        self.entries
             .iter()
             .map(|e| {
                 let host = match &e.host {
@@ -105,9 +105,44 @@ impl fmt::Display for Allowlist {
                     None => format!("{}://{host}:*", e.scheme),
                 }
             })
-            .collect();
-        f.write_str(&parts.join(", "))
+            .collect()
     }
+
+    /// The allowlist as an operator may see it: an entry whose template
+    /// (`templates`, the manifest's entries this list was compiled from)
+    /// takes a value from a `secret` config key is shown as its template,
+    /// never expanded, so a secret used in a host name does not leak.
+    pub fn redacted(&self, templates: &[String], secret: impl Fn(&str) -> bool) -> String {
+        let shown = self.shown();
+        let parts: Vec<String> = shown
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| match templates.get(i) {
+                Some(t) if template_keys(t).iter().any(|k| secret(k)) => t.clone(),
+                _ => e,
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+impl fmt::Display for Allowlist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown().join(", "))
+    }
+}
+
+/// The config keys a template entry names (`{{ key }}`).
+fn template_keys(raw: &str) -> Vec<&str> {
+    let mut keys = Vec::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        keys.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    keys
 }
 
 fn expand(raw: &str, config: &PluginConfig) -> Result<String, String> {

@@ -447,7 +447,12 @@ impl Registry {
                             api_version: p.manifest.api_version.to_string(),
                             sha256: p.manifest.sha256.clone(),
                             capabilities: capability_names(p.info.capabilities),
-                            allowed_outbound_hosts: p.ctx.allowlist.to_string(),
+                            allowed_outbound_hosts: p
+                                .ctx
+                                .allowlist
+                                .redacted(&p.manifest.permissions.allowed_outbound_hosts, |k| {
+                                    p.manifest.config.get(k).is_some_and(|f| f.secret)
+                                }),
                             config: p.manifest.redact(&i.config),
                             stats: p.stats.snapshot(),
                             load_error: None,
