@@ -156,11 +156,50 @@ fn expand(raw: &str, config: &PluginConfig) -> Result<String, String> {
         let value = config
             .get(key)
             .ok_or_else(|| format!("allowed_outbound_hosts `{raw}` uses config key `{key}`, which is not set"))?;
+        // The entry is this one placeholder and nothing else.
+        let t = raw.trim();
+        let whole = t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1;
+        check_value(raw, key, value, whole)?;
         out.push_str(value);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A config value may name a place, never widen the list: a value that is
+/// the whole entry must be a URL or host without wildcards or user-info; a
+/// value inside a template (`https://{{ tenant }}.supplier.com`) must be a
+/// plain `host[:port]` — a `/`, `#`, `?`, `@` or `*` there would move the
+/// origin elsewhere or make it match more.
+fn check_value(raw: &str, key: &str, value: &str, whole: bool) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!("allowed_outbound_hosts `{raw}`: config `{key}` = `{value}` {why}; it may only name a host"))
+    };
+    if value.contains('*') {
+        return refuse("has a wildcard");
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("has spaces or control characters");
+    }
+    if whole {
+        let authority = value.split_once("://").map_or(value, |(_, r)| r);
+        let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return refuse("has user-info");
+        }
+        return Ok(());
+    }
+    let (host, port) = match value.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (value, None),
+    };
+    let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    if !host_ok || !port_ok {
+        return refuse("is not a plain host[:port]");
+    }
+    Ok(())
 }
 
 fn parse_entry(s: &str) -> Result<Entry, String> {
@@ -243,6 +282,29 @@ mod tests {
         assert!(a.check("https://example.com/").is_err(), "apex is not a subdomain");
         assert!(a.check("https://evilexample.com/").is_err());
         assert!(a.check("http://10.0.0.1:9999/").is_ok());
+    }
+
+    #[test]
+    fn config_values_name_a_host_and_never_widen_the_list() {
+        let compile = |entry: &str, value: &str| {
+            let mut cfg = PluginConfig::new();
+            cfg.insert("v".into(), value.into());
+            Allowlist::compile(&[entry.to_string()], &cfg)
+        };
+        let a = compile("https://{{ v }}.supplier.com", "acme").unwrap();
+        assert!(a.check("https://acme.supplier.com/x").is_ok());
+        assert!(a.check("https://evil.com/").is_err());
+        for bad in ["evil.com/", "evil.com#", "evil.com?", "a*", "*", "x@evil.com", "evil.com:*", "a b"] {
+            let e = compile("https://{{ v }}.supplier.com", bad).unwrap_err();
+            assert!(e.contains("config `v`"), "{bad}: {e}");
+        }
+        assert!(
+            compile("https://{{ v }}", "api.example.com:8443").unwrap().check("https://api.example.com:8443/").is_ok()
+        );
+        assert!(compile("{{ v }}", "http://127.0.0.1:8080/api/v1").is_ok(), "a whole base URL");
+        for bad in ["https://*.example.com", "http://x:*", "http://u:p@x.example", "*"] {
+            assert!(compile("{{ v }}", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
