@@ -109,6 +109,11 @@ pub struct Ceilings {
     pub timeout_ms: u64,
     pub http_response_bytes: u64,
     pub output_bytes: u64,
+    pub http_requests_per_call: u32,
+    pub http_timeout_ms: u64,
+    pub log_bytes_per_call: u64,
+    pub kv_max_keys: u32,
+    pub kv_max_value_bytes: u64,
 }
 
 impl Manifest {
@@ -150,6 +155,17 @@ impl Manifest {
         }
         if l.output_bytes > ceilings.output_bytes {
             return over("output_bytes", l.output_bytes, ceilings.output_bytes);
+        }
+        for (field, got, max) in [
+            ("http_requests_per_call", u64::from(l.http_requests_per_call), u64::from(ceilings.http_requests_per_call)),
+            ("http_timeout_ms", l.http_timeout_ms, ceilings.http_timeout_ms),
+            ("log_bytes_per_call", l.log_bytes_per_call, ceilings.log_bytes_per_call),
+            ("kv_max_keys", u64::from(l.kv_max_keys), u64::from(ceilings.kv_max_keys)),
+            ("kv_max_value_bytes", l.kv_max_value_bytes, ceilings.kv_max_value_bytes),
+        ] {
+            if got > max {
+                return over(field, got, max);
+            }
         }
         for (field, v) in [
             ("memory_bytes", l.memory_bytes),
@@ -213,8 +229,17 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    const CEIL: Ceilings =
-        Ceilings { memory_bytes: 64 << 20, timeout_ms: 60_000, http_response_bytes: 16 << 20, output_bytes: 4 << 20 };
+    const CEIL: Ceilings = Ceilings {
+        memory_bytes: 64 << 20,
+        timeout_ms: 60_000,
+        http_response_bytes: 16 << 20,
+        output_bytes: 4 << 20,
+        http_requests_per_call: 64,
+        http_timeout_ms: 60_000,
+        log_bytes_per_call: 1 << 20,
+        kv_max_keys: 10_000,
+        kv_max_value_bytes: 1 << 20,
+    };
 
     fn manifest(extra: &str) -> Result<Manifest, ValidationError> {
         Manifest::from_toml(&format!(
@@ -228,6 +253,18 @@ mod tests {
         let m = manifest("[limits]\nmemory_bytes = 999999999999").unwrap();
         let e = m.check(&CEIL).unwrap_err().to_string();
         assert!(e.contains("limits.memory_bytes"), "{e}");
+        // Every limit has a ceiling: the values an attacker tried.
+        for (field, value) in [
+            ("kv_max_keys", "4000000000"),
+            ("kv_max_value_bytes", "1073741824"),
+            ("log_bytes_per_call", "100000000000"),
+            ("http_requests_per_call", "4000000000"),
+            ("http_timeout_ms", "86400000"),
+        ] {
+            let m = manifest(&format!("[limits]\n{field} = {value}")).unwrap();
+            let e = m.check(&CEIL).unwrap_err().to_string();
+            assert!(e.contains(&format!("limits.{field} = {value}")) && e.contains("ceiling"), "{field}: {e}");
+        }
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct RuntimeConfig {
     pub max_timeout_ms: u64,
     pub max_http_response_bytes: u64,
     pub max_output_bytes: u64,
+    pub max_http_requests_per_call: u32,
+    pub max_http_timeout_ms: u64,
+    pub max_log_bytes_per_call: u64,
+    /// kv lives in host memory: these bound what one plugin can make it hold.
+    pub max_kv_keys: u32,
+    pub max_kv_value_bytes: u64,
     /// Largest component accepted for validation.
     pub max_package_bytes: usize,
     /// Count fuel so manifests can set an instruction budget per call.
@@ -50,6 +56,11 @@ impl Default for RuntimeConfig {
             max_timeout_ms: 120_000,
             max_http_response_bytes: 64 << 20,
             max_output_bytes: 16 << 20,
+            max_http_requests_per_call: 256,
+            max_http_timeout_ms: 120_000,
+            max_log_bytes_per_call: 1 << 20,
+            max_kv_keys: 100_000,
+            max_kv_value_bytes: 1 << 20,
             max_package_bytes: 32 << 20,
             fuel: false,
             epoch_tick_ms: 10,
@@ -67,6 +78,11 @@ impl RuntimeConfig {
             timeout_ms: self.max_timeout_ms,
             http_response_bytes: self.max_http_response_bytes,
             output_bytes: self.max_output_bytes,
+            http_requests_per_call: self.max_http_requests_per_call,
+            http_timeout_ms: self.max_http_timeout_ms,
+            log_bytes_per_call: self.max_log_bytes_per_call,
+            kv_max_keys: self.max_kv_keys,
+            kv_max_value_bytes: self.max_kv_value_bytes,
         }
     }
 }
