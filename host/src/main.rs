@@ -110,6 +110,14 @@ enum PluginCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// Remove an installed version (not the active one); the last one
+    /// removes the plugin.
+    Remove {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        server: Server,
+    },
     /// Show plugins, versions and call counters.
     List {
         #[command(flatten)]
@@ -249,6 +257,7 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
         PluginCommand::Activate { name, version, server } => print(server.client().activate(&name, &version).await?),
         PluginCommand::Rollback { name, server } => print(server.client().rollback(&name).await?),
         PluginCommand::Disable { name, server } => print(server.client().disable(&name).await?),
+        PluginCommand::Remove { name, version, server } => print(server.client().remove(&name, &version).await?),
         PluginCommand::List { server } => print(server.client().list().await?),
     }
     Ok(())

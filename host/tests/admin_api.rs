@@ -52,6 +52,14 @@ async fn deploy_lifecycle_through_the_api() {
     assert_eq!(p["versions"].as_array().unwrap().len(), 2);
     assert!(p["versions"][0]["stats"]["calls"].as_u64().unwrap() >= 2);
 
+    // The serving version cannot be removed; another can.
+    match client.remove("hostile", "1.0.0").await {
+        Err(ClientError::Refused { status: 409, message }) => assert!(message.contains("active"), "{message}"),
+        other => panic!("expected 409, got {other:?}"),
+    }
+    assert_eq!(client.remove("hostile", "2.0.0").await.unwrap()["removed"], "2.0.0");
+    assert_eq!(client.list().await.unwrap()[0]["versions"].as_array().unwrap().len(), 1);
+
     client.disable("hostile").await.unwrap();
     assert!(registry.get("hostile").is_err());
 }

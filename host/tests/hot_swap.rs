@@ -185,6 +185,39 @@ async fn dry_runs_never_write_the_live_kv() {
     assert!(!kv.contains("written-by-describe"), "a dry run wrote the live kv: {kv}");
 }
 
+/// `daifa plugin remove`: an inactive version goes with its files, for
+/// good (a restart does not bring it back); the active one is refused
+/// while it serves; the last version takes the plugin with it.
+#[tokio::test]
+async fn versions_can_be_removed_but_not_the_one_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    for v in ["1.0.0", "1.1.0"] {
+        reg.install(&hostile_package(v), &config(&[])).await.unwrap();
+    }
+    reg.activate("hostile", &"1.0.0".parse().unwrap()).await.unwrap();
+    reg.activate("hostile", &"1.1.0".parse().unwrap()).await.unwrap();
+    let err = reg.remove("hostile", &"1.1.0".parse().unwrap()).await.unwrap_err().to_string();
+    assert!(err.contains("active version"), "{err}");
+    reg.remove("hostile", &"1.0.0".parse().unwrap()).await.unwrap();
+    assert!(!dir.path().join("plugins/hostile/1.0.0").exists(), "its files are gone");
+    assert!(reg.rollback("hostile").await.is_err(), "nothing to roll back to");
+    assert!(reg.remove("hostile", &"9.9.9".parse().unwrap()).await.is_err());
+    drop(reg);
+
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    let listed = &reg.list()[0];
+    assert_eq!(listed.versions.len(), 1, "a restart does not bring it back");
+    assert_eq!(reg.get("hostile").unwrap().manifest.version.to_string(), "1.1.0");
+    reg.disable("hostile").await.unwrap();
+    reg.remove("hostile", &"1.1.0".parse().unwrap()).await.unwrap();
+    assert!(reg.list().is_empty(), "the last version took the plugin");
+    assert!(!dir.path().join("plugins/hostile").exists());
+    drop(reg);
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    assert!(reg.list().is_empty());
+}
+
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }

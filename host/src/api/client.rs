@@ -59,6 +59,10 @@ impl AdminClient {
         self.send(self.http.post(self.url(&format!("/plugins/{name}/disable")))).await
     }
 
+    pub async fn remove(&self, name: &str, version: &str) -> Result<serde_json::Value, ClientError> {
+        self.send(self.http.delete(self.url(&format!("/plugins/{name}/versions/{version}")))).await
+    }
+
     pub async fn list(&self) -> Result<serde_json::Value, ClientError> {
         self.send(self.http.get(self.url("/plugins"))).await
     }

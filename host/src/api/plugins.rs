@@ -1,9 +1,10 @@
-//! `/api/v1/plugins`: validate, install, activate, roll back, disable, list.
+//! `/api/v1/plugins`: validate, install, activate, roll back, disable,
+//! remove, list.
 //! Every change is logged with what was done (the audit trail).
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ pub(super) fn routes(max_body: usize) -> Router<ApiState> {
     Router::new()
         .route("/plugins", get(list).post(install))
         .route("/plugins/validate", post(validate))
+        .route("/plugins/{name}/versions/{version}", delete(remove))
         .route("/plugins/{name}/versions/{version}/activate", post(activate))
         .route("/plugins/{name}/rollback", post(rollback))
         .route("/plugins/{name}/disable", post(disable))
@@ -109,4 +111,15 @@ async fn disable(
     s.registry.disable(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, "admin: disable");
     Ok(Json(serde_json::json!({ "plugin": name, "disabled": true })))
+}
+
+async fn remove(
+    State(s): State<ApiState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = semver::Version::parse(&version)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))?;
+    s.registry.remove(&name, &v).await.map_err(registry_error)?;
+    tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: remove");
+    Ok(Json(serde_json::json!({ "plugin": name, "removed": version })))
 }

@@ -412,6 +412,57 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes an installed version: its files go and it can no longer be
+    /// activated. The active version cannot be removed while it serves
+    /// (activate another or disable first). Removing the last version
+    /// removes the plugin; its kv data stays, for a re-install to find.
+    pub async fn remove(&self, name: &str, version: &Version) -> Result<(), RegistryError> {
+        let _admin = self.admin.lock().await;
+        let slot = self.slot(name)?;
+        let (next, last) = {
+            let inner = slot.inner.lock().map_err(io)?;
+            if !inner.versions.contains_key(version) && !inner.load_errors.contains_key(version) {
+                return Err(RegistryError::UnknownVersion { name: name.into(), version: version.clone() });
+            }
+            if inner.state.active.as_ref() == Some(version) && !inner.state.disabled {
+                return Err(RegistryError::Conflict(format!(
+                    "{name}@{version} is the active version; activate another version or disable {name} first"
+                )));
+            }
+            let mut next = inner.state.clone();
+            next.history.retain(|v| v != version);
+            if next.active.as_ref() == Some(version) {
+                next.active = None;
+            }
+            let last = inner.versions.keys().chain(inner.load_errors.keys()).all(|v| v == version);
+            (next, last)
+        };
+        let active = slot.active.load_full();
+        if let Some(root) = &self.root {
+            let dir = root.join("plugins").join(name);
+            let gone = if last { dir } else { dir.join(version.to_string()) };
+            if !last {
+                self.commit(name, &slot, next.clone(), active).await?;
+            }
+            match tokio::fs::remove_dir_all(&gone).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        {
+            let mut inner = slot.inner.lock().map_err(io)?;
+            inner.versions.remove(version);
+            inner.load_errors.remove(version);
+            inner.state = next;
+        }
+        if last {
+            self.slots.write().map_err(io)?.remove(name);
+        }
+        tracing::warn!(plugin = name, %version, removed_plugin = last, "removed plugin version");
+        Ok(())
+    }
+
     /// Persists the new state, then swaps what calls see.
     async fn commit(
         &self,
