@@ -433,6 +433,16 @@ pub(crate) async fn rows_where_in(
     Ok(out)
 }
 
+/// Why a BatchSave left model `k` unsaved: its own errors (by DIndex),
+/// with the field the first one names.
+pub(crate) fn batch_item_error(errors: &[super::protocol::KdError], k: usize) -> KingdeeError {
+    let mine: Vec<_> = errors.iter().filter(|e| e.d_index == Some(k as i64)).collect();
+    let why: Vec<String> = mine.iter().filter_map(|e| e.message.clone()).collect();
+    let field = mine.iter().find_map(|e| e.field_name.clone());
+    let message = if why.is_empty() { "BatchSave left it unsaved".into() } else { why.join("; ") };
+    KingdeeError::Data { code: 11, field, message }
+}
+
 /// A quantity as a query returns it (a JSON number, or text).
 pub(crate) fn dec_of(v: &Value) -> Option<Decimal> {
     let text = match v {

@@ -13,7 +13,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::client::KingdeeClient;
-use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, dec_of, decimal_number, operate_all, rows_where_in};
+use super::documents::{
+    ErpDoc, PoDoc, PurchaseOrderSettings, batch_item_error, dec_of, decimal_number, operate_all, rows_where_in,
+};
 use super::protocol::KingdeeError;
 
 /// What [`amend_purchase_orders`] did to one PO's document.
@@ -203,10 +205,7 @@ async fn save_all(
                 if saved.iter().any(|e| e.d_index == Some(k as i64)) {
                     continue;
                 }
-                let why: Vec<String> =
-                    errors.iter().filter(|e| e.d_index == Some(k as i64)).filter_map(|e| e.message.clone()).collect();
-                let message = if why.is_empty() { "BatchSave left it unsaved".into() } else { why.join("; ") };
-                failed.insert(d.number.clone(), KingdeeError::Data { code: 11, field: None, message });
+                failed.insert(d.number.clone(), batch_item_error(&errors, k));
             }
         }
         Err(e) => {

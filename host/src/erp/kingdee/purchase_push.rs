@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::client::KingdeeClient;
-use super::documents::{ErpDoc, PoDoc, PurchaseOrderSettings, decimal_number, operate_all, rows_where_in};
+use super::documents::{
+    ErpDoc, PoDoc, PurchaseOrderSettings, batch_item_error, decimal_number, operate_all, rows_where_in,
+};
 use super::protocol::KingdeeError;
 
 /// A pushed PUR_PurchaseOrder as the batch queries see it.
@@ -290,11 +292,7 @@ async fn save_all(
                     done.push((i, ErpDoc { id: fid, number: p.number, created: true }));
                     continue;
                 }
-                let mine: Vec<_> = errors.iter().filter(|e| e.d_index == Some(k as i64)).collect();
-                let why: Vec<String> = mine.iter().filter_map(|e| e.message.clone()).collect();
-                let field = mine.iter().find_map(|e| e.field_name.clone());
-                let message = if why.is_empty() { "BatchSave left it unsaved".into() } else { why.join("; ") };
-                out[i] = Some(Err(KingdeeError::Data { code: 11, field, message }));
+                out[i] = Some(Err(batch_item_error(&errors, k)));
             }
         }
         // Nothing known saved: the document stays unmarked, so the next

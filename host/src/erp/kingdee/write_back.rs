@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::client::{BillQuery, KingdeeClient};
-use super::documents::{ErpDoc, decimal_number, find_where, rows_where_in, tolerate_done};
+use super::documents::{ErpDoc, batch_item_error, decimal_number, find_where, rows_where_in, tolerate_done};
 use super::protocol::KingdeeError;
 
 /// How shipments are written back. In the config every key is optional:
@@ -451,15 +451,7 @@ impl OutStockRound<'_> {
                         done.push((i, fid, doc.number));
                         continue;
                     }
-                    let why: Vec<String> = errors
-                        .iter()
-                        .filter(|e| e.d_index == Some(k as i64))
-                        .filter_map(|e| e.message.clone())
-                        .collect();
-                    let field =
-                        errors.iter().filter(|e| e.d_index == Some(k as i64)).find_map(|e| e.field_name.clone());
-                    let message = if why.is_empty() { "BatchSave left it unsaved".into() } else { why.join("; ") };
-                    out.insert(i, Err(KingdeeError::Data { code: 11, field, message }));
+                    out.insert(i, Err(batch_item_error(&errors, k)));
                 }
                 done
             }
@@ -524,9 +516,7 @@ async fn field_updates(
                 if saved.iter().any(|e| e.d_index == Some(k as i64)) {
                     return Ok(ErpDoc { id: docs[i].sale_fid, number: docs[i].sale_bill_no.clone(), created: true });
                 }
-                let message: Vec<String> =
-                    errors.iter().filter(|e| e.d_index == Some(k as i64)).filter_map(|e| e.message.clone()).collect();
-                Err(KingdeeError::Data { code: 11, field: None, message: message.join("; ") })
+                Err(batch_item_error(&errors, k))
             })
             .collect(),
         Err(e) => round.iter().map(|_| Err(e.clone())).collect(),
