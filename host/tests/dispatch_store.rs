@@ -354,7 +354,100 @@ async fn cancellations_from_the_erp_reach_the_suppliers(db: Db) {
     assert!(events.iter().any(|e| e.kind == "cancelled_after_shipping" && e.subject == po_of(2).key), "{events:?}");
 }
 
+/// A group commit records each answer exactly as it would be recorded
+/// alone: the same four answers (accepted, refused, a lost lease, a
+/// receipt naming a line never sent) on two identical sets of orders, one
+/// set in one group, the other one answer at a time.
+async fn a_group_of_answers_is_recorded_as_each_alone(db: Db) {
+    let lines: &[&[(&str, &str)]] =
+        &[&[("SKU-X", "2"), ("SKU-Y", "1")], &[("SKU-X", "1")], &[("SKU-Y", "4")], &[("SKU-X", "3")]];
+    let mut orders: Vec<OrderContent> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        orders.push(order(i as u32 + 1, l));
+        orders.push(order(i as u32 + 11, l));
+    }
+    let (s, _, ids) = routed(&db, orders).await;
+    let jobs = s.claim_jobs(&[JobKind::Submit], "w", NOW, 60_000, 20).await.unwrap();
+    assert_eq!(jobs.len(), 8);
+    let job_of = |order: OrderId| {
+        let po = s_po(order);
+        jobs.iter().find(|j| j.key.starts_with(&po)).unwrap().clone()
+    };
+    let answer = |n: usize| match n {
+        1 => SubmitAnswer::Refused("we stopped carrying it".into()),
+        3 => SubmitAnswer::Receipt {
+            supplier_ref: "R-3".into(),
+            lines: vec![LineWord { line: "999".into(), status: LineStatus::Rejected, reason: "?".into() }],
+        },
+        n => SubmitAnswer::Receipt { supplier_ref: format!("R-{n}"), lines: vec![] },
+    };
+    let lease = |n: usize, j: &daifa_host::store::Job| {
+        let mut l = j.lease();
+        if n == 2 {
+            l.fence -= 1; // a worker whose lease was taken over
+        }
+        l
+    };
+    // ids: [1, 11, 2, 12, …]: even indexes in one group, odd ones alone.
+    let mut group = Vec::new();
+    for n in 0..4 {
+        let j = job_of(ids[2 * n]);
+        group.push((lease(n, &j), j.key.clone(), answer(n)));
+    }
+    let grouped = s.record_submits(&group, NOW + 10).await.unwrap();
+    let mut alone = Vec::new();
+    for n in 0..4 {
+        let j = job_of(ids[2 * n + 1]);
+        alone.push(s.record_submit(lease(n, &j), &j.key, &answer(n), NOW + 10).await);
+    }
+    for n in 0..4 {
+        let (g, a) = (&grouped[n], &alone[n]);
+        match (g, a) {
+            (Ok(g), Ok(a)) => {
+                assert_eq!(
+                    (g.updates, g.exceptions, g.reroutes.len()),
+                    (a.updates, a.exceptions, a.reroutes.len()),
+                    "answer {n}"
+                );
+                // Twin orders' line ids differ (order 2 has line 20, order 12 line 120).
+                assert_eq!(g.reroutes.first().map(|r| r.lines.len()), a.reroutes.first().map(|r| r.lines.len()));
+            }
+            (Err(StoreError::LeaseLost(_)), Err(StoreError::LeaseLost(_))) => assert_eq!(n, 2),
+            other => panic!("answer {n}: {other:?}"),
+        }
+        let (og, oa) = (s.order(ids[2 * n]).await.unwrap(), s.order(ids[2 * n + 1]).await.unwrap());
+        assert_eq!(og.state, oa.state, "answer {n}");
+        let hops = |o: &daifa_host::domain::SalesOrder| o.history.iter().map(|h| (h.from, h.to)).collect::<Vec<_>>();
+        assert_eq!(hops(&og), hops(&oa), "answer {n}");
+        let (pg, pa) = (job_of(ids[2 * n]).key, job_of(ids[2 * n + 1]).key);
+        let (pg, pa) = (s.purchase_order(&pg).await.unwrap().unwrap(), s.purchase_order(&pa).await.unwrap().unwrap());
+        assert_eq!(pg.state, pa.state, "answer {n}");
+        let st = |p: &daifa_host::store::PoRecord| {
+            p.lines.iter().map(|l| (l.status, l.status_reason.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(st(&pg), st(&pa), "answer {n}");
+        let ev = |v: Vec<daifa_host::store::PoEvent>| {
+            v.into_iter().map(|e| (e.from_state, e.to_state, e.detail)).collect::<Vec<_>>()
+        };
+        let (eg, ea) = (ev(s.po_events(&pg.po_number).await.unwrap()), ev(s.po_events(&pa.po_number).await.unwrap()));
+        assert_eq!(eg, ea, "answer {n}");
+    }
+    let expect = [PoState::Acknowledged, PoState::Rejected, PoState::Pending, PoState::Acknowledged];
+    for (n, want) in expect.iter().enumerate() {
+        let po = s.purchase_order(&job_of(ids[2 * n]).key).await.unwrap().unwrap();
+        assert_eq!(po.state, *want, "answer {n}");
+    }
+    // The lost lease left its job to its new owner: still claimable later.
+    let j = job_of(ids[4]);
+    assert!(s.record_submit(j.lease(), &j.key, &answer(0), NOW + 20).await.is_ok());
+}
+
+fn s_po(order: OrderId) -> String {
+    format!("PO{}-", order.0)
+}
+
 suite!(
+    a_group_of_answers_is_recorded_as_each_alone,
     routing_creates_each_po_with_its_submit_job,
     a_worker_whose_lease_ran_out_cannot_commit,
     concurrent_claims_never_share_a_job,

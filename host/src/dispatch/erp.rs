@@ -4,7 +4,10 @@
 //! and quantities, found again by its tracking number). Both run in
 //! batches: a busy day cannot afford a request per step per document.
 
+use std::collections::HashMap;
+
 use super::{Dispatcher, Failure};
+use crate::domain::OrderId;
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
 use crate::erp::kingdee::documents::{
@@ -36,8 +39,20 @@ impl Dispatcher {
         let Some(erp) = &self.erp else { return };
         let mut fresh: Vec<(Job, PoDoc)> = Vec::new();
         let mut made: Vec<(Job, PoDoc)> = Vec::new();
+        let known = match self.erp_known(&jobs).await {
+            Ok(k) => k,
+            Err(e) => {
+                let f = Failure::Transient { message: e.to_string(), retry_after: None };
+                for job in &jobs {
+                    if let Err(e) = self.fail(job, &f, now).await {
+                        tracing::warn!(job = job.id, "recording an ERP job failed: {e}");
+                    }
+                }
+                return;
+            }
+        };
         for job in jobs {
-            match self.erp_doc(&job, erp).await {
+            match erp_doc(&job, erp, &known) {
                 Ok(Some((doc, false))) => fresh.push((job, doc)),
                 Ok(Some((doc, true))) => made.push((job, doc)),
                 Ok(None) => {
@@ -138,50 +153,28 @@ impl Dispatcher {
         }
     }
 
-    /// What the ERP document of a job's PO must say, and whether it was
-    /// made already (so it may need amending); `None` when there is nothing
-    /// to make or change.
-    async fn erp_doc(&self, job: &Job, erp: &super::ErpTarget) -> Result<Option<(PoDoc, bool)>, Failure> {
-        let store_err = |e: crate::store::StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
-        let Some(po) = self.store.purchase_order(&job.key).await.map_err(store_err)? else { return Ok(None) };
-        // A Kingdee order's PO is pushed from it, linked line by line.
-        let sale_bill_no = match self.store.orders_content(&[po.order]).await.map_err(store_err)?.pop() {
-            Some((_, _, c)) if c.source.as_str() == erp.source => Some(c.bill_no.to_string()),
-            _ => None,
-        };
-        let lines: Vec<PoLine> = po
-            .lines
-            .iter()
-            .filter(|l| l.status != LineStatus::Rejected && l.status != LineStatus::Cancelled)
-            .map(|l| PoLine {
-                material: l.sku.clone(),
-                quantity: l.quantity,
-                unit_price: l.unit_cost,
-                tax_rate: l.tax_rate,
-                note: format!("{} line {}", po.po_number, l.line_id),
-                sale_entry: sale_bill_no.as_ref().and_then(|_| l.line_id.parse().ok()),
-            })
+    /// What a batch of ERP jobs needs from the store, read together: a
+    /// read per job per table would cost the batch hundreds of queries.
+    async fn erp_known(&self, jobs: &[Job]) -> Result<ErpKnown, StoreError> {
+        let keys: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
+        let pos = self.store.purchase_orders_by_number(&keys).await?;
+        let mut orders: Vec<OrderId> = pos.values().map(|p| p.order).collect();
+        orders.sort_unstable_by_key(|o| o.0);
+        orders.dedup();
+        let sales = self
+            .store
+            .orders_content(&orders)
+            .await?
+            .into_iter()
+            .map(|(id, _, c)| (id, (c.source.to_string(), c.bill_no.to_string())))
             .collect();
-        let made = po.erp_bill_no.is_some();
-        if !made && lines.is_empty() {
-            return Ok(None);
+        let mut profiles = HashMap::new();
+        for p in pos.values() {
+            if !profiles.contains_key(&p.supplier) {
+                profiles.insert(p.supplier.clone(), self.store.supplier_profile(&p.supplier).await?);
+            }
         }
-        let profile = self.store.supplier_profile(&po.supplier).await.map_err(store_err)?;
-        let supplier = match &profile {
-            Some(p) if !p.erp.number.is_empty() => p.erp.number.clone(),
-            _ => po.supplier.to_string(),
-        };
-        let purchase_org = profile
-            .as_ref()
-            .and_then(|p| p.erp.purchase_org.clone())
-            .unwrap_or_else(|| erp.purchase_orders.purchase_org.clone());
-        let currency = erp.purchase_orders.currency_number(&po.currency).ok_or_else(|| {
-            Failure::Setup(format!(
-                "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
-                po.currency, po.supplier
-            ))
-        })?;
-        Ok(Some((PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }, made)))
+        Ok(ErpKnown { pos, sales, profiles })
     }
 
     /// A batch of write-back jobs: each shipment's SAL_OUTSTOCK made (or
@@ -327,4 +320,57 @@ impl Drop for BillClaim<'_> {
             }
         }
     }
+}
+
+/// What the store says of a batch's POs: the POs, their sales orders'
+/// source and bill number, their suppliers' profiles.
+struct ErpKnown {
+    pos: HashMap<String, crate::store::PoRecord>,
+    sales: HashMap<OrderId, (String, String)>,
+    profiles: HashMap<crate::domain::SupplierId, Option<crate::routing::catalog::SupplierProfile>>,
+}
+
+/// What the ERP document of a job's PO must say, and whether it was
+/// made already (so it may need amending); `None` when there is nothing
+/// to make or change.
+fn erp_doc(job: &Job, erp: &super::ErpTarget, known: &ErpKnown) -> Result<Option<(PoDoc, bool)>, Failure> {
+    let Some(po) = known.pos.get(&job.key).cloned() else { return Ok(None) };
+    // A Kingdee order's PO is pushed from it, linked line by line.
+    let sale_bill_no = match known.sales.get(&po.order) {
+        Some((source, bill_no)) if *source == erp.source => Some(bill_no.clone()),
+        _ => None,
+    };
+    let lines: Vec<PoLine> = po
+        .lines
+        .iter()
+        .filter(|l| l.status != LineStatus::Rejected && l.status != LineStatus::Cancelled)
+        .map(|l| PoLine {
+            material: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_cost,
+            tax_rate: l.tax_rate,
+            note: format!("{} line {}", po.po_number, l.line_id),
+            sale_entry: sale_bill_no.as_ref().and_then(|_| l.line_id.parse().ok()),
+        })
+        .collect();
+    let made = po.erp_bill_no.is_some();
+    if !made && lines.is_empty() {
+        return Ok(None);
+    }
+    let profile = known.profiles.get(&po.supplier).cloned().flatten();
+    let supplier = match &profile {
+        Some(p) if !p.erp.number.is_empty() => p.erp.number.clone(),
+        _ => po.supplier.to_string(),
+    };
+    let purchase_org = profile
+        .as_ref()
+        .and_then(|p| p.erp.purchase_org.clone())
+        .unwrap_or_else(|| erp.purchase_orders.purchase_org.clone());
+    let currency = erp.purchase_orders.currency_number(&po.currency).ok_or_else(|| {
+        Failure::Setup(format!(
+            "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
+            po.currency, po.supplier
+        ))
+    })?;
+    Ok(Some((PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }, made)))
 }

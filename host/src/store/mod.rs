@@ -11,6 +11,7 @@ mod orders;
 mod outbox;
 mod purchase;
 mod routing;
+mod submits;
 mod tx;
 mod updates;
 
@@ -331,4 +332,109 @@ fn placeholders(rows: usize, cols: usize, start: usize, positional: bool) -> Str
         s.push(')');
     }
     s
+}
+
+/// One value of a statement whose rows are built at run time (multi-row
+/// VALUES lists of the set-based writes).
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Int(i64),
+    Text(String),
+    /// A NULL in a text column.
+    Null,
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(v)
+    }
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(v.to_string())
+    }
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(v)
+    }
+}
+
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        v.map_or(Val::Null, Val::Text)
+    }
+}
+
+/// Rows per statement so that no statement binds more than ~2,000 values.
+fn rows_per_statement(cols: usize) -> usize {
+    (2000 / cols.max(1)).max(1)
+}
+
+/// Runs `head VALUES (…), (…) tail` for `rows` (each `cols` values), as
+/// many statements as the bind limit needs; `head` and `tail` are fixed
+/// SQL. Returns the rows each statement returned (for a `RETURNING` tail).
+pub(crate) async fn values_statement(
+    tx: &mut Tx,
+    head: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[Vec<Val>],
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let positional = tx.positional();
+    let mut out = Vec::new();
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = format!("{head} (VALUES {}) AS v {tail}", placeholders(chunk.len(), cols, 0, positional));
+        out.extend(bind_rows(&sql, chunk).fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
+/// `INSERT INTO table (cols) VALUES (…), (…) [tail]` for `rows`.
+pub(crate) async fn insert_rows(
+    tx: &mut Tx,
+    into: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[Vec<Val>],
+) -> Result<u64, StoreError> {
+    let positional = tx.positional();
+    let mut n = 0;
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = format!("INSERT INTO {into} VALUES {} {tail}", placeholders(chunk.len(), cols, 0, positional));
+        n += bind_rows(&sql, chunk).execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(n)
+}
+
+fn bind_rows<'q>(sql: &str, rows: &[Vec<Val>]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+    for v in rows.iter().flatten() {
+        q = match v {
+            Val::Int(i) => q.bind(*i),
+            Val::Text(t) => q.bind(t.clone()),
+            Val::Null => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+/// `head (…) tail` with `head` ending in `IN`, for `vals`: the rows of
+/// every statement the bind limit needs.
+pub(crate) async fn select_in(
+    conn: &mut sqlx::AnyConnection,
+    positional: bool,
+    head: &str,
+    tail: &str,
+    vals: &[Val],
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in vals.chunks(rows_per_statement(1)) {
+        let sql = format!("{head} ({}) {tail}", in_list(positional, chunk.len()));
+        let rows: Vec<Vec<Val>> = chunk.iter().map(|v| vec![v.clone()]).collect();
+        out.extend(bind_rows(&sql, &rows).fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row};
 
-use super::{Store, StoreError, placeholders};
+use super::{Store, StoreError, Val, placeholders};
 use crate::domain::values::storable;
 use crate::domain::*;
 
@@ -981,40 +981,8 @@ pub(super) async fn record(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    record_with(tx, id, from, to, actor, reason, now, false).await
-}
-
-/// [`record`] for a change derived from the order's purchase orders: its
-/// outbox row says so, because the supplier events behind it were recorded
-/// per PO already and the performance feed must not count them again.
-pub(super) async fn record_derived(
-    tx: &mut super::Tx,
-    id: i64,
-    from: Option<OrderState>,
-    to: OrderState,
-    actor: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    record_with(tx, id, from, to, actor, reason, now, true).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record_with(
-    tx: &mut super::Tx,
-    id: i64,
-    from: Option<OrderState>,
-    to: OrderState,
-    actor: &str,
-    reason: &str,
-    now: i64,
-    derived: bool,
-) -> Result<(), StoreError> {
     history_row(tx, id, from, to, actor, reason, now).await?;
-    let mut payload = serde_json::json!({ "from": from.map(|f| f.as_str()), "reason": reason });
-    if derived {
-        payload["derived"] = serde_json::Value::Bool(true);
-    }
+    let payload = serde_json::json!({ "from": from.map(|f| f.as_str()), "reason": reason });
     sqlx::query("INSERT INTO outbox (topic, order_id, payload, created_at) VALUES ($1, $2, $3, $4)")
         .bind(format!("order.{}", to.as_str()))
         .bind(id)
@@ -1022,6 +990,45 @@ async fn record_with(
         .bind(now)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// History rows for changes derived from orders' purchase orders, in two
+/// statements (history, outbox), each order's hops in the order given. The
+/// outbox rows say `derived`, because the supplier events behind them were
+/// recorded per PO already and the performance feed must not count them
+/// again.
+pub(super) async fn record_derived_many(
+    tx: &mut super::Tx,
+    hops: &[(i64, OrderState, OrderState, &str)],
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if hops.is_empty() {
+        return Ok(());
+    }
+    let mut history = Vec::with_capacity(hops.len());
+    let mut outbox = Vec::with_capacity(hops.len());
+    for (id, from, to, reason) in hops {
+        history.push(vec![
+            Val::Int(*id),
+            from.as_str().into(),
+            to.as_str().into(),
+            actor.into(),
+            (*reason).into(),
+            Val::Int(now),
+        ]);
+        let payload = serde_json::json!({ "from": from.as_str(), "reason": reason, "derived": true });
+        outbox.push(vec![
+            format!("order.{}", to.as_str()).into(),
+            Val::Int(*id),
+            payload.to_string().into(),
+            Val::Int(now),
+        ]);
+    }
+    super::insert_rows(tx, "order_history (order_id, from_state, to_state, actor, reason, at)", "", 6, &history)
+        .await?;
+    super::insert_rows(tx, "outbox (topic, order_id, payload, created_at)", "", 4, &outbox).await?;
     Ok(())
 }
 

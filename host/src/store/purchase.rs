@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::{AssertSqlSafe, FromRow, Row};
+
+use super::{Val, select_in, values_statement};
 
 use super::jobs::{JobKind, Lease, insert_job};
 use super::orders::{dec, state};
@@ -235,6 +237,14 @@ struct ShipmentRow {
     erp_doc: Option<String>,
 }
 
+/// A PO line with the PO it belongs to (batch reads).
+#[derive(FromRow)]
+struct PoLineOfRow {
+    po_number: String,
+    #[sqlx(flatten)]
+    line: PoLineRow,
+}
+
 #[derive(FromRow)]
 struct PoLineRow {
     line_id: String,
@@ -307,6 +317,35 @@ pub(super) async fn load_po(conn: &mut sqlx::AnyConnection, po_number: &str) -> 
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some(po_record(row, lines.into_iter().map(line_record).collect::<Result<_, _>>()?)?))
+}
+
+/// Reads many POs with their lines in two queries (per bind-limit chunk),
+/// inside a transaction or not; numbers without a PO are left out.
+pub(super) async fn load_pos(
+    conn: &mut sqlx::AnyConnection,
+    positional: bool,
+    numbers: &[String],
+) -> Result<HashMap<String, PoRecord>, StoreError> {
+    if numbers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let vals: Vec<Val> = numbers.iter().map(|n| Val::from(n.as_str())).collect();
+    let head = format!("SELECT {PO_COLUMNS} FROM purchase_orders WHERE po_number IN");
+    let rows = select_in(conn, positional, &head, "", &vals).await?;
+    let head = "SELECT po_number, line_id, sku, supplier_sku, quantity, unit_cost, tax_rate, status, status_reason, \
+         shipped_qty FROM po_lines WHERE po_number IN";
+    let mut lines: HashMap<String, Vec<PoLineRecord>> = HashMap::new();
+    for r in select_in(conn, positional, head, "ORDER BY po_number, line_id", &vals).await? {
+        let l = PoLineOfRow::from_row(&r)?;
+        lines.entry(l.po_number).or_default().push(line_record(l.line)?);
+    }
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let row = PoRow::from_row(&r)?;
+        let ls = lines.remove(&row.po_number).unwrap_or_default();
+        out.insert(row.po_number.clone(), po_record(row, ls)?);
+    }
+    Ok(out)
 }
 
 pub(super) async fn po_event(
@@ -484,77 +523,130 @@ pub(super) async fn derive_order(
     from_exception: bool,
     now: i64,
 ) -> Result<Option<OrderState>, StoreError> {
-    let current: Option<String> = sqlx::query_scalar("SELECT state FROM sales_orders WHERE id = $1")
-        .bind(order)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(current) = current else { return Ok(None) };
-    let current = state(&current)?;
-    if matches!(current, OrderState::OnHold | OrderState::Cancelled)
-        || (current == OrderState::Exception && !from_exception)
-    {
-        return Ok(Some(current));
+    Ok(derive_orders(tx, &[order], actor, from_exception, now).await?.get(&order).copied())
+}
+
+/// [`derive_order`] for many orders in set-based statements: four reads
+/// for all of them and one update per hop of the longest path, so a group
+/// commit of hundreds of answers costs a handful of statements, not
+/// hundreds. Answers each existing order's state before.
+pub(super) async fn derive_orders(
+    tx: &mut Tx,
+    orders: &[i64],
+    actor: &Actor,
+    from_exception: bool,
+    now: i64,
+) -> Result<HashMap<i64, OrderState>, StoreError> {
+    let positional = tx.positional();
+    let mut ids = orders.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let vals: Vec<Val> = ids.iter().map(|i| Val::Int(*i)).collect();
+    let mut before = HashMap::with_capacity(ids.len());
+    for r in select_in(tx, positional, "SELECT id, state FROM sales_orders WHERE id IN", "", &vals).await? {
+        before.insert(r.try_get::<i64, _>("id")?, state(&r.try_get::<String, _>("state")?)?);
     }
-    let pos: Vec<(String, String)> =
-        sqlx::query_as("SELECT po_number, state FROM purchase_orders WHERE order_id = $1 ORDER BY po_number")
-            .bind(order)
-            .fetch_all(&mut **tx)
-            .await?;
-    let live_lines: HashSet<String> = sqlx::query_scalar(
-        "SELECT l.line_id FROM po_lines l JOIN purchase_orders p ON p.po_number = l.po_number \
-         WHERE p.order_id = $1 AND l.status NOT IN ('rejected', 'cancelled') AND p.state NOT IN ('rejected', 'cancelled')",
-    )
-    .bind(order)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect();
-    let order_lines: Vec<String> = sqlx::query_scalar("SELECT erp_line_id FROM order_lines WHERE order_id = $1")
-        .bind(order)
-        .fetch_all(&mut **tx)
-        .await?;
-    let unplaced: Vec<&String> = order_lines.iter().filter(|l| !live_lines.contains(*l)).collect();
-    let mut states = Vec::new();
-    let mut summary = Vec::new();
-    for (po, st) in &pos {
-        let st: PoState = st.parse().map_err(corrupt)?;
-        if !matches!(st, PoState::Rejected | PoState::Cancelled) {
-            states.push(st);
+    let eligible: Vec<Val> = ids
+        .iter()
+        .filter(|id| {
+            before.get(id).is_some_and(|s| {
+                !(matches!(s, OrderState::OnHold | OrderState::Cancelled)
+                    || (*s == OrderState::Exception && !from_exception))
+            })
+        })
+        .map(|id| Val::Int(*id))
+        .collect();
+    if eligible.is_empty() {
+        return Ok(before);
+    }
+    let mut pos_of: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+    let head = "SELECT order_id, po_number, state FROM purchase_orders WHERE order_id IN";
+    for r in select_in(tx, positional, head, "ORDER BY order_id, po_number", &eligible).await? {
+        pos_of.entry(r.try_get("order_id")?).or_default().push((r.try_get("po_number")?, r.try_get("state")?));
+    }
+    let mut live: HashMap<i64, HashSet<String>> = HashMap::new();
+    let head = "SELECT p.order_id, l.line_id FROM po_lines l JOIN purchase_orders p ON p.po_number = l.po_number \
+         WHERE l.status NOT IN ('rejected', 'cancelled') AND p.state NOT IN ('rejected', 'cancelled') AND p.order_id IN";
+    for r in select_in(tx, positional, head, "", &eligible).await? {
+        live.entry(r.try_get("order_id")?).or_default().insert(r.try_get("line_id")?);
+    }
+    let mut lines_of: HashMap<i64, Vec<String>> = HashMap::new();
+    let head = "SELECT order_id, erp_line_id FROM order_lines WHERE order_id IN";
+    for r in select_in(tx, positional, head, "ORDER BY order_id, line_no", &eligible).await? {
+        lines_of.entry(r.try_get("order_id")?).or_default().push(r.try_get("erp_line_id")?);
+    }
+    // Each order's hops and the reason recorded with them.
+    let mut plans: Vec<(i64, OrderState, Vec<OrderState>, String)> = Vec::new();
+    for v in &eligible {
+        let Val::Int(order) = v else { continue };
+        let order = *order;
+        let Some(&current) = before.get(&order) else { continue };
+        let no_pos = Vec::new();
+        let pos = pos_of.get(&order).unwrap_or(&no_pos);
+        let no_live = HashSet::new();
+        let live_lines = live.get(&order).unwrap_or(&no_live);
+        let unplaced: Vec<&str> = lines_of
+            .get(&order)
+            .map(|ls| ls.iter().filter(|l| !live_lines.contains(*l)).map(|l| l.as_str()).collect())
+            .unwrap_or_default();
+        let mut states = Vec::new();
+        let mut summary = Vec::new();
+        for (po, st) in pos {
+            let st: PoState = st.parse().map_err(corrupt)?;
+            if !matches!(st, PoState::Rejected | PoState::Cancelled) {
+                states.push(st);
+            }
+            summary.push(format!("{po} {st}"));
         }
-        summary.push(format!("{po} {st}"));
+        let Some(target) = derive_order_state(&states, !unplaced.is_empty()) else { continue };
+        if target == current {
+            continue;
+        }
+        let Some(path) = transition_path(current, target) else {
+            tracing::warn!(order, from = %current, to = %target, "derived order state is not reachable; left as is");
+            continue;
+        };
+        let mut reason = format!("purchase orders: {}", summary.join(", "));
+        if !unplaced.is_empty() {
+            reason.push_str(&format!("; line(s) {} to be re-routed", unplaced.join(", ")));
+        }
+        plans.push((order, current, path, reason));
     }
-    let Some(target) = derive_order_state(&states, !unplaced.is_empty()) else { return Ok(Some(current)) };
-    if target == current {
-        return Ok(Some(current));
-    }
-    let Some(path) = transition_path(current, target) else {
-        tracing::warn!(order, from = %current, to = %target, "derived order state is not reachable; left as is");
-        return Ok(Some(current));
-    };
-    let mut reason = format!("purchase orders: {}", summary.join(", "));
-    if !unplaced.is_empty() {
-        let list: Vec<&str> = unplaced.iter().map(|s| s.as_str()).collect();
-        reason.push_str(&format!("; line(s) {} to be re-routed", list.join(", ")));
-    }
-    let mut from = current;
-    for to in path {
-        let done = sqlx::query(
-            "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
+    let hops = plans.iter().map(|p| p.2.len()).max().unwrap_or(0);
+    let mut history: Vec<(i64, OrderState, OrderState, &str)> = Vec::new();
+    for k in 0..hops {
+        let mut rows = Vec::new();
+        for (order, current, path, reason) in &plans {
+            let Some(&to) = path.get(k) else { continue };
+            let from = if k == 0 { *current } else { path[k - 1] };
+            rows.push(vec![
+                Val::Int(*order),
+                to.as_str().into(),
+                reason.as_str().into(),
+                Val::Int(now),
+                from.as_str().into(),
+            ]);
+            history.push((*order, from, to, reason));
+        }
+        let done = values_statement(
+            tx,
+            "UPDATE sales_orders SET state = v.column2, state_reason = v.column3, updated_at = v.column4 FROM",
+            "WHERE sales_orders.id = v.column1 AND sales_orders.state = v.column5 RETURNING id",
+            5,
+            &rows,
         )
-        .bind(to.as_str())
-        .bind(&reason)
-        .bind(now)
-        .bind(order)
-        .bind(from.as_str())
-        .execute(&mut **tx)
         .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict(order.to_string()));
+        if done.len() != rows.len() {
+            let moved: HashSet<i64> = done.iter().filter_map(|r| r.try_get::<i64, _>("id").ok()).collect();
+            let lost = rows.iter().find_map(|r| match r[0] {
+                Val::Int(id) if !moved.contains(&id) => Some(id),
+                _ => None,
+            });
+            return Err(StoreError::Conflict(lost.map(|i| i.to_string()).unwrap_or_default()));
         }
-        super::orders::record_derived(tx, order, Some(from), to, &actor.to_string(), &reason, now).await?;
-        from = to;
     }
-    Ok(Some(current))
+    super::orders::record_derived_many(tx, &history, &actor.to_string(), now).await?;
+    Ok(before)
 }
 
 /// A shipment with its order's ERP ids; callers add the WHERE.
@@ -587,14 +679,15 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(numbers.len());
+        let mut found = self.purchase_orders_by_number(&numbers).await?;
+        Ok(numbers.iter().filter_map(|n| found.remove(n)).collect())
+    }
+
+    /// Many purchase orders by number, read together (two queries per
+    /// few hundred); numbers without a PO are left out.
+    pub async fn purchase_orders_by_number(&self, numbers: &[String]) -> Result<HashMap<String, PoRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        for n in numbers {
-            if let Some(p) = load_po(&mut conn, &n).await? {
-                out.push(p);
-            }
-        }
-        Ok(out)
+        load_pos(&mut conn, self.positional(), numbers).await
     }
 
     /// POs per state.

@@ -29,6 +29,7 @@ use super::{Backend, StoreError};
 /// [`Tx::commit`], its connection is closed (the database rolls back).
 pub(crate) struct Tx {
     conn: Option<PoolConnection<Any>>,
+    backend: Backend,
 }
 
 impl Tx {
@@ -41,7 +42,13 @@ impl Tx {
             conn.close_on_drop();
             return Err(e.into());
         }
-        Ok(Tx { conn: Some(conn) })
+        Ok(Tx { conn: Some(conn), backend })
+    }
+
+    /// Whether statements built at run time use bare `?` placeholders
+    /// (SQLite; see `store::ph`) rather than `$N`.
+    pub(crate) fn positional(&self) -> bool {
+        self.backend == Backend::Sqlite
     }
 
     /// Commits; on any failure the connection is rolled back and closed, so

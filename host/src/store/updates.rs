@@ -9,17 +9,17 @@ use rust_decimal::Decimal;
 
 use super::jobs::{JobKind, Lease, finish_job, insert_job, rearm_erp_po};
 use super::purchase::{
-    Applied, DispatchSettings, ErpPoDone, ErpPoTiming, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer,
-    corrupt, derive_order, load_po, po_event, settle_po, settle_po_with,
+    Applied, DispatchSettings, ErpPoDone, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer, corrupt,
+    derive_order, load_po, po_event, settle_po,
 };
 use super::{Store, StoreError, Tx};
 use crate::domain::purchase::{LineStatus, LineWord, ParcelIn, PoState, PoUpdate, UpdateKind};
-use crate::domain::{Actor, OrderState, SupplierId};
+use crate::domain::{Actor, SupplierId};
 use crate::routing::performance::Event;
 
 /// Which line of `po` an update names: our line id, else a unique supplier
 /// SKU, else a unique SKU of ours (adapters that only know SKUs).
-fn resolve_line(po: &PoRecord, name: &str) -> Option<usize> {
+pub(super) fn resolve_line(po: &PoRecord, name: &str) -> Option<usize> {
     if let Some(i) = po.lines.iter().position(|l| l.line_id == name) {
         return Some(i);
     }
@@ -48,7 +48,7 @@ async fn save_line(tx: &mut Tx, po: &str, l: &PoLineRecord) -> Result<(), StoreE
 
 /// Applies a supplier's word on lines; returns the lines that left this
 /// supplier (rejected) and whether anything changed.
-fn apply_words(po: &mut PoRecord, words: &[LineWord], unknown: &mut Vec<String>) -> (Vec<String>, bool) {
+pub(super) fn apply_words(po: &mut PoRecord, words: &[LineWord], unknown: &mut Vec<String>) -> (Vec<String>, bool) {
     let mut moved = Vec::new();
     let mut changed = false;
     for w in words {
@@ -101,12 +101,11 @@ impl Store {
         answer: &SubmitAnswer,
         now: i64,
     ) -> Result<Applied, StoreError> {
-        let settings = self.dispatch_settings();
-        let _w = self.writer().await;
-        let mut tx = self.begin_write().await?;
-        let out = submit_in(&mut tx, &settings, lease, po_number, answer, now).await?;
-        tx.commit().await?;
-        Ok(out)
+        let items = [(lease, po_number.to_string(), answer.clone())];
+        self.record_submits(&items, now)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("a submit answer went unrecorded".into())))
     }
 
     /// [`Store::record_submit`] for many answers in one transaction (a
@@ -122,14 +121,7 @@ impl Store {
         let settings = self.dispatch_settings();
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        let mut out = Vec::with_capacity(items.len());
-        for (lease, po_number, answer) in items {
-            match submit_in(&mut tx, &settings, *lease, po_number, answer, now).await {
-                Err(StoreError::LeaseLost(id)) => out.push(Err(StoreError::LeaseLost(id))),
-                Err(e) => return Err(e),
-                Ok(a) => out.push(Ok(a)),
-            }
-        }
+        let out = super::submits::submits_in(&mut tx, &settings, items, now).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -548,7 +540,7 @@ fn held(r: Result<(), StoreError>) -> Result<bool, StoreError> {
 }
 
 /// The reasons of a PO's rejected lines, for the re-route's cause.
-fn reason_of(po: &PoRecord) -> String {
+pub(super) fn reason_of(po: &PoRecord) -> String {
     let mut why: Vec<&str> = po
         .lines
         .iter()
@@ -557,114 +549,6 @@ fn reason_of(po: &PoRecord) -> String {
         .collect();
     why.dedup();
     if why.is_empty() { "no reason given".into() } else { why.join("; ") }
-}
-
-/// A supplier's answer to a submit, recorded inside `tx` under the job's
-/// lease (checked first, so a lost lease writes nothing).
-async fn submit_in(
-    tx: &mut Tx,
-    settings: &DispatchSettings,
-    lease: Lease,
-    po_number: &str,
-    answer: &SubmitAnswer,
-    now: i64,
-) -> Result<Applied, StoreError> {
-    finish_job(tx, lease, None, now).await?;
-    let mut out = Applied::default();
-    let Some(mut po) = load_po(tx, po_number).await? else {
-        return Ok(out);
-    };
-    if po.state != PoState::Pending {
-        // Cancelled or answered meanwhile (a callback can beat the receipt).
-        return Ok(out);
-    }
-    let first = po.dispatched_at.is_none();
-    let (moved, detail) = match answer {
-        SubmitAnswer::Receipt { supplier_ref, lines } => {
-            po.supplier_ref = Some(supplier_ref.clone());
-            // Lines the receipt does not mention were accepted as sent.
-            let mut words = lines.clone();
-            for l in &po.lines {
-                if !words
-                    .iter()
-                    .any(|w| resolve_line(&po, &w.line) == po.lines.iter().position(|x| x.line_id == l.line_id))
-                {
-                    words.push(LineWord {
-                        line: l.line_id.clone(),
-                        status: LineStatus::Accepted,
-                        reason: String::new(),
-                    });
-                }
-            }
-            let mut unknown = Vec::new();
-            let (moved, _) = apply_words(&mut po, &words, &mut unknown);
-            if !unknown.is_empty() {
-                let msg = format!("submit receipt names lines we did not send: {}", unknown.join(", "));
-                exception(tx, &mut out, "unknown_line", po.supplier.as_str(), po_number, &msg, now).await?;
-            }
-            (moved, format!("sent; supplier ref {supplier_ref}"))
-        }
-        SubmitAnswer::Refused(why) => {
-            let mut moved = Vec::new();
-            for l in &mut po.lines {
-                l.status = LineStatus::Rejected;
-                l.status_reason = why.clone();
-                moved.push(l.line_id.clone());
-            }
-            (moved, format!("refused by the supplier: {why}"))
-        }
-    };
-    for l in &po.lines {
-        save_line(tx, po_number, l).await?;
-    }
-    sqlx::query(
-        "UPDATE purchase_orders SET supplier_ref = $1, dispatched_at = $2, expected_ship_by = $3, updated_at = $2 \
-         WHERE po_number = $4",
-    )
-    .bind(po.supplier_ref.as_deref())
-    .bind(now)
-    .bind(now + settings.expected_ship_ms)
-    .bind(po_number)
-    .execute(&mut **tx)
-    .await?;
-    po.dispatched_at = Some(now);
-    // Pending until now, so it has no shipments yet.
-    let to = settle_po_with(tx, &po, "submit", &detail, now, true).await?;
-    if first {
-        supplier_event(tx, &po.supplier, Event::Dispatched { at: now }).await?;
-    }
-    if matches!(to, PoState::Acknowledged | PoState::Backordered) {
-        supplier_event(tx, &po.supplier, Event::Acknowledged { at: now, after_ms: 0 }).await?;
-    }
-    if !moved.is_empty() {
-        supplier_event(tx, &po.supplier, Event::Rejected { at: now }).await?;
-        // A PUR_PurchaseOrder made before the answer (`erp_purchase_orders
-        // = on_route`) must stop buying the refused lines.
-        rearm_erp_po(tx, po_number, now, now + settings.erp_deadline_ms).await?;
-        out.reroutes.push(RerouteRequest {
-            order: po.order,
-            supplier: po.supplier.clone(),
-            lines: moved,
-            cause: format!("rejected by {}: {}", po.supplier, reason_of(&po)),
-        });
-    }
-    // The order's state moves with its POs; the state it was in says
-    // whether it was cancelled while this submit was in flight: the
-    // supplier has it now, so it must be asked to cancel, and no purchase
-    // order goes into the ERP for it.
-    let before = derive_order(tx, po.order.0, &Actor::Dispatcher, false, now).await?;
-    let cancelled = before == Some(OrderState::Cancelled);
-    if cancelled && matches!(to, PoState::Acknowledged | PoState::Backordered | PoState::Submitted) {
-        insert_job(tx, JobKind::Cancel, po_number, &po.supplier, now, now + settings.submit_deadline_ms, now).await?;
-    }
-    if !cancelled
-        && settings.erp_purchase_orders == ErpPoTiming::OnAccept
-        && po.lines.iter().any(|l| l.status.is_live())
-    {
-        insert_job(tx, JobKind::ErpPo, po_number, &po.supplier, now, now + settings.erp_deadline_ms, now).await?;
-    }
-    out.updates = 1;
-    Ok(out)
 }
 
 /// The ERP cancelled a sales order that suppliers already have: a cancel
