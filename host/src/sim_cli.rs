@@ -14,7 +14,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2000)]
     pub orders: u64,
     /// Dispatch workers (jobs in flight at once).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 48)]
     pub concurrency: usize,
     /// Directory with the built plugin components.
     #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]

@@ -73,7 +73,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             enabled: true,
-            workers: 32,
+            workers: 48,
             lease_ms: 120_000,
             idle_ms: 200,
             backoff: Backoff::default(),
@@ -81,7 +81,7 @@ impl Default for DispatchConfig {
             reroute_after_ms: 60_000,
             default_max_in_flight: 8,
             erp_batch: 100,
-            erp_batches: 4,
+            erp_batches: 6,
             settings: crate::store::DispatchSettings::default(),
         }
     }
@@ -217,7 +217,7 @@ impl Dispatcher {
         // Every claim is a write transaction: claiming on every finished
         // job (one job at a time, and the ERP kinds each time too) made
         // claims most of the store's writes when measured. So jobs are
-        // claimed when half the workers are free, ERP batches at most
+        // claimed when a quarter of the workers are free, ERP batches at most
         // every `ERP_CLAIM_EVERY` unless one just finished.
         const ERP_CLAIM_EVERY: Duration = Duration::from_millis(50);
         let mut last_erp_claim: Option<std::time::Instant> = None;
@@ -255,7 +255,7 @@ impl Dispatcher {
                     Err(e) => tracing::warn!("claiming ERP jobs failed: {e}"),
                 }
             }
-            let want = free > 0 && free * 2 >= self.cfg.workers.max(1);
+            let want = free > 0 && free * 4 >= self.cfg.workers.max(1);
             if want {
                 let now = now_ms();
                 if let Err(e) = self.refresh_connections(now).await {
