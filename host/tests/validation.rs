@@ -50,6 +50,50 @@ async fn refuse(pkg: PluginPackage) -> String {
     install_err.to_string()
 }
 
+/// A component of `n` core instances of a module with one memory and one
+/// table: what a package that grabs the shared pool looks like.
+fn greedy_component(n: usize) -> Vec<u8> {
+    let instances: String = (0..n).map(|i| format!("(core instance $i{i} (instantiate $m))")).collect();
+    wat::parse_str(format!(
+        r#"(component
+            (core module $m (memory 1) (table 1 funcref) (func (export "f")))
+            {instances}
+        )"#
+    ))
+    .expect("valid component text")
+}
+
+#[tokio::test]
+async fn refuses_a_component_that_would_take_the_shared_instance_pool() {
+    use daifa_host::plugins::runtime::{MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT};
+    let n = MAX_MEMORIES_PER_COMPONENT as usize + 1;
+    let msg = refuse(PluginPackage::pack(manifest_for("v-greedy"), greedy_component(n))).await;
+    assert!(
+        msg.contains("shared by every plugin")
+            && msg.contains(&format!("{n} Wasm linear memories"))
+            && msg.contains(&format!("maximum of {MAX_MEMORIES_PER_COMPONENT}")),
+        "{msg}"
+    );
+    // Tables alone count too.
+    let tables = MAX_TABLES_PER_COMPONENT as usize + 1;
+    let text = format!(
+        "(component (core module $m (table 1 funcref)) {})",
+        "(core instance (instantiate $m)) ".repeat(tables)
+    );
+    let pkg = PluginPackage::pack(manifest_for("v-tables"), wat::parse_str(text).unwrap());
+    let msg = refuse(pkg).await;
+    assert!(msg.contains("shared by every plugin") && msg.contains(&format!("{tables} tables")), "{msg}");
+}
+
+/// The shipped plugins stay well inside the per-component ceilings.
+#[tokio::test]
+async fn bundled_plugins_fit_the_per_component_ceilings() {
+    let reg = registry().await;
+    reg.validate(&hostile_named("fits", |_| {}), &config(&[])).await.expect("the hostile fixture fits");
+    let rest = config(&[("base_url", "http://127.0.0.1:1"), ("api_token", "k")]);
+    reg.validate(&rest_json_package(), &rest).await.expect("rest-json fits");
+}
+
 #[tokio::test]
 async fn refuses_a_core_module() {
     let msg = refuse(PluginPackage::pack(manifest_for("v-core"), wat::parse_str("(module)").unwrap())).await;

@@ -157,6 +157,11 @@ pub enum ValidationError {
     Config(String),
     #[error("component failed to compile: {0}")]
     Compile(String),
+    /// More of the instance pool than one plugin may hold: every plugin
+    /// shares it, so one component with a hundred memories would leave the
+    /// others none while its call runs.
+    #[error("component would take more of the instance pool shared by every plugin than one plugin may: {0}")]
+    PoolShare(String),
     #[error("component does not match the supplier-adapter world: {0}")]
     ExportMismatch(String),
     #[error("dry-run instantiation failed: {0}")]

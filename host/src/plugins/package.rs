@@ -103,8 +103,13 @@ pub async fn validate(
     let allowlist =
         Allowlist::compile(&m.permissions.allowed_outbound_hosts, &config).map_err(ValidationError::Config)?;
 
-    let component =
-        runtime.compile(bytes.clone(), actual.clone()).await.map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+    let component = runtime.compile(bytes.clone(), actual.clone()).await.map_err(|e| {
+        let why = format!("{e:#}");
+        // The engine checks the per-component pool ceilings as it compiles.
+        if why.contains("pooling allocator") { ValidationError::PoolShare(why) } else { ValidationError::Compile(why) }
+    })?;
+    // A component loaded from the compile cache was checked by no one.
+    check_resources(&component)?;
     let ty = component.component_type();
 
     let exports: Vec<String> = ty.exports(&rt.engine).map(|(n, _)| n.to_string()).collect();
@@ -177,6 +182,29 @@ pub async fn validate(
 
 /// A core module and a component share the `\0asm` magic and differ in the
 /// version/layer word; telling them apart up front gives a clear message.
+/// Refuses a component that would hold more of the shared instance pool
+/// than one plugin may. Core instances are counted by the pool itself at
+/// the dry run (`max_core_instances_per_component`).
+fn check_resources(component: &wasmtime::component::Component) -> Result<(), ValidationError> {
+    use super::runtime::{MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT};
+    let Some(r) = component.resources_required() else {
+        // Only a component that imports core modules has no static count,
+        // and the host provides none: it fails at instantiation anyway.
+        return Ok(());
+    };
+    for (what, needs, limit) in [
+        ("linear memories", r.num_memories, MAX_MEMORIES_PER_COMPONENT),
+        ("tables", r.num_tables, MAX_TABLES_PER_COMPONENT),
+    ] {
+        if needs > limit {
+            return Err(ValidationError::PoolShare(format!(
+                "the component transitively contains {needs} {what}; the most one plugin may have is {limit}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_header(bytes: &[u8]) -> Result<(), ValidationError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(ValidationError::NotAComponent("no `\\0asm` header: this is not WebAssembly at all".into()));

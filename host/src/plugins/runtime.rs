@@ -131,16 +131,32 @@ pub enum RuntimeError {
     Http(String),
 }
 
+/// What one component may take of the pool every plugin shares. A Rust
+/// wasip2 component (rest-json, the hostile fixture) needs one linear
+/// memory, one table and a few core instances; these leave room for other
+/// toolchains while keeping one component from emptying the pool.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+/// See [`MAX_MEMORIES_PER_COMPONENT`].
+pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
+/// See [`MAX_MEMORIES_PER_COMPONENT`].
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+
 impl PluginRuntime {
     /// Builds the engine, linker and ticker.
     pub fn new(config: RuntimeConfig) -> Result<PluginRuntime, RuntimeError> {
         let n = config.max_concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component instantiates a handful of core modules.
+        // Per-component ceilings too: the totals alone let one component
+        // take (nearly) every slot. Validation refuses a component over
+        // them with a clear message; these are the backstop.
         pool.total_component_instances(n)
             .total_core_instances(n * 8)
             .total_memories(n * 2)
             .total_tables(n * 8)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .total_stacks(n)
             .max_memory_size(config.max_memory_bytes as usize)
             .max_unused_warm_slots(n.min(32))
