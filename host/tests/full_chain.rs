@@ -205,6 +205,19 @@ impl World {
         outside: &[&str],
         tweak: impl FnOnce(&mut HostConfig),
     ) -> World {
+        World::start_with(orders, max_in_flight, outside, |_, _| {}, tweak).await
+    }
+
+    /// [`World::start_without`] with `setup` run on each supplier simulator
+    /// before the host starts: a fault present from the first submit, not
+    /// only from whenever the test gets to it (dispatch may be done by then).
+    async fn start_with(
+        orders: usize,
+        max_in_flight: u32,
+        outside: &[&str],
+        setup: impl Fn(&str, &SupplierSim),
+        tweak: impl FnOnce(&mut HostConfig),
+    ) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let kd = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
@@ -219,7 +232,9 @@ impl World {
         let mut sims = HashMap::new();
         for id in ids.into_iter().filter(|id| !outside.contains(&id.as_str())) {
             let cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
-            sims.insert(id, SupplierSim::start(cfg, 0).await.unwrap());
+            let sim = SupplierSim::start(cfg, 0).await.unwrap();
+            setup(&id, &sim);
+            sims.insert(id, sim);
         }
         let config = write_config(dir.path(), &kd, tweak);
         let host = Host::start(&config, &dir.path().join("serve.log"));
@@ -439,7 +454,14 @@ async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
 /// supplier recovers everything ends shipped and written back once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_supplier_that_slows_down_then_times_out_duplicates_nothing() {
-    let w = World::start(400, 4, |c| {
+    // Slow from the start, but within the deadline: nothing fails, it is
+    // only slow (and so still has orders to take when the window opens).
+    let slow = |id: &str, sim: &SupplierSim| {
+        if id == "QG" {
+            sim.set_latency(400);
+        }
+    };
+    let w = World::start_with(400, 4, &[], slow, |c| {
         c.dispatch.circuit.open_ms = 1_000;
         c.dispatch.circuit.max_open_ms = 2_000;
         c.dispatch.reroute_after_ms = 300;
@@ -448,8 +470,6 @@ async fn a_supplier_that_slows_down_then_times_out_duplicates_nothing() {
     })
     .await;
     let qg = &w.sims["QG"];
-    // Slow but within the deadline: nothing fails, it is only slow.
-    qg.set_latency(400);
     tokio::time::sleep(Duration::from_secs(3)).await;
     qg.set_latency(0);
     // Orders land; their answers come after the deadline.

@@ -209,6 +209,33 @@ async fn adapter_errors_and_kv_pass_through() {
     assert_eq!(batch.next_cursor.as_deref(), Some("42"));
 }
 
+/// A stock answer is bounded by what was asked: one SKU asked cannot come
+/// back as thousands of entries (each a stock update in the host).
+#[tokio::test]
+async fn stock_answers_are_bounded_by_what_was_asked() {
+    let reg = registry().await;
+    let pkg = hostile_named("h-stock", |_| {});
+    reg.install(&pkg, &config(&[("mode", "stock-flood"), ("size", "20000")])).await.unwrap();
+    reg.activate("h-stock", &pkg.manifest.version).await.unwrap();
+    let p = reg.get("h-stock").unwrap();
+    let err = match p.query_stock(&["A".into()]).await {
+        Ok(v) => panic!("{} entries accepted for one SKU asked", v.len()),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, CallError::LimitExceeded { kind: LimitKind::OutputBytes, detail, .. }
+            if detail.contains("20001 entries for 1 SKU(s) asked")),
+        "{err:?}"
+    );
+    assert_eq!(p.stats.snapshot().limits, vec![(LimitKind::OutputBytes, 1)], "counted as the plugin's limit hit");
+    // Exactly what was asked passes.
+    let pkg2 = hostile_named("h-stock2", |_| {});
+    reg.install(&pkg2, &config(&[("mode", "stock-flood"), ("size", "0")])).await.unwrap();
+    reg.activate("h-stock2", &pkg2.manifest.version).await.unwrap();
+    let ok = reg.get("h-stock2").unwrap().query_stock(&["A".into(), "B".into()]).await.unwrap();
+    assert_eq!(ok.iter().map(|l| l.supplier_sku.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+}
+
 #[tokio::test]
 async fn undeclared_operations_are_incompatible() {
     let reg = registry().await;

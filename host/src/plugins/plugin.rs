@@ -79,7 +79,10 @@ impl PinnedInstance {
 
 /// Runs one export through the full host path.
 macro_rules! invoke {
-    ($self:ident, $op:expr, |$guest:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $op:expr, |$guest:ident, $store:ident| $call:expr) => {{ invoke!($self, $op, |_| None, |$guest, $store| $call) }};
+    // `$check` looks at a successful answer: `Some(why)` refuses it as
+    // more output than the request allows.
+    ($self:ident, $op:expr, $check:expr, |$guest:ident, $store:ident| $call:expr) => {{
         $self.require($op)?;
         let Call { mut store, guest, started, timeout, _permit } = $self.begin($op).await?;
         let outcome = {
@@ -88,8 +91,21 @@ macro_rules! invoke {
             // One deadline for the whole call, instantiation included.
             tokio::time::timeout_at((started + timeout).into(), $call).await
         };
-        $self.finish(store, started, timeout, outcome)
+        $self.finish(store, started, timeout, outcome, $check)
     }};
+}
+
+/// Why a `query-stock` answer is more than was asked: at most one entry
+/// per SKU asked, and none for a SKU not asked (one SKU asked must not
+/// become a million stock updates in the host).
+fn stock_beyond_asked(asked: &[String], got: &[StockLevel]) -> Option<String> {
+    if got.len() > asked.len() {
+        return Some(format!("query-stock answered {} entries for {} SKU(s) asked", got.len(), asked.len()));
+    }
+    let asked: std::collections::HashSet<&str> = asked.iter().map(|s| s.as_str()).collect();
+    got.iter()
+        .find(|l| !asked.contains(l.supplier_sku.as_str()))
+        .map(|l| format!("query-stock answered for `{}`, which was not asked", l.supplier_sku))
 }
 
 impl LoadedPlugin {
@@ -196,7 +212,8 @@ impl LoadedPlugin {
 
     /// Asks the supplier for stock of its SKUs.
     pub async fn query_stock(&self, supplier_skus: &[String]) -> Result<Vec<StockLevel>, CallError> {
-        invoke!(self, Op::QueryStock, |g, s| g.call_query_stock(s, supplier_skus))
+        let check = |got: &Vec<StockLevel>| stock_beyond_asked(supplier_skus, got);
+        invoke!(self, Op::QueryStock, check, |g, s| g.call_query_stock(s, supplier_skus))
     }
 
     /// Lets the plugin interpret a webhook the supplier pushed to us.
@@ -292,6 +309,7 @@ impl LoadedPlugin {
         started: Instant,
         timeout: Duration,
         outcome: Result<wasmtime::Result<Result<T, AdapterError>>, tokio::time::error::Elapsed>,
+        check: impl FnOnce(&T) -> Option<String>,
     ) -> Result<T, CallError> {
         let result = match outcome {
             Err(_) => Err(self.limit(LimitKind::Deadline, format!("call did not finish within {timeout:?}"))),
@@ -310,7 +328,13 @@ impl LoadedPlugin {
                         ),
                     ))
                 } else {
-                    value.map_err(|e| CallError::Adapter { plugin: self.id(), error: e.into() })
+                    match value {
+                        Ok(v) => match check(&v) {
+                            Some(why) => Err(self.limit(LimitKind::OutputBytes, why)),
+                            None => Ok(v),
+                        },
+                        Err(e) => Err(CallError::Adapter { plugin: self.id(), error: e.into() }),
+                    }
                 }
             }
         };
