@@ -468,4 +468,59 @@ async fn stock_is_refreshed_through_the_plugin() {
             .any(|c| c.supplier.0 == "A" && matches!(c.excluded, Some(Exclusion::OutOfStock { available: 0, .. })))
     );
     assert!(sim.request_count() >= 3, "stock came over HTTP");
+
+    // A supplier with a connection is asked through it: its own base URL
+    // and credentials, not the plugin's installed config.
+    let mut own_cfg = SupplierSimConfig { token: Some("a-own-token".into()), ..SupplierSimConfig::default() };
+    own_cfg.stock.insert("A-SKU-1".into(), 42);
+    let own = SupplierSim::start(own_cfg, 0).await.unwrap();
+    let conn = daifa_host::store::Connection {
+        supplier: SupplierId::from("A"),
+        plugin: "rest-json".into(),
+        pinned_version: None,
+        config: [("base_url".to_string(), own.base_url())].into(),
+        secrets: [("api_token".to_string(), "a-own-token".to_string())].into(),
+        secret_refs: Default::default(),
+        max_in_flight: 4,
+        rate_per_sec: 0,
+        poll_interval_ms: 1_000,
+        paused_reason: None,
+        revision: 0,
+        updated_at: 0,
+    };
+    s.put_connection(&conn, NOW).await.unwrap();
+    let out = r.refresh_stock(&reg, NOW + 1).await.unwrap();
+    assert_eq!(out.updated, 9, "{out:?}");
+    let (_, _, catalog) = s.load_catalog().await.unwrap();
+    let a1 = catalog.offers("SKU-1").iter().find(|(_, e)| e.supplier.0 == "A").unwrap();
+    assert_eq!(a1.1.stock, Some(42), "A's stock came from A's own endpoint");
+    assert!(own.request_count() >= 1);
+}
+
+/// A plugin whose `query-stock` never answers does not hold up routing:
+/// the refresh runs beside the routing loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stock_refresh_does_not_hold_up_routing() {
+    let reg = Arc::new(common::registry().await);
+    let pkg = common::hostile_named("h-slow", |_| {});
+    reg.install(&pkg, &common::config(&[("mode", "stock-slow")])).await.unwrap();
+    reg.activate("h-slow", &pkg.manifest.version).await.unwrap();
+    let db = common::db::sqlite().await;
+    let s = &db.store;
+    setup(s, &catalog_toml(None).replace("plugin = \"rest-json\"", "plugin = \"h-slow\""), &policy_toml(1, "required"))
+        .await;
+    let cfg = RouterConfig { interval_ms: 20, stock_refresh_ms: 1, ..cfg() };
+    let r = Arc::new(Router::new(s.clone(), cfg, NOW).await.unwrap());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(r.clone().run(Some(reg.clone()), shutdown));
+    // Let the refresh start and get stuck in the plugin (2 s per call).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let ids = ingest(s, vec![order(1, "浙江省", &["SKU-2"])]).await;
+    let started = std::time::Instant::now();
+    while s.order(ids[0]).await.unwrap().state == OrderState::Received {
+        assert!(started.elapsed() < std::time::Duration::from_millis(1_500), "routing waited for the stock refresh");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
 }

@@ -35,6 +35,23 @@ pub fn effective_config(c: &Connection) -> Result<crate::plugins::PluginConfig, 
     Ok(cfg)
 }
 
+/// Binds `c`'s plugin (its pinned version, else the active one) with the
+/// connection's own config, secrets resolved, and its own kv. Uncached:
+/// [`Bindings::get`] caches this for dispatch; the stock refresh, which runs
+/// rarely, calls it directly.
+pub fn bind_connection(registry: &Registry, c: &Connection) -> Result<Arc<LoadedPlugin>, String> {
+    let pinned = match &c.pinned_version {
+        Some(v) => {
+            Some(semver::Version::parse(v).map_err(|e| format!("connection of {}: version `{v}`: {e}", c.supplier))?)
+        }
+        None => None,
+    };
+    let cfg = effective_config(c)?;
+    registry
+        .bind(&c.plugin, pinned.as_ref(), &cfg, c.supplier.as_str())
+        .map_err(|e| format!("binding {} to {}: {e}", c.supplier, c.plugin))
+}
+
 struct Bound {
     base: String,
     revision: i64,
@@ -72,11 +89,7 @@ impl Bindings {
         {
             return Ok(b.plugin.clone());
         }
-        let cfg = effective_config(c).map_err(Failure::Setup)?;
-        let plugin = self
-            .registry
-            .bind(&c.plugin, pinned.as_ref(), &cfg, c.supplier.as_str())
-            .map_err(|e| Failure::Setup(format!("binding {} to {}: {e}", c.supplier, c.plugin)))?;
+        let plugin = bind_connection(&self.registry, c).map_err(Failure::Setup)?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(c.supplier.clone(), Bound { base, revision: c.revision, plugin: plugin.clone() });
         }

@@ -36,7 +36,7 @@ use crate::util::now_ms;
 pub use backoff::Backoff;
 pub use circuit::CircuitConfig;
 pub(crate) use circuit::Gate;
-pub use connections::{Bindings, effective_config, resolve_secret};
+pub use connections::{Bindings, bind_connection, effective_config, resolve_secret};
 pub(crate) use submit::line_word;
 pub use submit::{idempotency_key, wire_order};
 

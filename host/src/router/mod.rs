@@ -53,6 +53,9 @@ pub struct RouterConfig {
     pub evaluate_every_ms: i64,
     /// How often stock is asked of the suppliers' plugins (0 = never).
     pub stock_refresh_ms: i64,
+    /// A whole stock refresh is given up after this long (the figures it
+    /// did not reach keep their last values); it runs beside routing.
+    pub stock_refresh_deadline_ms: u64,
     /// The performance feed reads outbox rows only once they are this old,
     /// so a slow transaction's row (PostgreSQL hands out ids before commit)
     /// is never passed over.
@@ -75,6 +78,7 @@ impl Default for RouterConfig {
             backorder_deadline_ms: 48 * 3600 * 1000,
             evaluate_every_ms: 15 * 60 * 1000,
             stock_refresh_ms: 30 * 60 * 1000,
+            stock_refresh_deadline_ms: 5 * 60 * 1000,
             feed_settle_ms: 5_000,
             day_utc_offset_hours: 8,
             performance: PerformanceConfig::default(),
@@ -319,6 +323,7 @@ impl Router {
         plugins: Option<Arc<crate::plugins::Registry>>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        let mut stock_task: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let now = crate::util::now_ms();
             match self.route_pending(now).await {
@@ -354,15 +359,32 @@ impl Router {
                     Err(e) => tracing::warn!("performance evaluation failed: {e}"),
                 }
             }
-            if due_stock && let Some(reg) = &plugins {
-                match self.refresh_stock(reg, now).await {
-                    Ok(r) => tracing::info!(updated = r.updated, failed = r.failures.len(), "stock refreshed"),
-                    Err(e) => tracing::warn!("stock refresh failed: {e}"),
-                }
+            let refreshing = stock_task.as_ref().is_some_and(|t| !t.is_finished());
+            if due_stock
+                && !refreshing
+                && let Some(reg) = &plugins
+            {
+                // Beside routing, never inside it: a slow `query-stock`
+                // held up every order's routing for as long as it took.
+                self.snap.lock().await.last_stock = now;
+                let (me, reg) = (self.clone(), reg.clone());
+                let deadline = std::time::Duration::from_millis(self.cfg.stock_refresh_deadline_ms);
+                stock_task = Some(tokio::spawn(async move {
+                    match tokio::time::timeout(deadline, me.refresh_stock(&reg, now)).await {
+                        Ok(Ok(r)) => tracing::info!(updated = r.updated, failed = r.failures.len(), "stock refreshed"),
+                        Ok(Err(e)) => tracing::warn!("stock refresh failed: {e}"),
+                        Err(_) => tracing::warn!(?deadline, "stock refresh gave up at its deadline"),
+                    }
+                }));
             }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(self.cfg.interval_ms)) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    if let Some(t) = stock_task {
+                        t.abort();
+                    }
+                    return;
+                }
             }
         }
     }

@@ -1,7 +1,11 @@
 //! Stock refresh: asks each supplier's plugin (`query-stock`) for the stock
 //! of every SKU it offers, in chunks, and records the levels with the time
-//! they were confirmed. A plugin that fails costs only its own suppliers'
-//! refresh; their last figures stay.
+//! they were confirmed. A supplier with a connection is asked through it
+//! (its own config, secrets and kv, as dispatch does); one without, through
+//! the plugin its catalog entry names. A plugin that fails costs only its
+//! own suppliers' refresh; their last figures stay. The router loop runs a
+//! refresh as a task of its own under a deadline, so a slow plugin never
+//! holds up routing.
 
 use serde::Serialize;
 
@@ -32,10 +36,14 @@ impl Router {
             if skus.is_empty() {
                 continue;
             }
-            let plugin = match plugins.get(&s.plugin) {
+            let bound = match self.store.connection(&s.id).await? {
+                Some(c) => crate::dispatch::bind_connection(plugins, &c),
+                None => plugins.get(&s.plugin).map_err(|e| format!("plugin `{}`: {e}", s.plugin)),
+            };
+            let plugin = match bound {
                 Ok(p) => p,
                 Err(e) => {
-                    out.failures.push((s.id.clone(), format!("plugin `{}`: {e}", s.plugin)));
+                    out.failures.push((s.id.clone(), e));
                     continue;
                 }
             };
