@@ -84,12 +84,17 @@ async fn install(
     Ok((StatusCode::CREATED, Json(report)))
 }
 
+/// A version from the path, or a 400 naming it.
+fn parse_version(version: &str) -> Result<semver::Version, ApiError> {
+    semver::Version::parse(version)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))
+}
+
 async fn activate(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let v = semver::Version::parse(&version)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))?;
+    let v = parse_version(&version)?;
     s.registry.activate(&name, &v).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: activate");
     Ok(Json(serde_json::json!({ "plugin": name, "active": version })))
@@ -117,8 +122,7 @@ async fn remove(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let v = semver::Version::parse(&version)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))?;
+    let v = parse_version(&version)?;
     s.registry.remove(&name, &v).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: remove");
     Ok(Json(serde_json::json!({ "plugin": name, "removed": version })))

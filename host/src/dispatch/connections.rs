@@ -40,16 +40,19 @@ pub fn effective_config(c: &Connection) -> Result<crate::plugins::PluginConfig, 
 /// [`Bindings::get`] caches this for dispatch; the stock refresh, which runs
 /// rarely, calls it directly.
 pub fn bind_connection(registry: &Registry, c: &Connection) -> Result<Arc<LoadedPlugin>, String> {
-    let pinned = match &c.pinned_version {
-        Some(v) => {
-            Some(semver::Version::parse(v).map_err(|e| format!("connection of {}: version `{v}`: {e}", c.supplier))?)
-        }
-        None => None,
-    };
+    let pinned = pinned_version(c)?;
     let cfg = effective_config(c)?;
     registry
         .bind(&c.plugin, pinned.as_ref(), &cfg, c.supplier.as_str())
         .map_err(|e| format!("binding {} to {}: {e}", c.supplier, c.plugin))
+}
+
+/// The version a connection pins, if any.
+fn pinned_version(c: &Connection) -> Result<Option<semver::Version>, String> {
+    c.pinned_version
+        .as_deref()
+        .map(|v| semver::Version::parse(v).map_err(|e| format!("connection of {}: version `{v}`: {e}", c.supplier)))
+        .transpose()
 }
 
 struct Bound {
@@ -71,14 +74,7 @@ impl Bindings {
 
     /// The plugin to call for this connection.
     pub(crate) fn get(&self, c: &Connection) -> Result<Arc<LoadedPlugin>, Failure> {
-        let pinned = match &c.pinned_version {
-            Some(v) => Some(
-                semver::Version::parse(v)
-                    .map_err(|e| Failure::Setup(format!("connection of {}: version `{v}`: {e}", c.supplier)))?,
-            ),
-            None => None,
-        };
-        let base = match &pinned {
+        let base = match pinned_version(c).map_err(Failure::Setup)? {
             Some(v) => format!("{}@{v}", c.plugin),
             None => self.registry.get(&c.plugin).map_err(|e| Failure::Setup(e.to_string()))?.id(),
         };

@@ -546,16 +546,16 @@ pub(super) async fn derive_orders(
     for r in select_in(tx, positional, "SELECT id, state FROM sales_orders WHERE id IN", "", &vals).await? {
         before.insert(r.try_get::<i64, _>("id")?, state(&r.try_get::<String, _>("state")?)?);
     }
-    let eligible: Vec<Val> = ids
-        .iter()
+    let eligible_ids: Vec<i64> = ids
+        .into_iter()
         .filter(|id| {
             before.get(id).is_some_and(|s| {
                 !(matches!(s, OrderState::OnHold | OrderState::Cancelled)
                     || (*s == OrderState::Exception && !from_exception))
             })
         })
-        .map(|id| Val::Int(*id))
         .collect();
+    let eligible: Vec<Val> = eligible_ids.iter().map(|id| Val::Int(*id)).collect();
     if eligible.is_empty() {
         return Ok(before);
     }
@@ -577,9 +577,7 @@ pub(super) async fn derive_orders(
     }
     // Each order's hops and the reason recorded with them.
     let mut plans: Vec<(i64, OrderState, Vec<OrderState>, String)> = Vec::new();
-    for v in &eligible {
-        let Val::Int(order) = v else { continue };
-        let order = *order;
+    for &order in &eligible_ids {
         let Some(&current) = before.get(&order) else { continue };
         let no_pos = Vec::new();
         let pos = pos_of.get(&order).unwrap_or(&no_pos);
