@@ -282,6 +282,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 fn host_config(opts: &DemoOptions, data_dir: &std::path::Path, kd: &KingdeeSim, token: &str) -> HostConfig {
     let mut cfg = HostConfig { data_dir: data_dir.join("host"), ..HostConfig::default() };
     cfg.runtime.cache_dir = Some(data_dir.join("host").join("cache"));
+    // The demo's supplier simulators listen on this machine; a real host
+    // keeps loopback closed to plugins.
+    cfg.runtime.egress_allow_ips = vec!["127.0.0.1/32".into()];
     cfg.admin.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.admin.token = Some(token.to_string());
     cfg.store.url = format!("sqlite:{}", data_dir.join("daifa.db").display());

@@ -39,7 +39,19 @@ pub async fn serve(
         bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
     };
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
-    let registry = Arc::new(Registry::open(runtime, Some(cfg.data_dir.join("registry"))).await?);
+    // Installed plugins load in the background, several at a time, while
+    // the API already answers (`/readyz` says when they are done); the
+    // services that call plugins start once they are.
+    let registry = Arc::new(Registry::open_deferred(runtime, Some(cfg.data_dir.join("registry"))).await?);
+    let (found_loaded, found) = registry.loaded();
+    tracing::info!(versions = found - found_loaded, "loading installed plugins");
+    {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            registry.load_installed().await;
+            tracing::info!("installed plugins loaded");
+        });
+    }
     let mut store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
     let mut settings = cfg.dispatch.settings.clone();
     if cfg.kingdee.is_none() {
@@ -62,7 +74,8 @@ pub async fn serve(
         let r = Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?);
         state = state.with_router(r.clone());
         router_handle = Some(r.clone());
-        services.spawn(r.run(Some(registry.clone()), stopped.clone()));
+        let reg = registry.clone();
+        services.spawn(once_loaded(registry.clone(), stopped.clone(), move |stopped| r.run(Some(reg), stopped)));
         tracing::info!("routing orders as they arrive");
     }
     let erp_client = match &cfg.kingdee {
@@ -86,7 +99,10 @@ pub async fn serve(
         };
         let d = Arc::new(Dispatcher::new(store.clone(), registry.clone(), router_handle, erp, cfg.dispatch.clone()));
         state = state.with_dispatcher(d.clone());
-        services.spawn(d.clone().run(stopped.clone()));
+        services.spawn(once_loaded(registry.clone(), stopped.clone(), {
+            let d = d.clone();
+            move |stopped| d.run(stopped)
+        }));
         tracing::info!(owner = d.owner(), "dispatching purchase orders, tracking shipments");
     }
     let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
@@ -101,6 +117,22 @@ pub async fn serve(
     while services.join_next().await.is_some() {}
     store.close().await;
     Ok(())
+}
+
+/// Starts a service that calls plugins once the installed ones are loaded,
+/// unless the host is stopped first.
+async fn once_loaded<F, Fut>(registry: Arc<Registry>, stopped: tokio::sync::watch::Receiver<bool>, start: F)
+where
+    F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut stop = stopped.clone();
+    tokio::select! {
+        _ = registry.wait_loaded() => start(stopped).await,
+        _ = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        } => {}
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM (what service managers and containers send).

@@ -102,6 +102,8 @@ fn write_config(dir: &Path, kd: &KingdeeSim, tweak: impl FnOnce(&mut HostConfig)
     cfg.router.stock_refresh_ms = 0;
     cfg.dispatch.idle_ms = 50;
     cfg.dispatch.lease_ms = 20_000;
+    // The supplier simulators listen on this machine.
+    cfg.runtime.egress_allow_ips = vec!["127.0.0.1/32".into()];
     cfg.dispatch.backoff.base_ms = 100;
     cfg.dispatch.backoff.cap_ms = 1_000;
     cfg.kingdee = Some(daifa_host::config::KingdeeSection {

@@ -134,6 +134,7 @@ async fn swap_under_load_loses_nothing_and_survives_restart() {
     drop(reg);
     let rt2 = daifa_host::plugins::PluginRuntime::new(daifa_host::plugins::RuntimeConfig {
         max_concurrent_calls: 4,
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
         ..Default::default()
     })
     .unwrap();
@@ -163,8 +164,7 @@ async fn kv_is_shared_by_versions_and_persists() {
     use std::os::unix::fs::PermissionsExt;
     let cfg = std::fs::metadata(dir.path().join("plugins/hostile/1.0.0/config.json")).unwrap();
     assert_eq!(cfg.permissions().mode() & 0o777, 0o600, "config (secrets) is owner-only");
-    let kv = std::fs::read_to_string(dir.path().join("kv/hostile.json")).unwrap();
-    assert!(kv.contains("last-cursor") && kv.contains(&hex_of("7")), "{kv}");
+    assert_eq!(kv_value(dir.path(), "hostile", "last-cursor").await.as_deref(), Some(&b"7"[..]));
 }
 
 /// The dry run at install (and at every restart) runs `describe` on a
@@ -180,9 +180,8 @@ async fn dry_runs_never_write_the_live_kv() {
     drop(reg);
     let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
     assert_eq!(reg.list()[0].versions.len(), 2);
-    let kv = std::fs::read_to_string(dir.path().join("kv/hostile.json")).unwrap();
-    assert!(kv.contains("last-cursor"), "the live plugin's own writes stay: {kv}");
-    assert!(!kv.contains("written-by-describe"), "a dry run wrote the live kv: {kv}");
+    assert!(kv_value(dir.path(), "hostile", "last-cursor").await.is_some(), "the live plugin's own writes stay");
+    assert_eq!(kv_value(dir.path(), "hostile", "written-by-describe").await, None, "a dry run wrote the live kv");
 }
 
 /// `daifa plugin remove`: an inactive version goes with its files, for
@@ -218,16 +217,16 @@ async fn versions_can_be_removed_but_not_the_one_serving() {
     assert!(reg.list().is_empty());
 }
 
-fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn restart_loads_compiled_code_from_the_cache() {
     use daifa_host::plugins::{PluginRuntime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        RuntimeConfig { max_concurrent_calls: 4, cache_dir: Some(dir.path().join("cache")), ..Default::default() };
+    let cfg = RuntimeConfig {
+        max_concurrent_calls: 4,
+        cache_dir: Some(dir.path().join("cache")),
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
+        ..Default::default()
+    };
     let rt = PluginRuntime::new(cfg.clone()).unwrap();
     let reg = Registry::open(rt.clone(), Some(dir.path().join("reg"))).await.unwrap();
     reg.install(&hostile_package("1.0.0"), &config(&[])).await.unwrap();
@@ -243,4 +242,80 @@ async fn restart_loads_compiled_code_from_the_cache() {
     assert_eq!(rt2.compile_counts(), (0, 1), "restart loads from the cache, compiles nothing");
     let r = reg2.get("hostile").unwrap().submit_order(&order("CACHED", 1)).await.unwrap();
     assert_eq!(r.supplier_ref, "hostile:CACHED");
+}
+
+/// An install whose dry run hangs (until its 2 s deadline) holds up no one:
+/// an emergency `disable` of another plugin, and of the same plugin, go
+/// through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_operations_do_not_wait_behind_a_slow_dry_run() {
+    let reg = Arc::new(registry().await);
+    for name in ["other", "slowpoke"] {
+        let pkg = hostile_named(name, |_| {});
+        reg.install(&pkg, &config(&[])).await.unwrap();
+        reg.activate(name, &pkg.manifest.version).await.unwrap();
+    }
+    let slow = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            let pkg = hostile_named("slowpoke", |m| m.version = "2.0.0".parse().unwrap());
+            reg.install(&pkg, &config(&[("mode", "describe-spin")])).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for name in ["other", "slowpoke"] {
+        let t = Instant::now();
+        reg.disable(name).await.unwrap();
+        assert!(t.elapsed() < Duration::from_millis(500), "disable {name} waited {:?}", t.elapsed());
+    }
+    let refused = slow.await.unwrap().unwrap_err().to_string();
+    assert!(refused.contains("deadline") || refused.contains("dry-run"), "{refused}");
+}
+
+/// At start the host opens the registry at once and loads installed
+/// versions in the background, several at a time: three versions whose dry
+/// runs each wait 1.5 s on the network load in about 1.5 s, not 4.5 s, and
+/// a version becomes callable as soon as it is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_versions_load_in_parallel_after_open() {
+    let sim = daifa_host::sim::rest_supplier::SupplierSim::start(Default::default(), 0).await.unwrap();
+    let base = sim.base_url();
+    let slow = format!("{base}/slow?ms=1500");
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        let cfg = config(&[("mode", "describe-sleep"), ("target", &slow), ("allowed", &base)]);
+        reg.install(&hostile_package(v), &cfg).await.unwrap();
+    }
+    reg.activate("hostile", &"1.2.0".parse().unwrap()).await.unwrap();
+    drop(reg);
+
+    let t = Instant::now();
+    let reg = Arc::new(Registry::open_deferred(runtime(), Some(dir.path().to_path_buf())).await.unwrap());
+    assert!(t.elapsed() < Duration::from_millis(500), "open took {:?}", t.elapsed());
+    assert_eq!(reg.loaded(), (0, 3));
+    assert!(reg.get("hostile").is_err(), "not callable before it is loaded");
+    // The API answers meanwhile, and says it is not ready.
+    let state = daifa_host::api::ApiState::new(reg.clone(), "test-admin-token-0123456789").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let readyz = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, daifa_host::api::router(state)).await });
+    let loading = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            reg.load_installed().await;
+            t.elapsed()
+        })
+    };
+    let r = reqwest::get(&readyz).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["waiting_for"][0], "plugins: 0 of 3 installed versions loaded", "{body}");
+    let took = loading.await.unwrap();
+    assert_eq!(reg.loaded(), (3, 3));
+    assert!(took < Duration::from_millis(3_000), "three 1.5 s dry runs took {took:?}: not in parallel");
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 200);
+    let r = reg.get("hostile").unwrap().submit_order(&order("AFTER", 1)).await.unwrap();
+    assert_eq!(r.supplier_ref, "hostile:AFTER");
 }

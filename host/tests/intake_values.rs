@@ -24,6 +24,7 @@ const TOKEN: &str = "intake-values-token-0123456789";
 async fn serve(store: Option<Store>) -> String {
     let rt = daifa_host::plugins::PluginRuntime::new(daifa_host::plugins::RuntimeConfig {
         max_concurrent_calls: 2,
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
         ..Default::default()
     })
     .unwrap();

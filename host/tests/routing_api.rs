@@ -99,7 +99,12 @@ async fn routing_over_http_and_the_cli() {
     let store = Store::open(&StoreConfig { url: db_url.clone(), ..Default::default() }).await.unwrap();
     let router =
         Arc::new(Router::new(store.clone(), RouterConfig::default(), daifa_host::util::now_ms()).await.unwrap());
-    let rt = PluginRuntime::new(RuntimeConfig { max_concurrent_calls: 2, ..Default::default() }).unwrap();
+    let rt = PluginRuntime::new(RuntimeConfig {
+        max_concurrent_calls: 2,
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
+        ..Default::default()
+    })
+    .unwrap();
     let registry = Arc::new(Registry::open(rt, None).await.unwrap());
     let state = api::ApiState::new(registry, TOKEN).unwrap().with_router(router);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -128,6 +128,7 @@ async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
         }
     }
     let mut problems = Vec::new();
+    let mut matrix = vec!["| case | limit | observed | contained |".to_string(), "|---|---|---|---|".to_string()];
     for h in hostile {
         let (name, expect, result, elapsed, deadline) = h.await.unwrap();
         // Its own deadline plus scheduling slack on a loaded 2-core machine.
@@ -140,11 +141,18 @@ async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
             (Expect::Trap(r), Err(CallError::Trap { reason, .. })) => reason.contains(r),
             _ => false,
         };
+        let observed = match &result {
+            Ok(r) => format!("answered {:?}", r.supplier_ref),
+            Err(e) => format!("{e}"),
+        };
         if !matched {
             problems.push(format!("{name}: expected {expect:?}, got {result:?}"));
-        } else {
-            println!("{name}: {} in {elapsed:?}", result.unwrap_err());
         }
+        matrix.push(format!(
+            "| {name} | {expect:?} | {} in {elapsed:.1?} | {} |",
+            observed.chars().take(90).collect::<String>(),
+            if matched { "yes" } else { "NO" }
+        ));
     }
     stop.store(true, Ordering::Relaxed);
     for c in good_callers {
@@ -154,6 +162,8 @@ async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
     assert!(problems.is_empty(), "problems:\n{}", problems.join("\n"));
     let served = ok.load(Ordering::Relaxed);
     assert!(served > 10, "the good plugin served only {served} calls");
+    matrix.sort();
+    println!("{}", matrix.join("\n"));
     println!("good plugin served {served} calls with zero failures meanwhile");
 
     // Every failure was counted against its own plugin, and only there.
@@ -179,7 +189,13 @@ async fn hostile_plugins_fail_alone_while_a_good_plugin_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuel_budget_stops_a_spinning_plugin() {
     // A separate engine with fuel metering, as a host configured for it.
-    let rt = PluginRuntime::new(RuntimeConfig { fuel: true, max_concurrent_calls: 4, ..Default::default() }).unwrap();
+    let rt = PluginRuntime::new(RuntimeConfig {
+        fuel: true,
+        max_concurrent_calls: 4,
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
+        ..Default::default()
+    })
+    .unwrap();
     let reg = Registry::open(rt, None).await.unwrap();
     let pkg = hostile_named("h-fuel", |m| m.limits.fuel = Some(50_000_000));
     reg.install(&pkg, &config(&[("mode", "loop")])).await.unwrap();
@@ -368,4 +384,108 @@ async fn allowlist_entries_from_secrets_are_listed_as_templates() {
     assert!(!shown.contains("tenant-8f3a9c"), "the secret leaked: {shown}");
     assert_eq!(shown, "{{ allowed }}, https://open.example:443");
     assert_eq!(listed.versions[0].config.get("allowed").map(String::as_str), Some("***"));
+}
+
+/// A plugin whose calls hang (each waits 3 s on its supplier) cannot take
+/// every call slot: a healthy plugin called meanwhile starts at once. With
+/// the share set to all slots, the healthy plugin's call that gets none
+/// fails naming the holder, and is not counted as its own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_whose_calls_hang_cannot_take_every_call_slot() {
+    let sim = SupplierSim::start(SupplierSimConfig::default(), 0).await.unwrap();
+    let base = sim.base_url();
+    for (per_plugin, starved) in [(None, false), (Some(8), true)] {
+        let rt = PluginRuntime::new(RuntimeConfig {
+            max_concurrent_calls: 8,
+            max_calls_per_plugin: per_plugin,
+            egress_allow_ips: vec!["127.0.0.0/8".into()],
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let reg = Arc::new(Registry::open(rt, None).await.unwrap());
+        let good = hostile_named("h-good", |m| m.limits.timeout_ms = 1_000);
+        reg.install(&good, &config(&[])).await.unwrap();
+        reg.activate("h-good", &good.manifest.version).await.unwrap();
+        let hog = hostile_named("h-hang", |m| m.limits.timeout_ms = 5_000);
+        let slow = format!("{base}/slow?ms=3000");
+        reg.install(&hog, &config(&[("mode", "http"), ("target", &slow), ("allowed", &base)])).await.unwrap();
+        reg.activate("h-hang", &hog.manifest.version).await.unwrap();
+
+        let hanging: Vec<_> = (0..20)
+            .map(|i| {
+                let reg = reg.clone();
+                tokio::spawn(
+                    async move { reg.get("h-hang").unwrap().submit_order(&order(&format!("HANG-{i}"), 1)).await },
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let share = reg.list().into_iter().find(|p| p.name == "h-hang").unwrap().call_slots;
+        let good = reg.get("h-good").unwrap();
+        let before = good.stats.snapshot();
+        let started = Instant::now();
+        let result = good.submit_order(&order("GOOD-1", 1)).await;
+        let waited = started.elapsed();
+        if starved {
+            assert_eq!(share.in_use, 8, "{share:?}");
+            let err = result.expect_err("no slot was free");
+            assert!(
+                matches!(&err, CallError::Crowded { holder, detail, .. }
+                    if holder == "h-hang" && detail.contains("`h-hang` holds 8 of 8")),
+                "{err:?}"
+            );
+            let s = good.stats.snapshot();
+            assert_eq!((s.calls, s.host_errors), (before.calls, 0), "not the healthy plugin's error: {s:?}");
+            let slots = reg.list().into_iter().find(|p| p.name == "h-hang").unwrap().call_slots;
+            assert_eq!(slots.crowded_others, 1, "{slots:?}");
+        } else {
+            assert_eq!(share.in_use, 6, "three quarters of the slots at most: {share:?}");
+            assert!(result.is_ok(), "{result:?}");
+            assert!(waited < Duration::from_millis(500), "the healthy call waited {waited:?}");
+        }
+        for h in hanging {
+            // Hung calls wait their turn; none is lost.
+            let _ = h.await.unwrap();
+        }
+    }
+}
+
+/// The allowlist names hosts; the address a connection uses is checked too.
+/// A plugin allowed `localhost` or `127.0.0.1` (or a name re-pointed there)
+/// reaches nothing on this machine — the admin API listens there — nor a
+/// cloud metadata address, unless the operator allows the range.
+#[tokio::test]
+async fn loopback_and_metadata_addresses_are_refused_unless_the_operator_allows_them() {
+    let sim = SupplierSim::start(SupplierSimConfig::default(), 0).await.unwrap();
+    let port = sim.addr().port();
+    let cases = [
+        (format!("http://localhost:{port}"), format!("http://localhost:{port}/stock"), "loopback"),
+        (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{port}/stock"), "127.0.0.1 is a loopback"),
+        ("http://169.254.169.254".to_string(), "http://169.254.169.254/latest/meta-data/".to_string(), "metadata"),
+        ("http://10.0.0.1".to_string(), "http://10.0.0.1/".to_string(), "private"),
+    ];
+    for allow in [vec![], vec!["127.0.0.1/32".to_string()]] {
+        let open = !allow.is_empty();
+        let rt = PluginRuntime::new(RuntimeConfig {
+            max_concurrent_calls: 4,
+            egress_allow_ips: allow,
+            ..Default::default()
+        })
+        .unwrap();
+        let reg = Registry::open(rt, None).await.unwrap();
+        for (i, (allowed, target, why)) in cases.iter().enumerate() {
+            let name = format!("h-egress-{i}");
+            let pkg = hostile_named(&name, |_| {});
+            reg.install(&pkg, &config(&[("mode", "http"), ("target", target), ("allowed", allowed)])).await.unwrap();
+            reg.activate(&name, &pkg.manifest.version).await.unwrap();
+            let result = reg.get(&name).unwrap().submit_order(&order("EGRESS-1", 1)).await;
+            match (open && i < 2, &result) {
+                (true, Ok(r)) => assert!(r.supplier_ref.starts_with("fetched"), "{r:?}"),
+                (false, Err(CallError::CapabilityDenied { target, .. })) => {
+                    assert!(target.contains(why) && target.contains("egress_allow_ips"), "{name}: {target}");
+                }
+                _ => panic!("{name} (allowed by operator: {open}): {result:?}"),
+            }
+        }
+    }
 }

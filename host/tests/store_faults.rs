@@ -55,7 +55,12 @@ async fn open(dir: &Path) -> Store {
 }
 
 async fn serve(store: Store) -> String {
-    let rt = PluginRuntime::new(RuntimeConfig { max_concurrent_calls: 2, ..Default::default() }).unwrap();
+    let rt = PluginRuntime::new(RuntimeConfig {
+        max_concurrent_calls: 2,
+        egress_allow_ips: vec!["127.0.0.0/8".into()],
+        ..Default::default()
+    })
+    .unwrap();
     let registry = Arc::new(Registry::open(rt, None).await.unwrap());
     let state = api::ApiState::new(registry, TOKEN).unwrap().with_store(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -95,10 +95,37 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .merge(dispatch::callback_routes())
         .nest("/api/v1", admin)
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Ready once every installed plugin version found at start has been
+/// loaded (compiled and dry-run) and the store can write; the API answers
+/// before that, so an operator can act (disable a plugin) while a slow one
+/// loads. A store last seen unwritable is probed with a small write.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let (loaded, found) = state.registry.loaded();
+    let mut waiting = Vec::new();
+    if loaded < found {
+        waiting.push(format!("plugins: {loaded} of {found} installed versions loaded"));
+    }
+    if let Some(store) = &state.store
+        && !store.health().writable
+        && let Err(e) = store.probe_write().await
+    {
+        waiting.push(format!("store: cannot write: {e}"));
+    }
+    let ready = waiting.is_empty();
+    let body = serde_json::json!({
+        "ready": ready,
+        "plugins": { "loaded": loaded, "installed": found },
+        "waiting_for": waiting,
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {

@@ -117,13 +117,20 @@ pub(crate) enum Failure {
     Setup(String),
     /// Can never work (e.g. a quantity the API cannot carry): dead letter now.
     Hopeless(String),
+    /// The call never started: another plugin held the call slots. Says
+    /// nothing about this supplier; retried.
+    Crowded(String),
 }
 
 impl Failure {
     pub(crate) fn message(&self) -> &str {
         match self {
             Failure::Transient { message, .. } => message,
-            Failure::Refused(m) | Failure::Unauthorized(m) | Failure::Setup(m) | Failure::Hopeless(m) => m,
+            Failure::Refused(m)
+            | Failure::Unauthorized(m)
+            | Failure::Setup(m)
+            | Failure::Hopeless(m)
+            | Failure::Crowded(m) => m,
         }
     }
 
@@ -150,6 +157,7 @@ impl From<&CallError> for Failure {
             CallError::LimitExceeded { kind: LimitKind::Deadline, .. } | CallError::Host { .. } => {
                 Failure::Transient { message, retry_after: None }
             }
+            CallError::Crowded { .. } => Failure::Crowded(message),
             _ => Failure::Setup(message),
         }
     }

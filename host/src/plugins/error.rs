@@ -85,9 +85,13 @@ pub enum CallError {
     /// No active version of the plugin (not installed, or disabled).
     #[error("plugin `{plugin}` is unavailable: {detail}")]
     Unavailable { plugin: String, detail: String },
-    /// The host itself failed around the call (instantiation, pool exhausted).
+    /// The host itself failed around the call (instantiation, ...).
     #[error("host failure calling plugin `{plugin}`: {detail}")]
     Host { plugin: String, detail: String },
+    /// No call slot came free in time: another plugin (`holder`) held them.
+    /// The overload is the holder's, not an error of `plugin`.
+    #[error("plugin `{plugin}` got no call slot: {detail}")]
+    Crowded { plugin: String, holder: String, detail: String },
 }
 
 impl CallError {
@@ -101,6 +105,7 @@ impl CallError {
             CallError::Incompatible { .. } => "incompatible",
             CallError::Unavailable { .. } => "unavailable",
             CallError::Host { .. } => "host",
+            CallError::Crowded { .. } => "crowded",
         }
     }
 }

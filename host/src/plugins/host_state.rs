@@ -14,7 +14,7 @@ use super::bindings::v0_1::daifa::supplier as api;
 use super::bindings::{HttpError, HttpRequest, HttpResponse, LogLevel};
 use super::error::LimitKind;
 use super::http::{OutboundError, OutboundHttp};
-use super::kv::{KvError, KvStore};
+use super::kv::{KvError, KvQuota, KvStore};
 use super::manifest::{Limits, PluginConfig};
 
 /// How much of a guest's stderr (panic messages) is kept per call.
@@ -209,12 +209,22 @@ impl api::config::Host for HostState {
 
 impl api::kv::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.plugin.kv.get(&key))
+        // A store that cannot be read answers as empty: the WIT `get` has no
+        // error case, and a plugin must treat a missing token as "fetch one".
+        Ok(self.plugin.kv.get(&key).await.unwrap_or_else(|e| {
+            tracing::warn!(plugin = %self.plugin.name, "kv get failed: {e}");
+            None
+        }))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), api::kv::KvError>> {
         let l = &self.plugin.limits;
-        Ok(self.plugin.kv.set(key, value, l.kv_max_keys, l.kv_max_value_bytes).await.map_err(kv_error))
+        let quota = KvQuota {
+            max_keys: l.kv_max_keys,
+            max_value_bytes: l.kv_max_value_bytes,
+            max_total_bytes: l.kv_max_total_bytes,
+        };
+        Ok(self.plugin.kv.set(key, value, quota).await.map_err(kv_error))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), api::kv::KvError>> {

@@ -2,6 +2,7 @@
 //! every redirect hop checked against the calling plugin's allowlist, bodies
 //! capped while streaming, a timeout per request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
@@ -9,6 +10,7 @@ use url::Url;
 
 use super::allowlist::{Allowlist, Denied};
 use super::bindings::{HttpMethod, HttpRequest, HttpResponse};
+use super::egress::{EgressDenied, EgressPolicy, GuardedResolver};
 
 /// How many redirects the host follows for a plugin before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -32,22 +34,28 @@ pub enum OutboundError {
 #[derive(Clone)]
 pub struct OutboundHttp {
     client: reqwest::Client,
+    egress: Arc<EgressPolicy>,
 }
 
 impl OutboundHttp {
     /// Builds the shared client. Redirects are off: the host follows them
     /// itself so each hop is checked against the allowlist.
-    pub fn new() -> Result<OutboundHttp, reqwest::Error> {
+    pub fn new(egress: EgressPolicy) -> Result<OutboundHttp, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; use ring. An
         // error here only means another part of the process installed one.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let egress = Arc::new(egress);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would connect for us, past the
+            // address check below.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy: egress.clone() }))
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .user_agent(concat!("daifa/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(OutboundHttp { client })
+        Ok(OutboundHttp { client, egress })
     }
 
     /// Sends a plugin's request within `timeout`, reading at most `max_body` bytes.
@@ -76,6 +84,16 @@ impl OutboundHttp {
         max_body: u64,
     ) -> Result<HttpResponse, OutboundError> {
         for _hop in 0..=MAX_REDIRECTS {
+            // An address in the URL is never resolved, so it is checked here;
+            // names are checked by the resolver on every connection.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            };
+            if let Some(ip) = literal {
+                self.egress.check(ip).map_err(OutboundError::Denied)?;
+            }
             let resp = self
                 .client
                 .request(to_reqwest_method(method), url.clone())
@@ -83,7 +101,7 @@ impl OutboundHttp {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|e| OutboundError::Transport(error_chain(&e)))?;
+                .map_err(transport_error)?;
             let status = resp.status();
             if status.is_redirection()
                 && let Some(location) = resp.headers().get(LOCATION)
@@ -209,6 +227,19 @@ fn to_reqwest_method(m: HttpMethod) -> reqwest::Method {
         HttpMethod::Patch => reqwest::Method::PATCH,
         HttpMethod::Delete => reqwest::Method::DELETE,
     }
+}
+
+/// A failed send: the egress policy's refusal (raised inside the resolver)
+/// is the plugin's capability denial, anything else a transport error.
+fn transport_error(e: reqwest::Error) -> OutboundError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(cause) = src {
+        if let Some(denied) = cause.downcast_ref::<EgressDenied>() {
+            return OutboundError::Denied(denied.to_string());
+        }
+        src = cause.source();
+    }
+    OutboundError::Transport(error_chain(&e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -76,6 +76,8 @@ pub struct Limits {
     pub output_bytes: u64,
     pub kv_max_keys: u32,
     pub kv_max_value_bytes: u64,
+    /// Keys plus values the plugin's kv store may hold, in bytes.
+    pub kv_max_total_bytes: u64,
 }
 
 impl Default for Limits {
@@ -91,6 +93,7 @@ impl Default for Limits {
             output_bytes: 1 << 20,
             kv_max_keys: 1_000,
             kv_max_value_bytes: 64 << 10,
+            kv_max_total_bytes: 4 << 20,
         }
     }
 }
@@ -114,6 +117,7 @@ pub struct Ceilings {
     pub log_bytes_per_call: u64,
     pub kv_max_keys: u32,
     pub kv_max_value_bytes: u64,
+    pub kv_max_total_bytes: u64,
 }
 
 impl Manifest {
@@ -162,6 +166,7 @@ impl Manifest {
             ("log_bytes_per_call", l.log_bytes_per_call, ceilings.log_bytes_per_call),
             ("kv_max_keys", u64::from(l.kv_max_keys), u64::from(ceilings.kv_max_keys)),
             ("kv_max_value_bytes", l.kv_max_value_bytes, ceilings.kv_max_value_bytes),
+            ("kv_max_total_bytes", l.kv_max_total_bytes, ceilings.kv_max_total_bytes),
         ] {
             if got > max {
                 return over(field, got, max);
@@ -239,6 +244,7 @@ mod tests {
         log_bytes_per_call: 1 << 20,
         kv_max_keys: 10_000,
         kv_max_value_bytes: 1 << 20,
+        kv_max_total_bytes: 64 << 20,
     };
 
     fn manifest(extra: &str) -> Result<Manifest, ValidationError> {
@@ -257,6 +263,7 @@ mod tests {
         for (field, value) in [
             ("kv_max_keys", "4000000000"),
             ("kv_max_value_bytes", "1073741824"),
+            ("kv_max_total_bytes", "1099511627776"),
             ("log_bytes_per_call", "100000000000"),
             ("http_requests_per_call", "4000000000"),
             ("http_timeout_ms", "86400000"),

@@ -2,13 +2,15 @@
 //! components and swaps them without a restart.
 //!
 //! Owns: the wasmtime engine and linker (`runtime`), the host side of the WIT
-//! imports (`host_state`, `http`, `kv`), packages and their validation
+//! imports (`host_state`, `http` with the address policy `egress`, `kv`), packages and their validation
 //! (`manifest`, `package`, `allowlist`), one loaded version and its call path
-//! (`plugin`), and installed versions with hot swap (`registry`).
+//! (`plugin`), call slots shared fairly between plugins (`share`), and
+//! installed versions with hot swap (`registry`).
 //! May call: nothing else in the host. Dispatch and tracking call into it.
 
 pub mod allowlist;
 pub mod bindings;
+pub mod egress;
 pub mod error;
 pub mod host_state;
 pub mod http;
@@ -18,6 +20,7 @@ pub mod package;
 pub mod plugin;
 pub mod registry;
 pub mod runtime;
+pub mod share;
 pub mod stats;
 
 pub use error::{AdapterErrorKind, CallError, LimitKind, ValidationError};

@@ -58,7 +58,7 @@ struct Call {
     guest: v0_1::SupplierAdapter,
     started: Instant,
     timeout: Duration,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: super::share::Slot,
 }
 
 /// See [`LoadedPlugin::pinned_instance`].
@@ -269,10 +269,15 @@ impl LoadedPlugin {
         let timeout = self.manifest.limits.timeout();
         let deadline = started + timeout;
         let rt = &self.runtime.inner;
-        let permit = tokio::time::timeout(timeout, rt.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| self.host_err(format!("{op:?}: no free instance slot within {timeout:?}")))?
-            .map_err(|_| self.host_err("runtime is shutting down".into()))?;
+        // Not counted in this plugin's stats: the holder's overload.
+        let permit = rt.share.acquire(&self.manifest.name, timeout).await.map_err(|c| CallError::Crowded {
+            plugin: self.id(),
+            holder: c.holder.clone(),
+            detail: format!(
+                "{op:?}: no free call slot within {timeout:?}; `{}` holds {} of {}",
+                c.holder, c.holder_slots, c.total
+            ),
+        })?;
 
         let mut store = Store::new(&rt.engine, HostState::new(self.ctx.clone(), deadline));
         store.limiter(|s| &mut s.limiter);

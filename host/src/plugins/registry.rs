@@ -4,7 +4,7 @@
 //!
 //! Layout under the registry root:
 //! `plugins/<name>/<version>/{manifest.toml,component.wasm,config.json}`,
-//! `plugins/<name>/state.json`, `kv/<name>.json`.
+//! `plugins/<name>/state.json`, `kv.sqlite` (every plugin's and connection's kv).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use super::error::{CallError, ValidationError};
-use super::kv::KvStore;
+use super::kv::{KvDb, KvStore};
 use super::manifest::PluginConfig;
 use super::package::{PluginPackage, ValidationReport, validate};
 use super::plugin::LoadedPlugin;
@@ -72,6 +72,8 @@ pub struct PluginSummary {
     pub active: Option<String>,
     pub disabled: bool,
     pub rollback_to: Option<String>,
+    /// Its use of the call slots shared by every plugin.
+    pub call_slots: super::share::ShareSnapshot,
     pub versions: Vec<VersionSummary>,
 }
 
@@ -94,11 +96,17 @@ pub struct VersionSummary {
 pub struct Registry {
     runtime: PluginRuntime,
     root: Option<PathBuf>,
+    /// Where kv stores live (`None`: in memory, for a host without a root).
+    kv: Option<KvDb>,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     /// Admin operations run one at a time; calls never wait for this.
     admin: tokio::sync::Mutex<()>,
     /// kv stores of supplier bindings, by `plugin@hex(scope)`.
     scoped: Mutex<BTreeMap<String, Arc<KvStore>>>,
+    /// Versions found on disk at open, not yet loaded.
+    pending: Mutex<Vec<(String, Version, PathBuf)>>,
+    /// (loaded, found) of those.
+    loading: tokio::sync::watch::Sender<(usize, usize)>,
 }
 
 fn io(e: impl std::fmt::Display) -> RegistryError {
@@ -109,66 +117,135 @@ impl Registry {
     /// Opens the registry at `root` (or in memory when `None`), loading every
     /// installed version and re-activating what was active.
     pub async fn open(runtime: PluginRuntime, root: Option<PathBuf>) -> Result<Registry, RegistryError> {
-        let reg =
-            Registry { runtime, root, slots: RwLock::default(), admin: Default::default(), scoped: Default::default() };
+        let reg = Registry::open_deferred(runtime, root).await?;
+        reg.load_installed().await;
+        Ok(reg)
+    }
+
+    /// Opens the registry without loading what is installed: cheap, so the
+    /// host can answer (and say it is not ready) while
+    /// [`Registry::load_installed`] compiles and dry-runs each version.
+    pub async fn open_deferred(runtime: PluginRuntime, root: Option<PathBuf>) -> Result<Registry, RegistryError> {
+        let kv = match &root {
+            Some(root) => {
+                let db = KvDb::open(&root.join("kv.sqlite")).await.map_err(io)?;
+                let imported = db.import_json_dir(&root.join("kv")).await.map_err(io)?;
+                if imported > 0 {
+                    tracing::info!(imported, "moved kv stores of the JSON format into kv.sqlite");
+                }
+                Some(db)
+            }
+            None => None,
+        };
+        let reg = Registry {
+            runtime,
+            root,
+            kv,
+            slots: RwLock::default(),
+            admin: Default::default(),
+            scoped: Default::default(),
+            pending: Mutex::default(),
+            loading: tokio::sync::watch::channel((0, 0)).0,
+        };
         let Some(root) = reg.root.clone() else { return Ok(reg) };
         let plugins_dir = root.join("plugins");
         std::fs::create_dir_all(&plugins_dir).map_err(io)?;
+        let mut pending = Vec::new();
         for entry in std::fs::read_dir(&plugins_dir).map_err(io)? {
             let dir = entry.map_err(io)?.path();
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
             if !dir.is_dir() {
                 continue;
             }
-            reg.load_plugin_dir(&name, &dir).await?;
+            let state: SlotState = match std::fs::read(dir.join("state.json")) {
+                Ok(b) => serde_json::from_slice(&b).map_err(|e| io(format!("{}/state.json: {e}", dir.display())))?,
+                Err(_) => SlotState::default(),
+            };
+            let slot = reg.slot_or_create(&name)?;
+            slot.inner.lock().map_err(io)?.state = state;
+            for entry in std::fs::read_dir(&dir).map_err(io)? {
+                let vdir = entry.map_err(io)?.path();
+                let Some(version) = vdir.file_name().and_then(|n| n.to_str()).and_then(|v| Version::parse(v).ok())
+                else {
+                    continue;
+                };
+                pending.push((name.clone(), version, vdir));
+            }
         }
+        reg.loading.send_replace((0, pending.len()));
+        *reg.pending.lock().map_err(io)? = pending;
         Ok(reg)
     }
 
-    async fn load_plugin_dir(&self, name: &str, dir: &Path) -> Result<(), RegistryError> {
-        let state: SlotState = match std::fs::read(dir.join("state.json")) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| io(format!("{}/state.json: {e}", dir.display())))?,
-            Err(_) => SlotState::default(),
-        };
-        let slot = self.slot_or_create(name)?;
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let vdir = entry.map_err(io)?.path();
-            let Some(version) = vdir.file_name().and_then(|n| n.to_str()).and_then(|v| Version::parse(v).ok()) else {
-                continue;
-            };
-            let loaded = async {
-                let pkg = PluginPackage::from_dir(&vdir).map_err(|e| e.to_string())?;
-                let config: PluginConfig = serde_json::from_slice(
-                    &std::fs::read(vdir.join("config.json")).map_err(|e| format!("config.json: {e}"))?,
-                )
-                .map_err(|e| format!("config.json: {e}"))?;
-                let scratch = Arc::new(KvStore::in_memory());
-                let (dry, _) = validate(&self.runtime, &pkg, &config, scratch).await.map_err(|e| e.to_string())?;
-                let plugin = dry.rebind(&dry.ctx.config, slot.kv.clone()).map_err(|e| e.to_string())?;
-                Ok::<_, String>(Installed { plugin: Arc::new(plugin), config })
+    /// Compiles and dry-runs every installed version found at open,
+    /// `[runtime] startup_parallelism` at a time, and activates what was
+    /// active as soon as it is loaded (unless an operator changed the choice
+    /// meanwhile). A version that fails stays listed with its load error.
+    pub async fn load_installed(&self) {
+        use futures::StreamExt;
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let parallel = self.runtime.config().startup_parallelism.max(1) as usize;
+        let mut loads = futures::stream::iter(pending)
+            .map(|(name, version, vdir)| async move {
+                let loaded = self.load_version(&name, &vdir).await;
+                (name, version, loaded)
+            })
+            .buffer_unordered(parallel);
+        while let Some((name, version, loaded)) = loads.next().await {
+            if let Err(e) = self.place_loaded(&name, version, loaded) {
+                tracing::error!(plugin = %name, "recording a loaded version: {e}");
             }
-            .await;
-            let mut inner = slot.inner.lock().map_err(io)?;
-            match loaded {
-                Ok(installed) => {
-                    inner.versions.insert(version, installed);
+            self.loading.send_modify(|(done, _)| *done += 1);
+        }
+    }
+
+    async fn load_version(&self, name: &str, vdir: &Path) -> Result<Installed, String> {
+        let kv = self.slot(name).map_err(|e| e.to_string())?.kv.clone();
+        let pkg = PluginPackage::from_dir(vdir).map_err(|e| e.to_string())?;
+        let config: PluginConfig =
+            serde_json::from_slice(&std::fs::read(vdir.join("config.json")).map_err(|e| format!("config.json: {e}"))?)
+                .map_err(|e| format!("config.json: {e}"))?;
+        let scratch = Arc::new(KvStore::in_memory());
+        let (dry, _) = validate(&self.runtime, &pkg, &config, scratch).await.map_err(|e| e.to_string())?;
+        let plugin = dry.rebind(&dry.ctx.config, kv).map_err(|e| e.to_string())?;
+        Ok(Installed { plugin: Arc::new(plugin), config })
+    }
+
+    fn place_loaded(
+        &self,
+        name: &str,
+        version: Version,
+        loaded: Result<Installed, String>,
+    ) -> Result<(), RegistryError> {
+        // Removed while it loaded: nothing to place.
+        let Ok(slot) = self.slot(name) else { return Ok(()) };
+        let mut inner = slot.inner.lock().map_err(io)?;
+        match loaded {
+            Ok(installed) => {
+                if inner.state.active.as_ref() == Some(&version) && !inner.state.disabled {
+                    slot.active.store(Some(installed.plugin.clone()));
                 }
-                Err(e) => {
-                    tracing::error!(plugin = name, %version, "installed version failed to load: {e}");
-                    inner.load_errors.insert(version, e);
-                }
+                // An install of the same version meanwhile is newer.
+                inner.versions.entry(version).or_insert(installed);
+            }
+            Err(e) => {
+                tracing::error!(plugin = name, %version, "installed version failed to load: {e}");
+                inner.load_errors.insert(version, e);
             }
         }
-        let mut inner = slot.inner.lock().map_err(io)?;
-        let active = state
-            .active
-            .as_ref()
-            .filter(|_| !state.disabled)
-            .and_then(|v| inner.versions.get(v))
-            .map(|i| i.plugin.clone());
-        slot.active.store(active);
-        inner.state = state;
         Ok(())
+    }
+
+    /// Installed versions loaded so far at start, and how many there are.
+    pub fn loaded(&self) -> (usize, usize) {
+        *self.loading.borrow()
+    }
+
+    /// Completes once every version found at open has been loaded (or has
+    /// failed to).
+    pub async fn wait_loaded(&self) {
+        let mut rx = self.loading.subscribe();
+        let _ = rx.wait_for(|(done, total)| done >= total).await;
     }
 
     fn slot(&self, name: &str) -> Result<Arc<Slot>, RegistryError> {
@@ -186,10 +263,14 @@ impl Registry {
         if let Ok(slot) = self.slot(name) {
             return Ok(slot.kv.clone());
         }
-        Ok(Arc::new(match &self.root {
-            Some(root) => KvStore::open(root.join("kv").join(format!("{name}.json"))).map_err(io)?,
+        Ok(Arc::new(self.kv_store(name)))
+    }
+
+    fn kv_store(&self, scope: &str) -> KvStore {
+        match &self.kv {
+            Some(db) => db.scope(scope),
             None => KvStore::in_memory(),
-        }))
+        }
     }
 
     fn slot_with_kv(&self, name: &str, kv: Arc<KvStore>) -> Result<Arc<Slot>, RegistryError> {
@@ -276,18 +357,14 @@ impl Registry {
     }
 
     /// One kv store per (plugin, scope), opened once: two bindings of the
-    /// same connection (a hot swap) must not write the same file from two
-    /// in-memory copies.
+    /// same connection (a hot swap) share one quota lock and usage count.
     fn scoped_kv(&self, name: &str, scope: &str) -> Result<Arc<KvStore>, RegistryError> {
         let key = format!("{name}@{}", hex::encode(scope.as_bytes()));
         let mut kvs = self.scoped.lock().map_err(io)?;
         if let Some(kv) = kvs.get(&key) {
             return Ok(kv.clone());
         }
-        let kv = Arc::new(match &self.root {
-            Some(root) => KvStore::open(root.join("kv").join(format!("{key}.json"))).map_err(io)?,
-            None => KvStore::in_memory(),
-        });
+        let kv = Arc::new(self.kv_store(&key));
         kvs.insert(key, kv.clone());
         Ok(kv)
     }
@@ -307,24 +384,18 @@ impl Registry {
     /// same version with the same bytes replaces its config; different bytes
     /// under an installed version number are refused.
     pub async fn install(&self, pkg: &PluginPackage, config: &PluginConfig) -> Result<ValidationReport, RegistryError> {
-        let _admin = self.admin.lock().await;
         let m = &pkg.manifest;
-        if let Ok(slot) = self.slot(&m.name) {
-            let inner = slot.inner.lock().map_err(io)?;
-            if let Some(existing) = inner.versions.get(&m.version)
-                && !existing.plugin.manifest.sha256.eq_ignore_ascii_case(&m.sha256)
-            {
-                return Err(RegistryError::Conflict(format!(
-                    "{}@{} is already installed with sha256 {}; publish changed code under a new version",
-                    m.name, m.version, existing.plugin.manifest.sha256
-                )));
-            }
-        }
+        self.check_same_bytes(pkg)?;
         // Validate before touching any state: a refused package changes
         // nothing. The dry run gets a scratch kv, so neither a refused
         // package nor one never activated writes the live plugin's kv, and
-        // the name is checked before it names a kv file.
+        // the name is checked before it names a kv file. It runs outside the
+        // admin lock: a slow compile or dry run must not hold up another
+        // operator's `disable`.
         let (dry, report) = validate(&self.runtime, pkg, config, Arc::new(KvStore::in_memory())).await?;
+        let _admin = self.admin.lock().await;
+        // Checked again: another install may have won the race meanwhile.
+        self.check_same_bytes(pkg)?;
         let kv = self.kv_for(&m.name)?;
         let plugin = dry.rebind(&dry.ctx.config, kv.clone())?;
         if let Some(root) = &self.root {
@@ -345,6 +416,22 @@ impl Registry {
         }
         tracing::info!(plugin = %m.name, version = %m.version, sha256 = %m.sha256, "installed plugin");
         Ok(report)
+    }
+
+    /// Different bytes under an installed version number are refused.
+    fn check_same_bytes(&self, pkg: &PluginPackage) -> Result<(), RegistryError> {
+        let m = &pkg.manifest;
+        let Ok(slot) = self.slot(&m.name) else { return Ok(()) };
+        let inner = slot.inner.lock().map_err(io)?;
+        if let Some(existing) = inner.versions.get(&m.version)
+            && !existing.plugin.manifest.sha256.eq_ignore_ascii_case(&m.sha256)
+        {
+            return Err(RegistryError::Conflict(format!(
+                "{}@{} is already installed with sha256 {}; publish changed code under a new version",
+                m.name, m.version, existing.plugin.manifest.sha256
+            )));
+        }
+        Ok(())
     }
 
     /// Makes `version` the one new calls get. Calls in flight finish on the
@@ -525,6 +612,7 @@ impl Registry {
                     active: slot.active.load().as_ref().map(|p| p.manifest.version.to_string()),
                     disabled: inner.state.disabled,
                     rollback_to: inner.state.history.last().map(Version::to_string),
+                    call_slots: self.runtime.share().snapshot(name),
                     versions,
                 })
             })

@@ -14,9 +14,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::v0_1;
+use super::egress::EgressPolicy;
 use super::host_state::HostState;
 use super::http::OutboundHttp;
 use super::manifest::Ceilings;
+use super::share::CallShare;
 
 /// Runtime settings (from the host's config file; defaults fit one host).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -24,6 +26,10 @@ use super::manifest::Ceilings;
 pub struct RuntimeConfig {
     /// Calls that may run at once; sizes the instance pool. Further calls wait.
     pub max_concurrent_calls: u32,
+    /// Most of those one plugin may hold (all its versions and connections
+    /// together); default three quarters, so one plugin whose calls hang
+    /// leaves room for the others.
+    pub max_calls_per_plugin: Option<u32>,
     /// Ceiling for any plugin's memory limit (also the pool's slot size).
     pub max_memory_bytes: u64,
     pub max_timeout_ms: u64,
@@ -32,11 +38,25 @@ pub struct RuntimeConfig {
     pub max_http_requests_per_call: u32,
     pub max_http_timeout_ms: u64,
     pub max_log_bytes_per_call: u64,
-    /// kv lives in host memory: these bound what one plugin can make it hold.
+    /// Bound what one plugin can make the kv database (and a get's copy in
+    /// host memory) hold.
     pub max_kv_keys: u32,
     pub max_kv_value_bytes: u64,
+    pub max_kv_total_bytes: u64,
+    /// Non-public address ranges plugins may still connect to (CIDR or one
+    /// address; e.g. `127.0.0.1/32` for simulators on this machine). Every
+    /// loopback, private, link-local, shared, multicast, reserved and
+    /// metadata address is refused otherwise, checked on each connection.
+    pub egress_allow_ips: Vec<String>,
     /// Largest component accepted for validation.
     pub max_package_bytes: usize,
+    /// Longest a package's compile may take (waiting for a compile slot
+    /// included) before the package is refused.
+    pub compile_timeout_ms: u64,
+    /// Compiles that may run at once.
+    pub max_parallel_compiles: u32,
+    /// Installed versions dry-run at once while the host starts.
+    pub startup_parallelism: u32,
     /// Count fuel so manifests can set an instruction budget per call.
     pub fuel: bool,
     /// Epoch tick; the granularity of deadlines and of cooperative yields.
@@ -52,6 +72,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             max_concurrent_calls: 64,
+            max_calls_per_plugin: None,
             max_memory_bytes: 256 << 20,
             max_timeout_ms: 120_000,
             max_http_response_bytes: 64 << 20,
@@ -61,7 +82,12 @@ impl Default for RuntimeConfig {
             max_log_bytes_per_call: 1 << 20,
             max_kv_keys: 100_000,
             max_kv_value_bytes: 1 << 20,
+            max_kv_total_bytes: 64 << 20,
+            egress_allow_ips: Vec::new(),
             max_package_bytes: 32 << 20,
+            compile_timeout_ms: 60_000,
+            max_parallel_compiles: 2,
+            startup_parallelism: 8,
             fuel: false,
             epoch_tick_ms: 10,
             cache_dir: None,
@@ -83,6 +109,7 @@ impl RuntimeConfig {
             log_bytes_per_call: self.max_log_bytes_per_call,
             kv_max_keys: self.max_kv_keys,
             kv_max_value_bytes: self.max_kv_value_bytes,
+            kv_max_total_bytes: self.max_kv_total_bytes,
         }
     }
 }
@@ -98,8 +125,11 @@ pub(crate) struct RuntimeInner {
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: RuntimeConfig,
     pub(crate) http: OutboundHttp,
-    /// Backpressure in front of the pooling allocator: waiting beats failing.
-    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    /// Backpressure in front of the pooling allocator, shared fairly
+    /// between plugins: waiting beats failing.
+    pub(crate) share: CallShare,
+    /// Compiles running at once (see [`PluginRuntime::compile`]).
+    compile_slots: Arc<tokio::sync::Semaphore>,
     engine_hash: String,
     ticker: Ticker,
     compiles: AtomicU64,
@@ -129,6 +159,8 @@ pub enum RuntimeError {
     Engine(String),
     #[error("http client: {0}")]
     Http(String),
+    #[error("[runtime] {0}")]
+    Config(String),
 }
 
 /// What one component may take of the pool every plugin shares. A Rust
@@ -208,12 +240,14 @@ impl PluginRuntime {
                 .map_err(|e| RuntimeError::Engine(format!("epoch thread: {e}")))?
         };
 
-        let http = OutboundHttp::new().map_err(|e| RuntimeError::Http(e.to_string()))?;
+        let egress = EgressPolicy::new(&config.egress_allow_ips).map_err(RuntimeError::Config)?;
+        let http = OutboundHttp::new(egress).map_err(|e| RuntimeError::Http(e.to_string()))?;
         Ok(PluginRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
-                permits: Arc::new(tokio::sync::Semaphore::new(n as usize)),
+                compile_slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_compiles.max(1) as usize)),
+                share: CallShare::new(n, config.max_calls_per_plugin.unwrap_or((n * 3 / 4).max(1))),
                 config,
                 http,
                 engine_hash,
@@ -222,6 +256,11 @@ impl PluginRuntime {
                 cache_hits: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The call slots every plugin shares.
+    pub fn share(&self) -> &CallShare {
+        &self.inner.share
     }
 
     /// The runtime's settings.
@@ -243,11 +282,30 @@ impl PluginRuntime {
     /// Compiles a component, or loads it from the cache keyed by the engine's
     /// compatibility hash and the component's sha256. CPU-heavy: runs off the
     /// async threads.
+    ///
+    /// At most `max_parallel_compiles` run at once, and a caller waits at
+    /// most `compile_timeout_ms` (queueing included): a component built to
+    /// compile for minutes is refused instead of holding up its installer.
+    /// Its compile thread cannot be stopped, but keeps its compile slot until
+    /// it ends, so such packages cannot pile up and take every core.
     pub async fn compile(&self, bytes: Arc<Vec<u8>>, sha256: String) -> wasmtime::Result<Component> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.compile_blocking(&bytes, &sha256))
+        let limit = Duration::from_millis(inner.config.compile_timeout_ms);
+        let work = async move {
+            let slot = inner.compile_slots.clone().acquire_owned().await.map_err(wasmtime::Error::msg)?;
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                inner.compile_blocking(&bytes, &sha256)
+            })
             .await
             .map_err(|e| wasmtime::Error::msg(format!("compile task: {e}")))?
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            Err(_) => Err(wasmtime::Error::msg(format!(
+                "compiling took over {limit:?} ([runtime] compile_timeout_ms); the package is refused"
+            ))),
+        }
     }
 }
 

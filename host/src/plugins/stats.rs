@@ -44,6 +44,11 @@ pub struct StatsSnapshot {
 impl PluginStats {
     /// Records one finished call.
     pub fn record(&self, elapsed: Duration, outcome: Result<(), &CallError>, fuel: u64, memory: u64) {
+        // A call that got no slot never ran: the overload of whoever held
+        // the slots (see `share`), not a call of this plugin.
+        if matches!(outcome, Err(CallError::Crowded { .. })) {
+            return;
+        }
         self.calls.fetch_add(1, Relaxed);
         let ns = elapsed.as_nanos() as u64;
         self.total_ns.fetch_add(ns, Relaxed);
@@ -60,7 +65,9 @@ impl PluginStats {
                 let i = LimitKind::ALL.iter().position(|k| k == kind).unwrap_or(0);
                 &self.limits[i]
             }
-            Err(CallError::Unavailable { .. } | CallError::Host { .. }) => &self.host_errors,
+            Err(CallError::Unavailable { .. } | CallError::Host { .. } | CallError::Crowded { .. }) => {
+                &self.host_errors
+            }
         };
         counter.fetch_add(1, Relaxed);
     }

@@ -66,10 +66,21 @@ pub fn config(pairs: &[(&str, &str)]) -> PluginConfig {
 pub fn runtime() -> PluginRuntime {
     static RT: OnceLock<PluginRuntime> = OnceLock::new();
     RT.get_or_init(|| {
-        PluginRuntime::new(RuntimeConfig { max_concurrent_calls: 32, ..RuntimeConfig::default() })
-            .expect("start plugin runtime")
+        PluginRuntime::new(RuntimeConfig {
+            max_concurrent_calls: 32,
+            egress_allow_ips: vec!["127.0.0.0/8".into()],
+            ..RuntimeConfig::default()
+        })
+        .expect("start plugin runtime")
     })
     .clone()
+}
+
+/// What the kv store of `scope` (a plugin's name, or `name@hex(supplier)`)
+/// holds under `key`, read from the registry's database at `root`.
+pub async fn kv_value(root: &std::path::Path, scope: &str, key: &str) -> Option<Vec<u8>> {
+    let db = daifa_host::plugins::kv::KvDb::open(&root.join("kv.sqlite")).await.expect("open kv.sqlite");
+    db.scope(scope).get(key).await.expect("read kv")
 }
 
 pub async fn registry() -> Registry {

@@ -1,0 +1,142 @@
+//! A healthy plugin's latency while hostile plugins misbehave beside it:
+//! 4 callers on the healthy plugin, first alone (steady), then with every
+//! hostile case running continuously (spinning to the deadline, hoarding
+//! memory, flooding logs, filling kv, hanging on the network, flooding stock
+//! answers, returning huge output). The goal: p99 no worse than 2× steady
+//! and no failed call.
+//!
+//! Run: `cargo bench -p daifa-host --bench containment`
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use daifa_host::plugins::{PluginRuntime, Registry, RuntimeConfig};
+use daifa_host::sim::rest_supplier::SupplierSim;
+
+const CALLERS: usize = 4;
+
+/// (name, mode, extra config)
+type Case = (&'static str, &'static str, Vec<(&'static str, String)>);
+
+fn hostile_cases(base: &str) -> Vec<Case> {
+    vec![
+        ("h-loop", "loop", vec![]),
+        ("h-memory", "memory", vec![]),
+        ("h-log-flood", "log-flood", vec![]),
+        ("h-kv-flood", "kv-flood", vec![("size", "60000".into()), ("keys", "100".into())]),
+        ("h-hang", "http", vec![("target", format!("{base}/slow?ms=1900")), ("allowed", base.to_string())]),
+        ("h-huge-output", "huge-output", vec![("size", "4000000".into())]),
+    ]
+}
+
+async fn healthy(reg: Arc<Registry>, secs: u64) -> (Vec<Duration>, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..CALLERS {
+        let (reg, stop, failed) = (reg.clone(), stop.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let order = common::order(&format!("PO-H{c}"), 6);
+            let mut lat = Vec::with_capacity(100_000);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match reg.get("healthy") {
+                    Ok(p) if p.submit_order(&order).await.is_ok() => {}
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all.sort();
+    (all, failed.load(Ordering::Relaxed))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or_default()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    let secs = if quick { 1 } else { 10 };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let sim = SupplierSim::start(Default::default(), 0).await.unwrap();
+        let base = sim.base_url();
+        let runtime = PluginRuntime::new(RuntimeConfig {
+            max_concurrent_calls: 32,
+            egress_allow_ips: vec!["127.0.0.0/8".into()],
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let reg = Arc::new(Registry::open(runtime, None).await.unwrap());
+        let pkg = common::hostile_named("healthy", |_| {});
+        reg.install(&pkg, &common::config(&[])).await.unwrap();
+        reg.activate("healthy", &pkg.manifest.version).await.unwrap();
+        let cases = hostile_cases(&base);
+        for (name, mode, extra) in &cases {
+            let pkg = common::hostile_named(name, |m| m.limits.memory_bytes = 64 << 20);
+            let mut cfg = common::config(&[("mode", mode)]);
+            cfg.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            reg.install(&pkg, &cfg).await.unwrap();
+            reg.activate(name, &pkg.manifest.version).await.unwrap();
+        }
+        healthy(reg.clone(), 1).await; // warm up
+
+        let (steady, steady_failed) = healthy(reg.clone(), secs).await;
+
+        // Every hostile case, 4 callers each, calling again as soon as a
+        // call ends, for as long as the healthy callers run.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut hostile = Vec::new();
+        for (name, _, _) in &cases {
+            for _ in 0..4 {
+                let (reg, stop, name) = (reg.clone(), stop.clone(), name.to_string());
+                hostile.push(tokio::spawn(async move {
+                    let mut calls = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let p = reg.get(&name).expect("installed");
+                        let _ = p.submit_order(&common::order("PO-BAD", 2)).await;
+                        calls += 1;
+                    }
+                    (name, calls)
+                }));
+            }
+        }
+        let (loaded, loaded_failed) = healthy(reg.clone(), secs).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut hostile_calls = std::collections::BTreeMap::new();
+        for h in hostile {
+            if let Ok((name, n)) = h.await {
+                *hostile_calls.entry(name).or_insert(0u64) += n;
+            }
+        }
+
+        println!("healthy plugin, {CALLERS} callers, {secs} s each:");
+        for (label, lat, failed) in [("alone", &steady, steady_failed), ("beside hostile", &loaded, loaded_failed)] {
+            println!(
+                "  {label:<15} {:>7} calls  p50 {:>8.1?}  p99 {:>8.1?}  max {:>8.1?}  failed {failed}",
+                lat.len(),
+                pct(lat, 0.5),
+                pct(lat, 0.99),
+                lat.last().copied().unwrap_or_default()
+            );
+        }
+        println!("  hostile calls made meanwhile: {hostile_calls:?}");
+        let ratio = pct(&loaded, 0.99).as_secs_f64() / pct(&steady, 0.99).as_secs_f64().max(1e-9);
+        println!("  p99 beside hostile / alone = {ratio:.2} (goal ≤ 2.00, and 0 failed)");
+    });
+}
