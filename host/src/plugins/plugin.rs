@@ -295,7 +295,11 @@ impl LoadedPlugin {
                 state.violate(Violation::Limit(LimitKind::Deadline, msg));
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // tokio's own yield, not a self-wake: a self-woken task is
+                // rescheduled ahead of the injection queue, so tasks woken
+                // from other threads waited 61 ticks (~610 ms) behind
+                // spinning guests; a deferred task lets them run first.
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
 
