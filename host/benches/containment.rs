@@ -44,11 +44,14 @@ async fn healthy(reg: Arc<Registry>, secs: u64) -> (Vec<Duration>, u64) {
             let mut lat = Vec::with_capacity(100_000);
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                match reg.get("healthy") {
-                    Ok(p) if p.submit_order(&order).await.is_ok() => {}
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                let result = match reg.get("healthy") {
+                    Ok(p) => p.submit_order(&order).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result
+                    && failed.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    println!("    first failed call: {e}");
                 }
                 lat.push(t.elapsed());
             }
@@ -121,7 +124,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let secs = if quick { 1 } else { 5 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let workers: usize = std::env::var("BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     rt.block_on(async {
         let sim = SupplierSim::start(Default::default(), 0).await.unwrap();
         let base = sim.base_url();

@@ -189,7 +189,12 @@ impl PluginRuntime {
             .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
             .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-            .total_stacks(n)
+            // Twice the slots: with more tokio workers than cores, calls
+            // held every slot and a new one still found no free fiber stack
+            // ("maximum concurrent limit of 32 for fibers") — a stack goes
+            // back to the pool a moment after its call's slot. 4 MiB of
+            // address space each, 64 KiB kept resident.
+            .total_stacks(n * 2)
             .max_memory_size(config.max_memory_bytes as usize)
             .max_unused_warm_slots(n.min(32))
             // Reset a slot by rewriting only the pages a call dirtied (found
