@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod erp;
 pub mod ingest;
+pub mod metrics;
 pub mod plugins;
 pub mod router;
 pub mod routing;

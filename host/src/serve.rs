@@ -39,6 +39,7 @@ pub async fn serve(
         bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
     };
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
+    let metrics = crate::metrics::Metrics::new(&runtime);
     // Installed plugins load in the background, several at a time, while
     // the API already answers (`/readyz` says when they are done); the
     // services that call plugins start once they are.
@@ -62,7 +63,10 @@ pub async fn serve(
     if cfg.dispatch.enabled {
         store = store.with_dispatch(settings);
     }
-    let mut state = api::ApiState::new(registry.clone(), &token).map_err(anyhow::Error::msg)?.with_store(store.clone());
+    let mut state = api::ApiState::new(registry.clone(), &token)
+        .map_err(anyhow::Error::msg)?
+        .with_store(store.clone())
+        .with_metrics(metrics.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut services = tokio::task::JoinSet::new();
     let mut router_handle = None;
@@ -71,7 +75,8 @@ pub async fn serve(
         for line in router::load_files(&store, &cfg.router, now).await? {
             tracing::info!("loaded {line}");
         }
-        let r = Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?);
+        let r =
+            Arc::new(router::Router::new(store.clone(), cfg.router.clone(), now).await?.with_metrics(metrics.clone()));
         state = state.with_router(r.clone());
         router_handle = Some(r.clone());
         let reg = registry.clone();
@@ -79,11 +84,12 @@ pub async fn serve(
         tracing::info!("routing orders as they arrive");
     }
     let erp_client = match &cfg.kingdee {
-        Some(kd) => Some(Arc::new(KingdeeClient::new(kd.client.clone())?)),
+        Some(kd) => Some(Arc::new(KingdeeClient::new(kd.client.clone())?.with_metrics(metrics.clone()))),
         None => None,
     };
     if let (Some(kd), Some(client)) = (cfg.kingdee.clone(), erp_client.clone()) {
-        services.spawn(KingdeeIngester::new(client, store.clone(), kd.ingest).run(stopped.clone()));
+        let ingester = KingdeeIngester::new(client, store.clone(), kd.ingest).with_metrics(metrics.clone());
+        services.spawn(ingester.run(stopped.clone()));
         tracing::info!("polling Kingdee SAL_SaleOrder");
     }
     if cfg.dispatch.enabled {
@@ -97,7 +103,10 @@ pub async fn serve(
             }),
             _ => None,
         };
-        let d = Arc::new(Dispatcher::new(store.clone(), registry.clone(), router_handle, erp, cfg.dispatch.clone()));
+        let d = Arc::new(
+            Dispatcher::new(store.clone(), registry.clone(), router_handle, erp, cfg.dispatch.clone())
+                .with_metrics(metrics.clone()),
+        );
         state = state.with_dispatcher(d.clone());
         services.spawn(once_loaded(registry.clone(), stopped.clone(), {
             let d = d.clone();

@@ -381,6 +381,94 @@ async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
     w.wait_written_back(at_suppliers).await;
     eprintln!("{orders} orders: at suppliers in {accepted_in:.1?}, written back in {:.1?}", started.elapsed());
     w.check_end_state().await;
+    check_metrics(&w, orders).await;
+}
+
+/// `GET /metrics` after a run: refused without the token; every family
+/// named by Prometheus conventions (`daifa_` prefix, `_total` counters,
+/// `_seconds` durations, no order or PO number in a label); and the numbers
+/// agree with what the run did.
+async fn check_metrics(w: &World, orders: usize) {
+    let url = format!("{}/metrics", w.host.url);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 401, "metrics need the token");
+    let resp = reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    if let Ok(path) = std::env::var("DAIFA_DUMP_METRICS") {
+        std::fs::write(path, &text).unwrap();
+    }
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut samples: Vec<(String, HashMap<String, String>, f64)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            types.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("sample without value: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let labels: HashMap<String, String> = labels
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once("=\"").unwrap_or_else(|| panic!("bad label in {line}"));
+                (k.to_string(), v.trim_end_matches('"').to_string())
+            })
+            .collect();
+        for k in labels.keys() {
+            assert!(!["order", "order_id", "po", "po_number", "bill_no"].contains(&k.as_str()), "{line}");
+        }
+        samples.push((name.to_string(), labels, value));
+    }
+    for (name, kind) in &types {
+        assert!(name.starts_with("daifa_"), "{name}: no daifa_ prefix");
+        assert!(!name.ends_with("_total"), "{name}: the family name carries no _total");
+        if name.contains("duration") || name.contains("age") {
+            assert!(name.ends_with("_seconds"), "{name}: durations are in seconds");
+        }
+        // The samples of this family: its name plus a suffix its type allows.
+        let suffixes: &[&str] = match kind.as_str() {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[""],
+        };
+        let family = |n: &str| suffixes.iter().any(|s| n == format!("{name}{s}"));
+        assert!(samples.iter().any(|(n, ..)| family(n)) || kind == "gauge", "{name} ({kind}) has no samples");
+        for (n, ..) in &samples {
+            if n.starts_with(&format!("{name}_")) && !types.contains_key(n.as_str()) && !family(n) {
+                let owned =
+                    types.keys().any(|t| t != name && t.starts_with(name.as_str()) && n.starts_with(t.as_str()));
+                assert!(owned, "{n} is neither a sample of {name} ({kind}) nor of another family");
+            }
+        }
+    }
+    let sum = |name: &str, want: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .filter(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+            .map(|s| s.2)
+            .sum()
+    };
+    let pos = w.host.get("/purchase-orders?limit=1").await["counts"].clone();
+    let written_back = pos["written_back"].as_i64().unwrap_or(0) as f64;
+    assert!(written_back > 0.0, "{pos}");
+    assert_eq!(sum("daifa_purchase_orders", &[("state", "written_back")]), written_back);
+    assert!(sum("daifa_dispatch_submits_total", &[("outcome", "accepted")]) >= written_back);
+    assert!(sum("daifa_plugin_calls_total", &[("operation", "submit-order"), ("outcome", "ok")]) >= written_back);
+    assert!(sum("daifa_dispatch_submit_duration_seconds_count", &[]) >= written_back);
+    assert!(sum("daifa_erp_requests_total", &[("service", "BatchSave"), ("outcome", "ok")]) > 0.0);
+    assert!(sum("daifa_ingest_orders_total", &[]) >= orders as f64, "every order read was counted");
+    assert!(sum("daifa_routing_decisions_total", &[("outcome", "routed")]) > 0.0);
+    assert_eq!(sum("daifa_orders", &[]), orders as f64, "every order in one state");
+    assert_eq!(sum("daifa_store_writable", &[]), 1.0);
+    assert!(sum("daifa_plugin_call_slots", &[("kind", "total")]) > 0.0);
 }
 
 /// kill -9 while purchase orders go out, and again while shipments go

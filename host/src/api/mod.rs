@@ -37,6 +37,8 @@ pub struct ApiState {
     pub router: Option<Arc<crate::router::Router>>,
     /// Present when the host dispatches purchase orders.
     pub dispatcher: Option<Arc<crate::dispatch::Dispatcher>>,
+    /// Present when the host keeps metrics (`GET /metrics`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     callbacks: Arc<dispatch::CallbackGate>,
     token: Arc<str>,
 }
@@ -52,6 +54,7 @@ impl ApiState {
             store: None,
             router: None,
             dispatcher: None,
+            metrics: None,
             callbacks: Default::default(),
             token: token.into(),
         })
@@ -60,6 +63,12 @@ impl ApiState {
     /// Serves the order endpoints from `store`.
     pub fn with_store(mut self, store: Store) -> ApiState {
         self.store = Some(store);
+        self
+    }
+
+    /// Serves `GET /metrics` from `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> ApiState {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -93,8 +102,14 @@ pub fn router(state: ApiState) -> Router {
         .merge(routing::routes())
         .merge(dispatch::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // Metrics name suppliers and volumes: a scraper sends the admin token
+    // (Prometheus `authorization: {credentials: ...}`).
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(metrics)
         .route("/readyz", get(readyz))
         .merge(dispatch::callback_routes())
         .nest("/api/v1", admin)
@@ -126,6 +141,15 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
+}
+
+/// Every metric in the OpenMetrics text format (Prometheus scrapes it).
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let Some(m) = &state.metrics else {
+        return ApiError::new(StatusCode::NOT_FOUND, "not-found", "this host keeps no metrics").into_response();
+    };
+    let body = m.render(state.store.as_ref()).await;
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 
 async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {

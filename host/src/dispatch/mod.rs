@@ -180,6 +180,7 @@ pub struct Dispatcher {
     /// closed; reading the store for that would cost a query per call.
     /// Another host's change shows within a refresh (500 ms).
     circuits: std::sync::Mutex<Option<HashMap<SupplierId, crate::store::Circuit>>>,
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Dispatcher {
@@ -206,8 +207,15 @@ impl Dispatcher {
             owner,
             limits: limits::Limits::default(),
             connections: std::sync::Mutex::new((0, HashMap::new())),
+            metrics: None,
             circuits: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Counts submits and dead letters in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Dispatcher {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The name this host's workers hold leases under.
@@ -356,6 +364,9 @@ impl Dispatcher {
             self.store.operator_event("setup", job.supplier.as_str(), &job.key, &msg, now).await?;
         }
         if retry == Retry::Dead {
+            if let Some(m) = &self.metrics {
+                m.dead_letter();
+            }
             tracing::warn!(job = job.id, kind = job.kind.as_str(), key = job.key, "dead letter: {}", failure.message());
         } else {
             tracing::debug!(job = job.id, kind = job.kind.as_str(), key = job.key, "will retry: {}", failure.message());

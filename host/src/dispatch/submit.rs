@@ -168,7 +168,22 @@ impl Dispatcher {
             Ok(w) => w,
             Err(why) => return self.fail(job, &Failure::Hopeless(why), now).await,
         };
+        let called = std::time::Instant::now();
         let result = plugin.submit_order(&wire).await;
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "accepted",
+                Err(e) => match Failure::from(e) {
+                    Failure::Transient { .. } => "transient",
+                    Failure::Refused(_) => "refused",
+                    Failure::Unauthorized(_) => "unauthorized",
+                    Failure::Setup(_) => "setup",
+                    Failure::Hopeless(_) => "hopeless",
+                    Failure::Crowded(_) => "crowded",
+                },
+            };
+            m.submit(job.supplier.as_str(), outcome, called.elapsed().as_secs_f64());
+        }
         // The limit is on calls to the supplier: recording the answer must
         // not hold its slot (it did, and the commit wait capped each
         // supplier at a few hundred submits a second).

@@ -118,6 +118,7 @@ pub struct KingdeeIngester {
     cfg: KingdeeIngestConfig,
     known_skus: Option<KnownSkus>,
     before_commit: Option<BeforeCommit>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The mapping of one scan and where its columns are.
@@ -128,7 +129,13 @@ struct Plan {
 
 impl KingdeeIngester {
     pub fn new(client: Arc<KingdeeClient>, store: Store, cfg: KingdeeIngestConfig) -> KingdeeIngester {
-        KingdeeIngester { client, store, cfg, known_skus: None, before_commit: None }
+        KingdeeIngester { client, store, cfg, known_skus: None, before_commit: None, metrics: None }
+    }
+
+    /// Counts scans and what they stored in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> KingdeeIngester {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Orders with SKUs outside `known` go to exception.
@@ -425,7 +432,14 @@ impl KingdeeIngester {
         let mut last_full: Option<std::time::Instant> = None;
         loop {
             let full = last_full.is_none_or(|t| t.elapsed().as_secs() >= self.cfg.rescan_secs);
+            let started = std::time::Instant::now();
             let scanned = if full { self.scan().await } else { self.scan_new().await };
+            if let Some(m) = &self.metrics {
+                match &scanned {
+                    Ok(r) => m.ingest_scan(&r.outcome, started.elapsed().as_secs_f64()),
+                    Err(_) => m.ingest_scan_failed(),
+                }
+            }
             let wait = match scanned {
                 Ok(r) => {
                     if full {

@@ -16,6 +16,7 @@ pub mod host_state;
 pub mod http;
 pub mod kv;
 pub mod manifest;
+pub mod metrics;
 pub mod package;
 pub mod plugin;
 pub mod registry;

@@ -52,6 +52,20 @@ pub enum Op {
     HandleCallback,
 }
 
+impl Op {
+    /// The WIT name, for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Describe => "describe",
+            Op::SubmitOrder => "submit-order",
+            Op::PollUpdates => "poll-updates",
+            Op::CancelOrder => "cancel-order",
+            Op::QueryStock => "query-stock",
+            Op::HandleCallback => "handle-callback",
+        }
+    }
+}
+
 /// The store and instance of one call.
 struct Call {
     store: Store<HostState>,
@@ -91,7 +105,7 @@ macro_rules! invoke {
             // One deadline for the whole call, instantiation included.
             tokio::time::timeout_at((started + timeout).into(), $call).await
         };
-        $self.finish(store, started, timeout, outcome, $check)
+        $self.finish($op, store, started, timeout, outcome, $check)
     }};
 }
 
@@ -270,14 +284,21 @@ impl LoadedPlugin {
         let deadline = started + timeout;
         let rt = &self.runtime.inner;
         // Not counted in this plugin's stats: the holder's overload.
-        let permit = rt.share.acquire(&self.manifest.name, timeout).await.map_err(|c| CallError::Crowded {
-            plugin: self.id(),
-            holder: c.holder.clone(),
-            detail: format!(
-                "{op:?}: no free call slot within {timeout:?}; `{}` holds {} of {}",
-                c.holder, c.holder_slots, c.total
-            ),
-        })?;
+        let permit = match rt.share.acquire(&self.manifest.name, timeout).await {
+            Ok(p) => p,
+            Err(c) => {
+                let err = CallError::Crowded {
+                    plugin: self.id(),
+                    holder: c.holder.clone(),
+                    detail: format!(
+                        "{op:?}: no free call slot within {timeout:?}; `{}` holds {} of {}",
+                        c.holder, c.holder_slots, c.total
+                    ),
+                };
+                rt.metrics.record(&self.manifest.name, &self.ctx.version, op.as_str(), Err(&err), 0.0, 0);
+                return Err(err);
+            }
+        };
 
         let mut store = Store::new(&rt.engine, HostState::new(self.ctx.clone(), deadline));
         store.limiter(|s| &mut s.limiter);
@@ -314,6 +335,7 @@ impl LoadedPlugin {
 
     fn finish<T: WireSize>(
         &self,
+        op: Op,
         mut store: Store<HostState>,
         started: Instant,
         timeout: Duration,
@@ -354,7 +376,16 @@ impl LoadedPlugin {
             0
         };
         let peak = store.data().limiter.peak;
-        self.stats.record(started.elapsed(), result.as_ref().map(|_| ()), fuel, peak);
+        let elapsed = started.elapsed();
+        self.stats.record(elapsed, result.as_ref().map(|_| ()), fuel, peak);
+        self.runtime.inner.metrics.record(
+            &self.manifest.name,
+            &self.ctx.version,
+            op.as_str(),
+            result.as_ref().map(|_| ()),
+            elapsed.as_secs_f64(),
+            fuel,
+        );
         if let Err(e) = &result
             && !matches!(e, CallError::Adapter { .. })
         {

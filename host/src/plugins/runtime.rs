@@ -128,6 +128,7 @@ pub(crate) struct RuntimeInner {
     /// Backpressure in front of the pooling allocator, shared fairly
     /// between plugins: waiting beats failing.
     pub(crate) share: CallShare,
+    pub(crate) metrics: super::metrics::PluginMetrics,
     /// Compiles running at once (see [`PluginRuntime::compile`]).
     compile_slots: Arc<tokio::sync::Semaphore>,
     engine_hash: String,
@@ -251,6 +252,7 @@ impl PluginRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                metrics: Default::default(),
                 compile_slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_compiles.max(1) as usize)),
                 share: CallShare::new(n, config.max_calls_per_plugin.unwrap_or((n * 3 / 4).max(1))),
                 config,
@@ -261,6 +263,11 @@ impl PluginRuntime {
                 cache_hits: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Adds the plugin call metrics to the host's registry.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(registry, &self.inner.share);
     }
 
     /// The call slots every plugin shares.

@@ -215,6 +215,11 @@ impl CallShare {
         self.state().plugins.get(plugin).cloned().unwrap_or_default()
     }
 
+    /// Every plugin's counters.
+    pub fn snapshot_all(&self) -> Vec<(String, ShareSnapshot)> {
+        self.state().plugins.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
     /// Slots in all, and the most one plugin may hold.
     pub fn limits(&self) -> (u32, u32) {
         (self.inner.total, self.inner.per_plugin)

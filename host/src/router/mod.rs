@@ -129,6 +129,7 @@ pub struct Router {
     store: Store,
     cfg: RouterConfig,
     snap: Mutex<Snapshot>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Router {
@@ -152,7 +153,13 @@ impl Router {
             last_eval: now,
             last_stock: 0,
         };
-        Ok(Router { store, cfg, snap: Mutex::new(snap) })
+        Ok(Router { store, cfg, snap: Mutex::new(snap), metrics: None })
+    }
+
+    /// Counts routing decisions and times passes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Router {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn config(&self) -> &RouterConfig {
@@ -326,7 +333,12 @@ impl Router {
         let mut stock_task: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let now = crate::util::now_ms();
-            match self.route_pending(now).await {
+            let pass = std::time::Instant::now();
+            let routed = self.route_pending(now).await;
+            if let (Some(m), Ok(s)) = (&self.metrics, &routed) {
+                m.routing_pass(s.routed, s.backordered, s.on_hold, pass.elapsed().as_secs_f64());
+            }
+            match routed {
                 Ok(s) if s.routed + s.on_hold + s.backordered > 0 => {
                     tracing::info!(routed = s.routed, backordered = s.backordered, on_hold = s.on_hold, "routing pass");
                 }

@@ -423,6 +423,13 @@ impl Store {
         Ok(rows)
     }
 
+    /// Per kind, the jobs waiting or running and when the oldest was made.
+    pub async fn job_backlog(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT kind, COUNT(*), MIN(created_at) FROM jobs WHERE state = 'ready' GROUP BY kind")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Sends a dead letter round again with a fresh deadline; its PO (if
     /// it died with it) returns to pending. False if it is not dead.
     pub async fn retry_dead_letter(&self, id: i64, deadline_at: i64, now: i64) -> Result<bool, StoreError> {

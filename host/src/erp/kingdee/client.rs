@@ -65,6 +65,31 @@ pub struct KingdeeClient {
     /// The ERP host's clock minus ours, seconds, from the last answer's
     /// `Date` header (what the ingester uses to check the ERP's stamps).
     clock_offset: Mutex<Option<i64>>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+/// The WebAPI operation a service path names, as a metric label (a fixed
+/// set, so a label never carries anything else).
+fn service_label(service: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "ExecuteBillQuery",
+        "Save",
+        "BatchSave",
+        "Submit",
+        "Audit",
+        "UnAudit",
+        "Push",
+        "View",
+        "Delete",
+        "Draft",
+        "ValidateUser",
+        "LoginByAppSecret",
+        "LoginBySign",
+        "LoginBySimplePassport",
+        "Logout",
+    ];
+    let op = service.rsplit('.').next().unwrap_or(service);
+    KNOWN.iter().find(|k| **k == op).copied().unwrap_or("other")
 }
 
 const SESSION_HEADER: &str = "kdservice-sessionid";
@@ -76,7 +101,13 @@ impl KingdeeClient {
             .timeout(Duration::from_millis(cfg.timeout_ms.max(1)))
             .build()
             .map_err(|e| KingdeeError::Protocol(e.to_string()))?;
-        Ok(KingdeeClient { http, cfg, session: Mutex::new(None), clock_offset: Mutex::new(None) })
+        Ok(KingdeeClient { http, cfg, session: Mutex::new(None), clock_offset: Mutex::new(None), metrics: None })
+    }
+
+    /// Times every request into `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> KingdeeClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The ERP host's clock minus ours in seconds, as last measured from an
@@ -116,6 +147,20 @@ impl KingdeeClient {
 
     /// One POST; transport failures and 5xx are transient.
     async fn post(&self, service: &str, body: &Value) -> Result<String, KingdeeError> {
+        let started = std::time::Instant::now();
+        let result = self.post_once(service, body).await;
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(KingdeeError::Transient { .. }) => "transient",
+                Err(_) => "error",
+            };
+            m.erp_request(service_label(service), outcome, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn post_once(&self, service: &str, body: &Value) -> Result<String, KingdeeError> {
         let url = self.url(service);
         let mut req = self
             .http
