@@ -469,6 +469,20 @@ async fn check_metrics(w: &World, orders: usize) {
     assert_eq!(sum("daifa_orders", &[]), orders as f64, "every order in one state");
     assert_eq!(sum("daifa_store_writable", &[]), 1.0);
     assert!(sum("daifa_plugin_call_slots", &[("kind", "total")]) > 0.0);
+
+    // The Grafana dashboard in the repository asks only for what exists
+    // (families that appear once something happened are named here).
+    let dashboard =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/daifa.json")).unwrap();
+    let happens_later = ["daifa_circuit_open", "daifa_plugin_limit_hits"];
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("daifa_"))
+    {
+        let family = ["_bucket", "_total", "_count", "_sum"].iter().fold(word, |w, s| w.strip_suffix(s).unwrap_or(w));
+        assert!(
+            types.contains_key(family) || happens_later.contains(&family),
+            "the dashboard asks for {word}, which /metrics does not have"
+        );
+    }
 }
 
 /// kill -9 while purchase orders go out, and again while shipments go
