@@ -23,6 +23,10 @@ struct Cli {
     /// Configuration file (default: ./daifa.toml if present).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Log format on stderr: `text`, or `json` (one object per line, for a
+    /// log pipeline). Colours only when stderr is a terminal.
+    #[arg(long, global = true, env = "DAIFA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -161,12 +165,14 @@ async fn main() -> anyhow::Result<()> {
     // The demo prints its own story; services log what they do.
     let default_filter =
         if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "warn,daifa=info,daifa_host=info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        use std::io::IsTerminal;
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match cli.command {
         Command::Demo(args) => sim_cli::demo(args).await,
         Command::Serve => {

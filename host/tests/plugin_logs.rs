@@ -56,4 +56,18 @@ async fn a_plugin_cannot_write_a_line_that_reads_as_another_target() {
     assert!(!text.contains('\u{1b}'), "colour codes reached the log: {text:?}");
     assert!(!text.contains("plugin=rest-json"), "the plugin posed as another: {text}");
     assert!(mine[0].contains("plugin=forger"), "{}", mine[0]);
+
+    // An adapter error is logged with plugin, version, operation and the
+    // supplier's answer, with the connection's secrets taken out.
+    let pkg = hostile_named("echoer", |_| {});
+    reg.install(&pkg, &config(&[("mode", "echo-secret"), ("token", "tok-s3cret-42")])).await.unwrap();
+    reg.activate("echoer", &pkg.manifest.version).await.unwrap();
+    let err = reg.get("echoer").unwrap().submit_order(&order("E-9", 1)).await.unwrap_err();
+    assert!(err.to_string().contains("invalid token"), "{err}");
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().find(|l| l.contains("adapter error")).unwrap_or_else(|| panic!("not logged:\n{text}"));
+    assert!(line.contains("plugin=echoer") && line.contains("version=0.1.0"), "{line}");
+    assert!(line.contains("operation=\"submit-order\""), "{line}");
+    assert!(line.contains("401 invalid token [redacted] for E-9"), "{line}");
+    assert!(!text.contains("tok-s3cret-42"), "a secret reached the log: {text}");
 }

@@ -114,6 +114,13 @@ pub fn router(state: ApiState) -> Router {
         .merge(dispatch::callback_routes())
         .nest("/api/v1", admin)
         .layer(middleware::from_fn(json_errors))
+        // A span per request (method, path), and its status and latency
+        // at INFO under `tower_http` (RUST_LOG=tower_http=info shows them).
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 

@@ -325,6 +325,13 @@ impl Dispatcher {
     }
 
     async fn run_job(self: Arc<Self>, job: Job, pre: Option<submit::Preloaded>) {
+        // Every log line of the job carries its kind, key (the PO number,
+        // shipment or supplier) and supplier.
+        let span = tracing::info_span!("job", kind = job.kind.as_str(), key = %job.key, supplier = %job.supplier);
+        tracing::Instrument::instrument(self.run_job_in_span(job, pre), span).await
+    }
+
+    async fn run_job_in_span(self: Arc<Self>, job: Job, pre: Option<submit::Preloaded>) {
         let kind = job.kind;
         let key = job.key.clone();
         let r = match kind {

@@ -386,10 +386,24 @@ impl LoadedPlugin {
             elapsed.as_secs_f64(),
             fuel,
         );
-        if let Err(e) = &result
-            && !matches!(e, CallError::Adapter { .. })
-        {
-            tracing::warn!(plugin = %self.id(), kind = e.kind_label(), "plugin call failed: {e}");
+        match &result {
+            Ok(_) => {}
+            // The adapter's own words usually carry the supplier's answer:
+            // logged, with this connection's secrets taken out.
+            Err(CallError::Adapter { error, .. }) => tracing::warn!(
+                plugin = %self.manifest.name,
+                version = %self.ctx.version,
+                operation = op.as_str(),
+                "adapter error: {}",
+                self.redact(&error.to_string())
+            ),
+            Err(e) => tracing::warn!(
+                plugin = %self.id(),
+                operation = op.as_str(),
+                kind = e.kind_label(),
+                "plugin call failed: {}",
+                self.redact(&e.to_string())
+            ),
         }
         // The store is dropped here whatever happened: a trapped or cancelled
         // instance is never reused.
@@ -455,6 +469,17 @@ impl LoadedPlugin {
 
     fn limit(&self, kind: LimitKind, detail: String) -> CallError {
         CallError::LimitExceeded { plugin: self.id(), kind, detail }
+    }
+
+    /// `text` with every secret config value of this binding replaced.
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (key, field) in &self.manifest.config {
+            if let Some(value) = self.ctx.config.get(key).filter(|v| field.secret && v.len() >= 4) {
+                out = out.replace(value.as_str(), "[redacted]");
+            }
+        }
+        out
     }
 
     fn host_err(&self, detail: String) -> CallError {
