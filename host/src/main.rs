@@ -62,6 +62,9 @@ enum Command {
     /// Purchase orders, the job queue, dead letters and circuit breakers.
     #[command(subcommand)]
     Dispatch(dispatch_cli::DispatchCommand),
+    /// API tokens with roles, in the configured store (run on the host).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run a simulator of an external system.
     #[command(subcommand)]
     Sim(sim_cli::SimCommand),
@@ -146,6 +149,23 @@ impl Server {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        /// Who or what it is for (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        /// viewer, operator, plugin-deployer or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; calls with it are refused from then on.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
 enum IngestCommand {
     /// One scan of Kingdee SAL_SaleOrder (the `[kingdee]` config section).
     Kingdee,
@@ -185,6 +205,28 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Supplier(cmd) => dispatch_cli::supplier(cmd).await,
         Command::Dispatch(cmd) => dispatch_cli::dispatch(cmd).await,
+        Command::Token(cmd) => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let store = Store::open(&cfg.store).await?;
+            let now = daifa_host::util::now_ms();
+            match cmd {
+                TokenCommand::Create { name, role } => {
+                    let role = daifa_host::domain::access::Role::parse(&role).map_err(anyhow::Error::msg)?;
+                    let (t, secret) = store.create_token(&name, role, now).await?;
+                    eprintln!("created token {} ({}, {}); it is shown once:", t.id, t.name, t.role);
+                    println!("{secret}");
+                }
+                TokenCommand::List => println!("{}", serde_json::to_string_pretty(&store.tokens().await?)?),
+                TokenCommand::Revoke { id } => {
+                    if !store.revoke_token(&id, now).await? {
+                        bail!("no live token with id `{id}`");
+                    }
+                    println!("revoked {id}");
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
         Command::Migrate => {
             let cfg = HostConfig::load(cli.config.as_deref())?;
             let store = Store::connect(&cfg.store).await?;

@@ -5,6 +5,7 @@
 //! May call: the plugin registry, the store, the router (and, later, the
 //! other stages' read models).
 
+mod access;
 pub mod client;
 mod dispatch;
 mod orders;
@@ -101,12 +102,13 @@ pub fn router(state: ApiState) -> Router {
         .merge(orders::routes())
         .merge(routing::routes())
         .merge(dispatch::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .merge(access::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::require_token));
     // Metrics name suppliers and volumes: a scraper sends the admin token
     // (Prometheus `authorization: {credentials: ...}`).
     let metrics = Router::new()
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(metrics)
@@ -157,19 +159,6 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     };
     let body = m.render(state.store.as_ref()).await;
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
-}
-
-async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let given =
-        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").into_response(),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An error answer: `{"error": "...", "kind": "..."}`.

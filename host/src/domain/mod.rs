@@ -4,6 +4,7 @@
 //! Owns: what an order is and which state changes are legal. May call:
 //! nothing (every other module calls it).
 
+pub mod access;
 pub mod ids;
 pub mod order;
 pub mod purchase;

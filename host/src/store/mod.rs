@@ -5,6 +5,7 @@
 //!
 //! Owns: the schema, transactions, the outbox. May call: `domain`.
 
+mod access;
 mod connections;
 mod jobs;
 mod orders;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use access::{ApiToken, AuditEntry};
 pub use connections::{Circuit, CircuitState, CircuitTransition, Connection, OperatorEvent};
 pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
 pub use orders::{IngestOutcome, OrderSummary, Refusal};
@@ -64,6 +66,9 @@ pub enum StoreError {
     /// result was not written.
     #[error("job {0}: the lease was lost to another worker; nothing written")]
     LeaseLost(i64),
+    /// The request itself is wrong (names what).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,0 +1,154 @@
+//! Who is calling: the bearer token resolved to an actor and role (the
+//! token in daifa.toml is an admin; others live hashed in the store), the
+//! permission each request needs, and the audit record of every mutating
+//! call. Routes: `/tokens` (admin) and `/audit`.
+
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState};
+use crate::domain::access::{Permission, Role};
+use crate::store::StoreError;
+use crate::util::now_ms;
+
+/// The caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `config` (the token in daifa.toml) or `token:<id> (<name>)`.
+    pub actor: String,
+    pub role: Role,
+}
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/audit", get(audit))
+}
+
+/// What a request needs, from its method and path (below `/api/v1`).
+fn permission(method: &Method, path: &str) -> Permission {
+    if path.starts_with("/tokens") {
+        return Permission::Admin;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Permission::Read;
+    }
+    if path.starts_with("/plugins") { Permission::Deploy } else { Permission::Operate }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn caller(state: &ApiState, presented: &str) -> Result<Option<Caller>, StoreError> {
+    if constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
+        return Ok(Some(Caller { actor: "config".into(), role: Role::Admin }));
+    }
+    let Some(store) = &state.store else { return Ok(None) };
+    Ok(store
+        .check_token(presented, now_ms())
+        .await?
+        .map(|(t, role)| Caller { actor: format!("token:{} ({})", t.id, t.name), role }))
+}
+
+/// Authenticates, authorises by role, runs the request, and audits it when
+/// it was meant to change something (refused ones too: an attempt is news).
+pub(super) async fn require_token(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let given =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(given) = given else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token").into_response();
+    };
+    let who = match caller(&state, given).await {
+        Ok(Some(who)) => who,
+        Ok(None) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown, wrong or revoked bearer token")
+                .into_response();
+        }
+        Err(e) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string()).into_response();
+        }
+    };
+    let method = req.method().clone();
+    let inner_path = req.uri().path().to_string();
+    let full_path = req.extensions().get::<OriginalUri>().map_or(inner_path.clone(), |u| u.0.path().to_string());
+    let need = permission(&method, &inner_path);
+    let mutating = method != Method::GET && method != Method::HEAD;
+    let response = if who.role.allows(need) {
+        req.extensions_mut().insert(who.clone());
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("role {} may not {method} {full_path} (needs {need:?})", who.role),
+        )
+        .into_response()
+    };
+    if mutating && let Some(store) = &state.store {
+        let status = response.status().as_u16();
+        if let Err(e) = store.audit(&who.actor, who.role, method.as_str(), &full_path, status, now_ms()).await {
+            tracing::error!(actor = %who.actor, %method, path = %full_path, "audit record not written: {e}");
+        }
+    }
+    response
+}
+
+fn store_of(state: &ApiState) -> Result<&crate::store::Store, ApiError> {
+    state.store.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "this host keeps no store"))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
+        e if e.is_unavailable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string()),
+        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    }
+}
+
+async fn list_tokens(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let tokens = store_of(&state)?.tokens().await.map_err(store_error)?;
+    Ok(Json(json!({ "tokens": tokens })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: String,
+}
+
+async fn create_token(State(state): State<ApiState>, ApiJson(t): ApiJson<NewToken>) -> Result<Response, ApiError> {
+    let role = Role::parse(&t.role).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid", m))?;
+    let (token, secret) = store_of(&state)?.create_token(&t.name, role, now_ms()).await.map_err(store_error)?;
+    // The only answer that ever carries the token itself.
+    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "id": token.id, "name": token.name, "role": token.role })))
+        .into_response())
+}
+
+async fn revoke_token(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+    if store_of(&state)?.revoke_token(&id, now_ms()).await.map_err(store_error)? {
+        Ok(Json(json!({ "revoked": id })).into_response())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no live token with id `{id}`")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let entries = store_of(&state)?.audit_log(limit).await.map_err(store_error)?;
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
