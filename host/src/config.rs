@@ -32,6 +32,8 @@ pub struct HostConfig {
     /// Dispatch and tracking: workers, leases, retries, circuit breakers,
     /// when ERP purchase orders are made, write-back.
     pub dispatch: crate::dispatch::DispatchConfig,
+    /// Alert rules and where alerts go.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// `[kingdee]`: connection, ingestion, documents.
@@ -67,6 +69,7 @@ impl Default for HostConfig {
             kingdee: None,
             router: RouterConfig::default(),
             dispatch: crate::dispatch::DispatchConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }

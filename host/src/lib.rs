@@ -4,6 +4,7 @@
 //! tracking → ERP. This crate is the host as a library; `main.rs` is a thin
 //! CLI over it so tests and benchmarks run the same code.
 
+pub mod alerts;
 pub mod api;
 pub mod config;
 #[cfg(feature = "sim")]

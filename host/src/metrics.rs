@@ -89,6 +89,8 @@ pub struct Metrics {
     job_oldest_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     circuit_open: Family<SupplierLabel, Gauge>,
     store_writable: Gauge,
+    /// (submits, failed) per supplier, for alert rules over windows.
+    submit_counts: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 impl Metrics {
@@ -112,6 +114,7 @@ impl Metrics {
             job_oldest_seconds: Family::default(),
             circuit_open: Family::default(),
             store_writable: Gauge::default(),
+            submit_counts: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -192,7 +195,21 @@ impl Metrics {
     /// One submit to a supplier: `outcome` is `accepted` or a failure kind.
     pub fn submit(&self, supplier: &str, outcome: &'static str, seconds: f64) {
         self.submits.get_or_create(&SupplierOutcome { supplier: supplier.to_string(), outcome }).inc();
+        if let Ok(mut counts) = self.submit_counts.lock() {
+            let c = counts.entry(supplier.to_string()).or_default();
+            c.0 += 1;
+            // Refusals are the supplier's verdict on an order, not a failure
+            // of the supplier; a crowded call never reached it.
+            if !matches!(outcome, "accepted" | "refused" | "crowded") {
+                c.1 += 1;
+            }
+        }
         self.submit_seconds.get_or_create(&SupplierLabel { supplier: supplier.to_string() }).observe(seconds);
+    }
+
+    /// (submits, failed) per supplier since start.
+    pub fn submit_counts(&self) -> std::collections::HashMap<String, (u64, u64)> {
+        self.submit_counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// A job that became a dead letter.

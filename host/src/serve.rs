@@ -114,6 +114,11 @@ pub async fn serve(
         }));
         tracing::info!(owner = d.owner(), "dispatching purchase orders, tracking shipments");
     }
+    if !cfg.alerts.rules.is_empty() {
+        let alerter = crate::alerts::Alerter::new(store.clone(), Some(metrics.clone()), cfg.alerts.clone());
+        services.spawn(alerter.run(stopped.clone()));
+        tracing::info!(rules = cfg.alerts.rules.len(), notifiers = cfg.alerts.notifiers.len(), "alerting");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
         .await
         .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;

@@ -523,14 +523,21 @@ async fn sigkill_during_dispatch_and_during_write_back() {
 /// supplier, the circuit closes after a good trial call, nothing doubles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_supplier_trips_its_circuit_and_loses_its_unsent_orders() {
-    let w = World::start(400, 4, |c| {
+    // Failing from the first request: set once dispatch was under way, the
+    // window could miss every submit (all sent already) and land on polls
+    // alone, slower than the test.
+    let failing = |id: &str, sim: &SupplierSim| {
+        if id == "QG" {
+            // Submits and polls share these: a window of a few seconds.
+            sim.fail_next(20, 503);
+        }
+    };
+    let w = World::start_with(400, 4, &[], failing, |c| {
         c.dispatch.circuit.open_ms = 1_000;
         c.dispatch.circuit.max_open_ms = 2_000;
         c.dispatch.reroute_after_ms = 300;
     })
     .await;
-    // Submits and polls share these: a window of a few seconds.
-    w.sims["QG"].fail_next(20, 503);
     let at_suppliers = w.wait_accepted().await;
     let circuits = w.host.get("/dispatch/circuits").await;
     let qg = circuits.as_array().unwrap().iter().find(|c| c["circuit"]["supplier"] == "QG").expect("QG's circuit");
@@ -565,7 +572,10 @@ async fn a_supplier_that_slows_down_then_times_out_duplicates_nothing() {
             sim.set_latency(400);
         }
     };
-    let w = World::start_with(400, 4, &[], slow, |c| {
+    // 8 submits in flight time out together: more than the 5 consecutive
+    // failures that open the circuit, whatever successful poll comes
+    // between two waves (4 in flight left that to timing).
+    let w = World::start_with(400, 8, &[], slow, |c| {
         c.dispatch.circuit.open_ms = 1_000;
         c.dispatch.circuit.max_open_ms = 2_000;
         c.dispatch.reroute_after_ms = 300;

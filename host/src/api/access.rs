@@ -1,7 +1,7 @@
 //! Who is calling: the bearer token resolved to an actor and role (the
 //! token in daifa.toml is an admin; others live hashed in the store), the
 //! permission each request needs, and the audit record of every mutating
-//! call. Routes: `/tokens` (admin) and `/audit`.
+//! call. Routes: `/tokens` (admin), `/audit` and the alert history `/alerts`.
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/audit", get(audit))
+        .route("/alerts", get(alerts))
 }
 
 /// What a request needs, from its method and path (below `/api/v1`).
@@ -151,4 +152,10 @@ async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<AuditQuery>)
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = store_of(&state)?.audit_log(limit).await.map_err(store_error)?;
     Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+async fn alerts(State(state): State<ApiState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let alerts = store_of(&state)?.alerts(limit).await.map_err(store_error)?;
+    Ok(Json(json!({ "alerts": alerts })).into_response())
 }

@@ -6,6 +6,7 @@
 //! Owns: the schema, transactions, the outbox. May call: `domain`.
 
 mod access;
+mod alerts;
 mod connections;
 mod jobs;
 mod orders;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use access::{ApiToken, AuditEntry};
+pub use alerts::AlertRow;
 pub use connections::{Circuit, CircuitState, CircuitTransition, Connection, OperatorEvent};
 pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
 pub use orders::{IngestOutcome, OrderSummary, Refusal};

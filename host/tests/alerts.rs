@@ -1,0 +1,179 @@
+//! Alerts end to end against local receivers that speak the robots' real
+//! protocols: a DingTalk custom robot that checks the signed webhook
+//! (timestamp within an hour, HMAC-SHA256 signature) and answers 310000 to a
+//! bad one and 130101 past 20 messages a minute, a WeCom group robot and a
+//! plain webhook. A circuit that opens fires one alert, staying open fires
+//! nothing more, closing resolves it; a burst of changes stays within the
+//! rate and what is held back comes in the next digest; the history is in
+//! the store.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use daifa_host::alerts::{Alerter, AlertsConfig, Condition, Notifier, Rule, dingtalk_sign};
+use daifa_host::domain::SupplierId;
+use daifa_host::store::{Circuit, CircuitState, Store};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Received {
+    /// (path, body) of every accepted message.
+    accepted: Vec<(String, Value)>,
+    /// errcodes answered.
+    refused: Vec<i64>,
+    /// Times (ms) DingTalk accepted a message, for its rate.
+    ding_times: Vec<i64>,
+}
+
+type Shared = Arc<Mutex<Received>>;
+const SECRET: &str = "SECtest-secret-0123456789";
+
+async fn dingtalk(
+    State(r): State<Shared>,
+    Query(q): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(ts), Some(sign), Some(_token)) = (get("timestamp"), get("sign"), get("access_token")) else {
+        r.lock().unwrap().refused.push(310000);
+        return Json(json!({"errcode": 310000, "errmsg": "sign not match"}));
+    };
+    let ts: i64 = ts.parse().unwrap_or(0);
+    let now = daifa_host::util::now_ms();
+    // Query decoding undid the URL encoding: compare with the raw base64.
+    let want: String = url::form_urlencoded::parse(format!("s={}", dingtalk_sign(SECRET, ts)).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut r = r.lock().unwrap();
+    if (now - ts).abs() > 3_600_000 || sign != want {
+        r.refused.push(310000);
+        return Json(json!({"errcode": 310000, "errmsg": "sign not match"}));
+    }
+    // The rate by the sender's clock (the tests move it forward).
+    if r.ding_times.iter().filter(|t| ts - **t < 60_000).count() >= 20 {
+        r.refused.push(130101);
+        return Json(json!({"errcode": 130101, "errmsg": "send too fast"}));
+    }
+    assert_eq!(body["msgtype"], "markdown");
+    r.ding_times.push(ts);
+    r.accepted.push(("dingtalk".into(), body));
+    Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn wecom(State(r): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+    assert!(body["markdown"]["content"].as_str().unwrap().len() <= 4096);
+    r.lock().unwrap().accepted.push(("wecom".into(), body));
+    Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn hook(State(r): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+    r.lock().unwrap().accepted.push(("webhook".into(), body));
+    Json(json!({}))
+}
+
+async fn receiver() -> (String, Shared) {
+    let shared: Shared = Default::default();
+    let app = Router::new()
+        .route("/robot/send", post(dingtalk))
+        .route("/cgi-bin/webhook/send", post(wecom))
+        .route("/hook", post(hook))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, shared)
+}
+
+fn config(base: &str, secret: &str) -> AlertsConfig {
+    AlertsConfig {
+        interval_secs: 1,
+        max_messages_per_minute: 20,
+        rules: vec![Rule { name: "circuit".into(), when: Condition::CircuitOpen }],
+        notifiers: vec![
+            Notifier::Dingtalk { url: format!("{base}/robot/send?access_token=T1"), secret: Some(secret.into()) },
+            Notifier::Wecom { url: format!("{base}/cgi-bin/webhook/send?key=K1") },
+            Notifier::Webhook { url: format!("{base}/hook") },
+        ],
+    }
+}
+
+async fn set_circuit(store: &Store, supplier: &str, state: CircuitState, now: i64) {
+    let id = SupplierId(supplier.into());
+    let current = store.circuit(&id).await.unwrap();
+    let next = Circuit { state, supplier: id, failures: 0, opened_at: Some(now), retry_at: None, updated_at: now };
+    assert!(store.update_circuit(&current, &next, "test", now).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_circuit_fires_once_resolves_once_and_bursts_keep_to_the_rate() {
+    let db = common::db::sqlite().await;
+    let store = db.store.clone();
+    let (base, got) = receiver().await;
+    let mut alerter = Alerter::new(store.clone(), None, config(&base, SECRET));
+    let t0 = daifa_host::util::now_ms();
+
+    assert!(alerter.check(t0).await.unwrap().is_empty(), "nothing wrong yet");
+    set_circuit(&store, "QG", CircuitState::Open, t0).await;
+    let fired = alerter.check(t0 + 1_000).await.unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].state, fired[0].subject.as_str()), ("firing", "QG"));
+    assert!(alerter.check(t0 + 2_000).await.unwrap().is_empty(), "still open: no second alert");
+    {
+        let r = got.lock().unwrap();
+        assert_eq!(r.refused, Vec::<i64>::new(), "the signature was accepted");
+        let kinds: Vec<&str> = r.accepted.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["dingtalk", "wecom", "webhook"], "one message each");
+        let text = r.accepted[0].1["markdown"]["text"].as_str().unwrap();
+        assert!(text.contains("FIRING") && text.contains("QG") && text.contains("circuit open"), "{text}");
+        assert_eq!(r.accepted[2].1["alerts"][0]["state"], "firing");
+    }
+    set_circuit(&store, "QG", CircuitState::Closed, t0 + 3_000).await;
+    let resolved = alerter.check(t0 + 3_000).await.unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].state, "resolved");
+    let history = store.alerts(10).await.unwrap();
+    assert_eq!(history.len(), 1, "one episode");
+    assert_eq!(history[0].state, "resolved");
+    assert!(history[0].notified.contains("dingtalk: ok") && history[0].notified.contains("wecom: ok"), "{history:?}");
+
+    // A flapping supplier: 30 changes within the minute. DingTalk hears at
+    // most 20 messages (never "send too fast"); the rest come together in
+    // the next digest once the minute has passed.
+    let before = got.lock().unwrap().accepted.iter().filter(|(k, _)| k == "dingtalk").count();
+    for i in 0..30 {
+        let now = t0 + 4_000 + i * 100;
+        let state = if i % 2 == 0 { CircuitState::Open } else { CircuitState::Closed };
+        set_circuit(&store, "QG", state, now).await;
+        alerter.check(now).await.unwrap();
+    }
+    let in_minute = got.lock().unwrap().accepted.iter().filter(|(k, _)| k == "dingtalk").count() - before;
+    // Two messages (firing, resolved) already went this minute.
+    assert!(in_minute <= 18, "{in_minute} more DingTalk messages in the same minute");
+    assert!(!got.lock().unwrap().refused.contains(&130101), "the robot never throttled us");
+    alerter.check(t0 + 70_000).await.unwrap();
+    let r = got.lock().unwrap();
+    assert!(!r.refused.contains(&130101), "the robot never throttled us");
+    let last = &r.accepted.iter().rev().find(|(k, _)| k == "dingtalk").unwrap().1;
+    let text = last["markdown"]["text"].as_str().unwrap();
+    let held = 30 - (in_minute as i64);
+    assert!(text.contains(&format!("{held} alert change")), "the held changes come in one digest: {text}");
+}
+
+#[tokio::test]
+async fn a_bad_signature_is_recorded_not_hidden() {
+    let db = common::db::sqlite().await;
+    let (base, got) = receiver().await;
+    let mut alerter = Alerter::new(db.store.clone(), None, config(&base, "SECwrong"));
+    let t0 = daifa_host::util::now_ms();
+    set_circuit(&db.store, "BJ", CircuitState::Open, t0).await;
+    alerter.check(t0).await.unwrap();
+    assert_eq!(got.lock().unwrap().refused, vec![310000]);
+    let history = db.store.alerts(10).await.unwrap();
+    assert!(history[0].notified.contains("dingtalk: errcode 310000"), "{history:?}");
+    assert!(history[0].notified.contains("wecom: ok"), "the others still got it: {history:?}");
+}
