@@ -62,6 +62,12 @@ enum Command {
     /// Purchase orders, the job queue, dead letters and circuit breakers.
     #[command(subcommand)]
     Dispatch(dispatch_cli::DispatchCommand),
+    /// Copy the configured SQLite store to FILE while the host runs.
+    Backup {
+        /// Where the copy goes (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// API tokens with roles, in the configured store (run on the host).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -205,6 +211,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Supplier(cmd) => dispatch_cli::supplier(cmd).await,
         Command::Dispatch(cmd) => dispatch_cli::dispatch(cmd).await,
+        Command::Backup { out } => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let store = Store::connect(&cfg.store).await?;
+            store.backup_to(&out).await?;
+            store.close().await;
+            println!("backed up {} to {}", cfg.store.url, out.display());
+            Ok(())
+        }
         Command::Token(cmd) => {
             let cfg = HostConfig::load(cli.config.as_deref())?;
             let store = Store::open(&cfg.store).await?;

@@ -302,6 +302,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Writes a consistent copy of a SQLite store to `to` while the host
+    /// runs (`VACUUM INTO`: one read transaction, so the copy is one point
+    /// in time, compacted). `to` must not exist. PostgreSQL is backed up
+    /// with its own tools (`pg_dump`).
+    pub async fn backup_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Invalid(
+                "this store is PostgreSQL: back it up with pg_dump (e.g. pg_dump -Fc -f daifa.dump DBNAME)".into(),
+            ));
+        }
+        if to.exists() {
+            return Err(StoreError::Invalid(format!("{} exists; a backup never overwrites", to.display())));
+        }
+        let path = to.to_str().ok_or_else(|| StoreError::Invalid(format!("{} is not UTF-8", to.display())))?;
+        sqlx::query("VACUUM INTO $1").bind(path).execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 /// Schema names go into SQL text: allow only a safe alphabet.
