@@ -34,6 +34,8 @@ pub struct HostConfig {
     pub dispatch: crate::dispatch::DispatchConfig,
     /// Alert rules and where alerts go.
     pub alerts: crate::alerts::AlertsConfig,
+    /// How long finished work is kept.
+    pub retention: crate::store::RetentionConfig,
 }
 
 /// `[kingdee]`: connection, ingestion, documents.
@@ -70,6 +72,7 @@ impl Default for HostConfig {
             router: RouterConfig::default(),
             dispatch: crate::dispatch::DispatchConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
+            retention: crate::store::RetentionConfig::default(),
         }
     }
 }

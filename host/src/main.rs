@@ -62,6 +62,8 @@ enum Command {
     /// Purchase orders, the job queue, dead letters and circuit breakers.
     #[command(subcommand)]
     Dispatch(dispatch_cli::DispatchCommand),
+    /// Apply `[retention]` now: forget what no unfinished order needs.
+    Prune,
     /// Copy the configured SQLite store to FILE while the host runs.
     Backup {
         /// Where the copy goes (must not exist).
@@ -211,6 +213,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Supplier(cmd) => dispatch_cli::supplier(cmd).await,
         Command::Dispatch(cmd) => dispatch_cli::dispatch(cmd).await,
+        Command::Prune => {
+            let cfg = HostConfig::load(cli.config.as_deref())?;
+            let store = Store::open(&cfg.store).await?;
+            let pruned = store.prune(&cfg.retention, daifa_host::util::now_ms()).await?;
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&pruned)?);
+            Ok(())
+        }
         Command::Backup { out } => {
             let cfg = HostConfig::load(cli.config.as_deref())?;
             let store = Store::connect(&cfg.store).await?;

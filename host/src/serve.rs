@@ -114,6 +114,9 @@ pub async fn serve(
         }));
         tracing::info!(owner = d.owner(), "dispatching purchase orders, tracking shipments");
     }
+    if cfg.retention.interval_secs > 0 {
+        services.spawn(prune_every(store.clone(), cfg.retention.clone(), stopped.clone()));
+    }
     if !cfg.alerts.rules.is_empty() {
         let alerter = crate::alerts::Alerter::new(store.clone(), Some(metrics.clone()), cfg.alerts.clone());
         services.spawn(alerter.run(stopped.clone()));
@@ -131,6 +134,24 @@ pub async fn serve(
     while services.join_next().await.is_some() {}
     store.close().await;
     Ok(())
+}
+
+/// Applies `[retention]` every `interval_secs` until the host stops.
+async fn prune_every(
+    store: Store,
+    cfg: crate::store::RetentionConfig,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(cfg.interval_secs)) => {}
+            _ = stopped.changed() => return,
+        }
+        match store.prune(&cfg, crate::util::now_ms()).await {
+            Ok(p) => tracing::info!(?p, "pruned by [retention]"),
+            Err(e) => tracing::warn!("pruning failed: {e}"),
+        }
+    }
 }
 
 /// Starts a service that calls plugins once the installed ones are loaded,

@@ -419,7 +419,52 @@ async fn the_order_flow_feeds_performance_and_rejections_move(db: Db) {
     assert_eq!(a(r3.performance(NOW + 33 * H).await).metrics.dispatched, 4);
 }
 
+/// Retention forgets only what no unfinished order needs: the history of
+/// finished orders and outbox rows that are done; never the history or
+/// decisions of an order still under way, nor a pending outbox row; a
+/// `*_days` of 0 keeps that kind forever.
+async fn retention_forgets_only_what_no_unfinished_order_needs(db: Db) {
+    use daifa_host::store::RetentionConfig;
+    let s = &db.store;
+    setup(s, &catalog_toml(None), &policy_toml(1, "preferred")).await;
+    let ids = ingest(s, (1..=4).map(|i| order(i, "浙江省", &["SKU-1"])).collect()).await;
+    let r = Router::new(s.clone(), cfg(), NOW).await.unwrap();
+    assert_eq!(r.route_pending(NOW).await.unwrap().routed, 4);
+    for id in &ids[..2] {
+        s.transition(*id, OrderState::Cancelled, &Actor::Operator("ops".into()), "customer withdrew", NOW + 1)
+            .await
+            .unwrap();
+    }
+    let pending_before = s.pending_outbox(100).await.unwrap();
+    let later = NOW + 400 * 24 * H;
+    // History kept forever by default.
+    let kept = s.prune(&RetentionConfig::default(), later).await.unwrap();
+    assert_eq!(kept.history, 0, "{kept:?}");
+    assert!(kept.outbox > 0, "done outbox rows older than a week go: {kept:?}");
+    for id in &ids {
+        assert!(s.order(*id).await.unwrap().history.len() >= 2);
+    }
+    let cfg = RetentionConfig { history_days: 30, decisions_days: 30, ..RetentionConfig::default() };
+    let pruned = s.prune(&cfg, later).await.unwrap();
+    assert_eq!(pruned.history, 2 * 3, "received, routed, cancelled of the two finished orders: {pruned:?}");
+    for id in &ids[..2] {
+        let o = s.order(*id).await.unwrap();
+        assert_eq!((o.state, o.history.len()), (OrderState::Cancelled, 0), "still visible, in its state");
+    }
+    for id in &ids[2..] {
+        let o = s.order(*id).await.unwrap();
+        assert_eq!((o.state, o.history.len()), (OrderState::Routed, 2), "an unfinished order keeps its history");
+    }
+    for id in &ids {
+        assert_eq!(s.decisions(*id).await.unwrap().len(), 1, "the last decision of every order stays");
+    }
+    assert_eq!(s.pending_outbox(100).await.unwrap(), pending_before, "pending work is never pruned");
+    // Nothing is older than the cut-off now: a second pass finds nothing.
+    assert_eq!(s.prune(&cfg, later).await.unwrap(), Default::default());
+}
+
 suite!(
+    retention_forgets_only_what_no_unfinished_order_needs,
     arrivals_are_routed_exactly_once,
     capacity_is_counted_across_batches_and_restarts,
     rejected_lines_move_with_bounded_attempts,

@@ -12,6 +12,7 @@ mod jobs;
 mod orders;
 mod outbox;
 mod purchase;
+mod retention;
 mod routing;
 mod submits;
 mod tx;
@@ -32,6 +33,7 @@ pub use purchase::{
     Applied, DispatchSettings, ErpPoDone, ErpPoTiming, JobEnd, ParcelRecord, PoEvent, PoLineRecord, PoRecord,
     RerouteRequest, ShipmentRecord, SubmitAnswer,
 };
+pub use retention::{Pruned, RetentionConfig};
 pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 pub use tx::StoreHealth;
 use tx::{HealthCell, Tx};
