@@ -91,7 +91,6 @@ impl Store {
         p.events = run("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < $1", events).await?
             + run("DELETE FROM operator_events WHERE at < $1", events).await?
             + run("DELETE FROM circuit_transitions WHERE at < $1", events).await?;
-        drop(run);
         tx.commit().await?;
         Ok(p)
     }
