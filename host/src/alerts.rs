@@ -62,6 +62,10 @@ pub enum Condition {
     BacklogAge { job_kind: String, max_secs: u64 },
     /// The store's last write failed.
     StoreUnwritable,
+    /// A supplier has POs sent more than `max_hours` ago and not shipped.
+    ShipSla { max_hours: u64 },
+    /// The ERP has not been read successfully for `max_secs`.
+    IngestStalled { max_secs: u64 },
 }
 
 /// Where alerts go.
@@ -114,6 +118,8 @@ pub struct Alerter {
     held: Vec<Vec<Change>>,
     /// Submit counts per supplier as seen at each check (for windows).
     samples: VecDeque<(i64, SubmitCounts)>,
+    /// When this alerter started (ms): "no scan yet" counts from here.
+    started: i64,
 }
 
 impl Alerter {
@@ -130,6 +136,7 @@ impl Alerter {
             sent: vec![VecDeque::new(); n],
             held: vec![vec![]; n],
             samples: VecDeque::new(),
+            started: crate::util::now_ms(),
         }
     }
 
@@ -257,6 +264,28 @@ impl Alerter {
                                 format!("{n} {kind} jobs waiting, the oldest for {age} s (more than {max_secs} s)"),
                             );
                         }
+                    }
+                }
+                Condition::ShipSla { max_hours } => {
+                    let before = now - *max_hours as i64 * 3_600_000;
+                    for (supplier, n, oldest) in self.store.unshipped_since(before).await? {
+                        let hours = (now - oldest) / 3_600_000;
+                        out.insert(
+                            (name.clone(), supplier.clone()),
+                            format!(
+                                "supplier {supplier}: {n} POs sent more than {max_hours} h ago are not shipped (oldest {hours} h)"
+                            ),
+                        );
+                    }
+                }
+                Condition::IngestStalled { max_secs } => {
+                    let last = self.metrics.as_ref().and_then(|m| m.last_scan_ok()).unwrap_or(self.started);
+                    let quiet = (now - last).max(0) / 1000;
+                    if quiet as u64 > *max_secs {
+                        out.insert(
+                            (name.clone(), "ingest".into()),
+                            format!("no successful ERP scan for {quiet} s (more than {max_secs} s)"),
+                        );
                     }
                 }
                 Condition::StoreUnwritable => {
@@ -403,6 +432,14 @@ max_secs = 900
 [[rules]]
 name = "store"
 kind = "store_unwritable"
+[[rules]]
+name = "ship-sla"
+kind = "ship_sla"
+max_hours = 48
+[[rules]]
+name = "ingest"
+kind = "ingest_stalled"
+max_secs = 600
 [[notifiers]]
 kind = "dingtalk"
 url = "https://oapi.dingtalk.com/robot/send?access_token=T"
@@ -415,7 +452,7 @@ kind = "webhook"
 url = "https://alerts.example/daifa"
 "#;
         let cfg: AlertsConfig = toml::from_str(text).unwrap();
-        assert_eq!((cfg.rules.len(), cfg.notifiers.len(), cfg.max_messages_per_minute), (5, 3, 20));
+        assert_eq!((cfg.rules.len(), cfg.notifiers.len(), cfg.max_messages_per_minute), (7, 3, 20));
         let bad = toml::from_str::<AlertsConfig>("[[rules]]\nname = \"x\"\nkind = \"cpu_hot\"\n").unwrap_err();
         assert!(bad.to_string().contains("cpu_hot"), "{bad}");
         let typo = "[[rules]]\nname = \"x\"\nkind = \"dead_letters\"\nmaxx = 1\n";

@@ -91,6 +91,8 @@ pub struct Metrics {
     store_writable: Gauge,
     /// (submits, failed) per supplier, for alert rules over windows.
     submit_counts: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    /// When an ERP scan last succeeded (ms; 0 = never).
+    last_scan_ok: std::sync::atomic::AtomicI64,
 }
 
 impl Metrics {
@@ -115,6 +117,7 @@ impl Metrics {
             circuit_open: Family::default(),
             store_writable: Gauge::default(),
             submit_counts: Default::default(),
+            last_scan_ok: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -167,6 +170,12 @@ impl Metrics {
             }
         }
         self.scan_seconds.observe(seconds);
+        self.last_scan_ok.store(crate::util::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When an ERP scan last succeeded, if one has.
+    pub fn last_scan_ok(&self) -> Option<i64> {
+        Some(self.last_scan_ok.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
     /// A scan that failed.

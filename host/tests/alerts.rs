@@ -177,3 +177,24 @@ async fn a_bad_signature_is_recorded_not_hidden() {
     assert!(history[0].notified.contains("dingtalk: errcode 310000"), "{history:?}");
     assert!(history[0].notified.contains("wecom: ok"), "the others still got it: {history:?}");
 }
+
+/// No successful ERP scan for longer than `max_secs` fires; a scan
+/// resolves it.
+#[tokio::test]
+async fn a_stalled_ingester_is_noticed() {
+    let db = common::db::sqlite().await;
+    let metrics = daifa_host::metrics::Metrics::new(&common::runtime());
+    let cfg = AlertsConfig {
+        rules: vec![Rule { name: "ingest".into(), when: Condition::IngestStalled { max_secs: 600 } }],
+        ..AlertsConfig::default()
+    };
+    let mut alerter = Alerter::new(db.store.clone(), Some(metrics.clone()), cfg);
+    let t0 = daifa_host::util::now_ms();
+    assert!(alerter.check(t0 + 60_000).await.unwrap().is_empty(), "a minute without a scan is fine");
+    let fired = alerter.check(t0 + 700_000).await.unwrap();
+    assert_eq!(fired.len(), 1);
+    assert!(fired[0].message.contains("no successful ERP scan for 70"), "{fired:?}");
+    metrics.ingest_scan(&Default::default(), 0.01);
+    let resolved = alerter.check(daifa_host::util::now_ms()).await.unwrap();
+    assert_eq!(resolved[0].state, "resolved");
+}

@@ -446,7 +446,46 @@ fn s_po(order: OrderId) -> String {
     format!("PO{}-", order.0)
 }
 
+/// The time-to-ship alert: a PO sent longer ago than the SLA and not
+/// shipped fires for its supplier; once shipped, it resolves.
+async fn a_po_not_shipped_within_the_sla_raises_an_alert(db: Db) {
+    use daifa_host::alerts::{Alerter, AlertsConfig, Condition, Rule};
+    let (s, _, _) = routed(&db, vec![order(1, &[("SKU-X", "1")])]).await;
+    let job = s.claim_jobs(&[JobKind::Submit], "w", NOW, 60_000, 1).await.unwrap().remove(0);
+    let words = vec![LineWord { line: "10".into(), status: LineStatus::Accepted, reason: String::new() }];
+    s.record_submit(job.lease(), &job.key, &SubmitAnswer::Receipt { supplier_ref: "R".into(), lines: words }, NOW)
+        .await
+        .unwrap();
+    let h = 3_600_000;
+    assert_eq!(s.unshipped_since(NOW + 1).await.unwrap(), vec![("A".to_string(), 1, NOW)]);
+    assert!(s.unshipped_since(NOW).await.unwrap().is_empty());
+    let cfg = AlertsConfig {
+        rules: vec![Rule { name: "ship-sla".into(), when: Condition::ShipSla { max_hours: 48 } }],
+        ..AlertsConfig::default()
+    };
+    let mut alerter = Alerter::new(s.clone(), None, cfg);
+    assert!(alerter.check(NOW + 47 * h).await.unwrap().is_empty(), "within the SLA");
+    let fired = alerter.check(NOW + 49 * h).await.unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].state, fired[0].subject.as_str()), ("firing", "A"));
+    assert!(fired[0].message.contains("1 POs sent more than 48 h ago are not shipped (oldest 49 h)"), "{fired:?}");
+    let parcel = ParcelIn {
+        carrier: "SF".into(),
+        tracking_number: "SF9".into(),
+        lines: vec![("10".into(), Decimal::ONE)],
+        shipped_at: None,
+    };
+    let update =
+        PoUpdate { po_number: job.key.clone(), supplier_ref: None, at: None, kind: UpdateKind::Shipped(vec![parcel]) };
+    let r = s.apply_updates(&SupplierId::from("A"), &[update], "poll", None, NOW + 50 * h).await.unwrap();
+    assert_eq!(r.parcels, 1, "{r:?}");
+    let resolved = alerter.check(NOW + 50 * h).await.unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].state, "resolved");
+}
+
 suite!(
+    a_po_not_shipped_within_the_sla_raises_an_alert,
     a_group_of_answers_is_recorded_as_each_alone,
     routing_creates_each_po_with_its_submit_job,
     a_worker_whose_lease_ran_out_cannot_commit,

@@ -87,6 +87,19 @@ impl Store {
             .await?)
     }
 
+    /// Per supplier, POs sent before `before` and not shipped yet: how many,
+    /// and when the oldest was sent.
+    pub async fn unshipped_since(&self, before: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT supplier, COUNT(*), MIN(dispatched_at) FROM purchase_orders \
+             WHERE state IN ('submitted', 'acknowledged', 'backordered', 'partially_shipped') \
+             AND dispatched_at IS NOT NULL AND dispatched_at < $1 GROUP BY supplier ORDER BY supplier",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Jobs that are dead letters now.
     pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) =
