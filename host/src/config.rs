@@ -36,6 +36,8 @@ pub struct HostConfig {
     pub alerts: crate::alerts::AlertsConfig,
     /// How long finished work is kept.
     pub retention: crate::store::RetentionConfig,
+    /// How plugin canaries are judged.
+    pub canary: crate::plugins::CanaryPolicy,
 }
 
 /// `[kingdee]`: connection, ingestion, documents.
@@ -73,6 +75,7 @@ impl Default for HostConfig {
             dispatch: crate::dispatch::DispatchConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
             retention: crate::store::RetentionConfig::default(),
+            canary: crate::plugins::CanaryPolicy::default(),
         }
     }
 }

@@ -114,6 +114,7 @@ pub async fn serve(
         }));
         tracing::info!(owner = d.owner(), "dispatching purchase orders, tracking shipments");
     }
+    services.spawn(judge_canaries(registry.clone(), store.clone(), cfg.canary.clone(), stopped.clone()));
     if cfg.retention.interval_secs > 0 {
         services.spawn(prune_every(store.clone(), cfg.retention.clone(), stopped.clone()));
     }
@@ -134,6 +135,29 @@ pub async fn serve(
     while services.join_next().await.is_some() {}
     store.close().await;
     Ok(())
+}
+
+/// Judges running plugin canaries every `check_secs`: a rollback or a
+/// promotion is logged and recorded as an operator event.
+async fn judge_canaries(
+    registry: Arc<Registry>,
+    store: Store,
+    policy: crate::plugins::CanaryPolicy,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(policy.check_secs.max(1))) => {}
+            _ = stopped.changed() => return,
+        }
+        for d in registry.judge_canaries(&policy).await {
+            let subject = format!("{}@{}", d.plugin, d.version);
+            let message = format!("canary {}: {}", d.action, d.reason);
+            if let Err(e) = store.operator_event("canary", "", &subject, &message, crate::util::now_ms()).await {
+                tracing::warn!("recording a canary decision: {e}");
+            }
+        }
+    }
 }
 
 /// Applies `[retention]` every `interval_secs` until the host stops.

@@ -40,3 +40,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
+
+/// Equal bytes, compared in time that does not depend on where they differ
+/// (for secrets: tokens, signatures).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -846,3 +846,59 @@ async fn orders_cancelled_in_the_erp_are_cancelled_at_their_suppliers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A bad version deployed as a canary (its calls miss their deadline) takes
+/// half of the submits, is judged and rolled back by the host on its own,
+/// and no order is lost or doubled: its failed submits are retried on the
+/// stable version with the same idempotency keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_canary_is_rolled_back_with_no_order_lost() {
+    // Slow suppliers keep dispatch going while the canary starts.
+    let slow = |_: &str, sim: &SupplierSim| sim.set_latency(150);
+    let w = World::start_with(400, 4, &[], slow, |c| {
+        c.canary.check_secs = 1;
+        c.canary.min_calls = 10;
+        c.canary.promote_after_calls = 0;
+        c.dispatch.backoff.base_ms = 100;
+    })
+    .await;
+    let mut m = common::manifest("plugins/rest-json/manifest.toml");
+    m.version = "9.9.9".parse().unwrap();
+    m.limits.timeout_ms = 1;
+    let bad = daifa_host::plugins::PluginPackage::pack(m, common::component("rest_json"));
+    let client = w.host.client();
+    client.install(&bad, &common::config(&[("base_url", "http://127.0.0.1:9")]), false).await.unwrap();
+    let started = client
+        .call(Method::POST, "/plugins/rest-json/versions/9.9.9/canary", Some(&json!({"percent": 50})))
+        .await
+        .unwrap();
+    assert_eq!(started["percent"], 50, "{started}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = w.host.get("/operator-events?limit=100").await;
+        let rolled = events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "canary" && e["message"].as_str().unwrap_or("").contains("canary rolled_back"));
+        if rolled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rollback recorded: {events}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let plugins = w.host.get("/plugins").await;
+    assert!(plugins[0]["canary"].is_null(), "{plugins}");
+    let bad_calls =
+        plugins[0]["versions"].as_array().unwrap().iter().find(|v| v["version"] == "9.9.9").unwrap()["stats"]["calls"]
+            .as_u64()
+            .unwrap();
+    assert!(bad_calls > 10, "the canary did take calls: {bad_calls}");
+    for s in w.sims.values() {
+        s.set_latency(0);
+    }
+    let at_suppliers = w.wait_accepted().await;
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    w.check_end_state().await;
+}

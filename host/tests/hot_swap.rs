@@ -319,3 +319,62 @@ async fn installed_versions_load_in_parallel_after_open() {
     let r = reg.get("hostile").unwrap().submit_order(&order("AFTER", 1)).await.unwrap();
     assert_eq!(r.supplier_ref, "hostile:AFTER");
 }
+
+/// A canary takes its share of calls beside the active version; one that
+/// fails is rolled back, one that does well is promoted; the choice
+/// survives a restart; what makes no sense is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_is_rolled_back_and_a_good_one_promoted() {
+    use daifa_host::plugins::CanaryPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    reg.install(&hostile_package("1.0.0"), &config(&[("tag", "v1")])).await.unwrap();
+    reg.install(&hostile_package("2.0.0"), &config(&[("mode", "error")])).await.unwrap();
+    reg.install(&hostile_package("3.0.0"), &config(&[("tag", "v3")])).await.unwrap();
+    let v = |s: &str| s.parse::<semver::Version>().unwrap();
+    reg.activate("hostile", &v("1.0.0")).await.unwrap();
+
+    for (version, pct, why) in [("2.0.0", 0, "1-99"), ("2.0.0", 100, "1-99"), ("1.0.0", 30, "already the active")] {
+        let e = reg.start_canary("hostile", &v(version), pct).await.unwrap_err().to_string();
+        assert!(e.contains(why), "{version} {pct}: {e}");
+    }
+    reg.start_canary("hostile", &v("2.0.0"), 30).await.unwrap();
+    assert_eq!(reg.list()[0].canary.as_ref().map(|c| c.percent), Some(30));
+    let e = reg.remove("hostile", &v("2.0.0")).await.unwrap_err().to_string();
+    assert!(e.contains("is the canary"), "{e}");
+
+    // A restart keeps the canary running.
+    drop(reg);
+    let reg = Registry::open(runtime(), Some(dir.path().to_path_buf())).await.unwrap();
+    let mut failed = 0;
+    for i in 0..300 {
+        if reg.get("hostile").unwrap().submit_order(&order(&format!("C-{i}"), 1)).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!((45..=135).contains(&failed), "about 30 % of 300 calls went to the canary: {failed}");
+
+    let policy = CanaryPolicy { min_calls: 20, promote_after_calls: 100, ..CanaryPolicy::default() };
+    let decided = reg.judge_canaries(&policy).await;
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!((decided[0].action, decided[0].version.as_str()), ("rolled_back", "2.0.0"));
+    assert!(decided[0].reason.contains("canary calls failed (100.0 %) against 0.0 % for 1.0.0"), "{decided:?}");
+    assert!(reg.list()[0].canary.is_none());
+    for i in 0..50 {
+        let r = reg.get("hostile").unwrap().submit_order(&order(&format!("D-{i}"), 1)).await.unwrap();
+        assert!(r.supplier_ref.starts_with("v1:"), "all on the stable version after the rollback");
+    }
+
+    // A good canary is promoted once it has made enough calls.
+    reg.start_canary("hostile", &v("3.0.0"), 50).await.unwrap();
+    assert!(reg.judge_canaries(&policy).await.is_empty(), "no verdict before min_calls");
+    for i in 0..400 {
+        reg.get("hostile").unwrap().submit_order(&order(&format!("E-{i}"), 1)).await.unwrap();
+    }
+    let decided = reg.judge_canaries(&policy).await;
+    assert_eq!((decided[0].action, decided[0].version.as_str()), ("promoted", "3.0.0"), "{decided:?}");
+    let summary = &reg.list()[0];
+    assert_eq!((summary.active.as_deref(), summary.canary.is_none()), (Some("3.0.0"), true));
+    let r = reg.get("hostile").unwrap().submit_order(&order("F-1", 1)).await.unwrap();
+    assert!(r.supplier_ref.starts_with("v3:"), "{r:?}");
+}

@@ -44,12 +44,8 @@ fn permission(method: &Method, path: &str) -> Permission {
     if path.starts_with("/plugins") { Permission::Deploy } else { Permission::Operate }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn caller(state: &ApiState, presented: &str) -> Result<Option<Caller>, StoreError> {
-    if constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
+    if crate::util::constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
         return Ok(Some(Caller { actor: "config".into(), role: Role::Admin }));
     }
     let Some(store) = &state.store else { return Ok(None) };

@@ -20,6 +20,8 @@ pub(super) fn routes(max_body: usize) -> Router<ApiState> {
         .route("/plugins/{name}/versions/{version}/activate", post(activate))
         .route("/plugins/{name}/rollback", post(rollback))
         .route("/plugins/{name}/disable", post(disable))
+        .route("/plugins/{name}/versions/{version}/canary", post(start_canary))
+        .route("/plugins/{name}/canary", delete(stop_canary))
         .layer(DefaultBodyLimit::max(max_body))
 }
 
@@ -126,4 +128,29 @@ async fn remove(
     s.registry.remove(&name, &v).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: remove");
     Ok(Json(serde_json::json!({ "plugin": name, "removed": version })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanaryRequest {
+    /// Share of the plugin's calls, 1-99.
+    percent: u8,
+}
+
+async fn start_canary(
+    State(s): State<ApiState>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<CanaryRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = parse_version(&version)?;
+    s.registry.start_canary(&name, &v, req.percent).await.map_err(registry_error)?;
+    Ok(Json(serde_json::json!({ "plugin": name, "canary": version, "percent": req.percent })))
+}
+
+async fn stop_canary(
+    State(s): State<ApiState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = s.registry.stop_canary(&name).await.map_err(registry_error)?;
+    Ok(Json(serde_json::json!({ "plugin": name, "stopped": v.to_string() })))
 }

@@ -61,10 +61,11 @@ struct Bound {
     plugin: Arc<LoadedPlugin>,
 }
 
-/// Cached bindings, by supplier.
+/// Cached bindings, by supplier and plugin version (a canary means two
+/// versions serve one supplier at once).
 pub struct Bindings {
     registry: Arc<Registry>,
-    cache: Mutex<HashMap<SupplierId, Bound>>,
+    cache: Mutex<HashMap<(SupplierId, String), Bound>>,
 }
 
 impl Bindings {
@@ -72,22 +73,32 @@ impl Bindings {
         Bindings { registry, cache: Mutex::default() }
     }
 
-    /// The plugin to call for this connection.
+    /// The plugin to call for this connection: its pinned version, else
+    /// the version the registry picks for this call (the active one, or a
+    /// running canary for its share of calls).
     pub(crate) fn get(&self, c: &Connection) -> Result<Arc<LoadedPlugin>, Failure> {
-        let base = match pinned_version(c).map_err(Failure::Setup)? {
-            Some(v) => format!("{}@{v}", c.plugin),
-            None => self.registry.get(&c.plugin).map_err(|e| Failure::Setup(e.to_string()))?.id(),
+        let version = match pinned_version(c).map_err(Failure::Setup)? {
+            Some(v) => v,
+            None => self.registry.get(&c.plugin).map_err(|e| Failure::Setup(e.to_string()))?.manifest.version.clone(),
         };
+        let base = format!("{}@{version}", c.plugin);
+        let key = (c.supplier.clone(), base.clone());
         if let Ok(cache) = self.cache.lock()
-            && let Some(b) = cache.get(&c.supplier)
+            && let Some(b) = cache.get(&key)
             && b.base == base
             && b.revision == c.revision
         {
             return Ok(b.plugin.clone());
         }
-        let plugin = bind_connection(&self.registry, c).map_err(Failure::Setup)?;
+        let cfg = effective_config(c).map_err(Failure::Setup)?;
+        let plugin = self
+            .registry
+            .bind(&c.plugin, Some(&version), &cfg, c.supplier.as_str())
+            .map_err(|e| Failure::Setup(format!("binding {} to {}: {e}", c.supplier, c.plugin)))?;
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(c.supplier.clone(), Bound { base, revision: c.revision, plugin: plugin.clone() });
+            // Bindings of an older revision of this connection go.
+            cache.retain(|(s, _), b| s != &c.supplier || b.revision == c.revision);
+            cache.insert(key, Bound { base, revision: c.revision, plugin: plugin.clone() });
         }
         Ok(plugin)
     }

@@ -28,5 +28,5 @@ pub use error::{AdapterErrorKind, CallError, LimitKind, ValidationError};
 pub use manifest::{Limits, Manifest, PluginConfig};
 pub use package::{PluginPackage, ValidationReport};
 pub use plugin::LoadedPlugin;
-pub use registry::{PluginSummary, Registry, RegistryError};
+pub use registry::{CanaryDecision, CanaryPolicy, CanaryState, PluginSummary, Registry, RegistryError};
 pub use runtime::{PluginRuntime, RuntimeConfig};

@@ -22,6 +22,10 @@ use super::plugin::LoadedPlugin;
 use super::runtime::PluginRuntime;
 use super::stats::StatsSnapshot;
 
+#[path = "canary.rs"]
+mod canary;
+pub use canary::{CanaryDecision, CanaryPolicy, CanaryState};
+
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -44,12 +48,17 @@ struct SlotState {
     /// Previously active versions, most recent last (what rollback returns to).
     history: Vec<Version>,
     disabled: bool,
+    /// A version taking a share of calls beside the active one.
+    #[serde(default)]
+    canary: Option<CanaryState>,
 }
 
 struct Slot {
     /// The version new calls get. Swapped atomically; calls in flight keep the
     /// `Arc` they loaded and finish on their version.
     active: ArcSwapOption<LoadedPlugin>,
+    /// The canary, if one runs (see `canary.rs`).
+    canary: ArcSwapOption<canary::Running>,
     inner: Mutex<SlotInner>,
     kv: Arc<KvStore>,
 }
@@ -74,6 +83,8 @@ pub struct PluginSummary {
     pub rollback_to: Option<String>,
     /// Its use of the call slots shared by every plugin.
     pub call_slots: super::share::ShareSnapshot,
+    /// A version taking a share of calls beside the active one.
+    pub canary: Option<CanaryState>,
     pub versions: Vec<VersionSummary>,
 }
 
@@ -225,6 +236,9 @@ impl Registry {
                 if inner.state.active.as_ref() == Some(&version) && !inner.state.disabled {
                     slot.active.store(Some(installed.plugin.clone()));
                 }
+                if let Some(c) = inner.state.canary.as_ref().filter(|c| c.version == version) {
+                    slot.start_running(installed.plugin.clone(), c.percent);
+                }
                 // An install of the same version meanwhile is newer.
                 inner.versions.entry(version).or_insert(installed);
             }
@@ -280,6 +294,7 @@ impl Registry {
         }
         let slot = Arc::new(Slot {
             active: ArcSwapOption::empty(),
+            canary: ArcSwapOption::empty(),
             inner: Mutex::new(SlotInner {
                 versions: BTreeMap::new(),
                 state: SlotState::default(),
@@ -301,7 +316,7 @@ impl Registry {
     pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, CallError> {
         let unavailable = |detail: &str| CallError::Unavailable { plugin: name.to_string(), detail: detail.into() };
         let slot = self.slot(name).map_err(|_| unavailable("not installed"))?;
-        slot.active.load_full().ok_or_else(|| unavailable("no active version (disabled or never activated)"))
+        slot.pick().ok_or_else(|| unavailable("no active version (disabled or never activated)"))
     }
 
     /// `name` bound to a supplier connection: the pinned version (or the
@@ -438,6 +453,11 @@ impl Registry {
     /// version they started with.
     pub async fn activate(&self, name: &str, version: &Version) -> Result<(), RegistryError> {
         let _admin = self.admin.lock().await;
+        self.activate_locked(name, version).await
+    }
+
+    /// [`Registry::activate`] with the admin lock already held.
+    async fn activate_locked(&self, name: &str, version: &Version) -> Result<(), RegistryError> {
         let slot = self.slot(name)?;
         let (plugin, next) = {
             let inner = slot.inner.lock().map_err(io)?;
@@ -454,6 +474,8 @@ impl Registry {
             }
             next.active = Some(version.clone());
             next.disabled = false;
+            // A new active choice ends any canary (promoting it, or not).
+            next.canary = None;
             (plugin, next)
         };
         self.commit(name, &slot, next, Some(plugin)).await?;
@@ -481,6 +503,7 @@ impl Registry {
             };
             next.active = Some(target.clone());
             next.disabled = false;
+            next.canary = None;
             (inner.versions[&target].plugin.clone(), next, target)
         };
         self.commit(name, &slot, next, Some(plugin)).await?;
@@ -494,6 +517,7 @@ impl Registry {
         let slot = self.slot(name)?;
         let mut next = slot.inner.lock().map_err(io)?.state.clone();
         next.disabled = true;
+        next.canary = None;
         self.commit(name, &slot, next, None).await?;
         tracing::warn!(plugin = name, "disabled plugin");
         Ok(())
@@ -515,6 +539,9 @@ impl Registry {
                 return Err(RegistryError::Conflict(format!(
                     "{name}@{version} is the active version; activate another version or disable {name} first"
                 )));
+            }
+            if inner.state.canary.as_ref().is_some_and(|c| &c.version == version) {
+                return Err(RegistryError::Conflict(format!("{name}@{version} is the canary; stop the canary first")));
             }
             let mut next = inner.state.clone();
             next.history.retain(|v| v != version);
@@ -563,6 +590,9 @@ impl Registry {
             crate::util::write_atomic(&root.join("plugins").join(name).join("state.json"), &bytes).await.map_err(io)?;
         }
         let mut inner = slot.inner.lock().map_err(io)?;
+        if next.canary.is_none() {
+            slot.canary.store(None);
+        }
         inner.state = next;
         slot.active.store(active);
         Ok(())
@@ -613,6 +643,7 @@ impl Registry {
                     disabled: inner.state.disabled,
                     rollback_to: inner.state.history.last().map(Version::to_string),
                     call_slots: self.runtime.share().snapshot(name),
+                    canary: inner.state.canary.clone(),
                     versions,
                 })
             })

@@ -51,10 +51,6 @@ fn random_hex(bytes: usize) -> Result<String, StoreError> {
     Ok(hex::encode(buf))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Store {
     /// Creates a token; the returned string is the only time its secret
     /// exists outside the caller.
@@ -136,7 +132,7 @@ impl Store {
                 .await?;
         let Some(r) = row else { return Ok(None) };
         let given = crate::util::sha256_hex(secret.as_bytes());
-        if r.revoked_at.is_some() || !constant_time_eq(given.as_bytes(), r.secret_sha256.as_bytes()) {
+        if r.revoked_at.is_some() || !crate::util::constant_time_eq(given.as_bytes(), r.secret_sha256.as_bytes()) {
             return Ok(None);
         }
         let Ok(role) = Role::parse(&r.role) else { return Ok(None) };
