@@ -125,6 +125,23 @@ enum PluginCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// Send PERCENT % of the plugin's calls to an installed VERSION beside
+    /// the active one; the host judges it and rolls it back or promotes it.
+    Canary {
+        name: String,
+        version: String,
+        /// Share of calls, 1-99.
+        #[arg(long)]
+        percent: u8,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// End the plugin's canary without promoting it.
+    CanaryStop {
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
     /// Remove an installed version (not the active one); the last one
     /// removes the plugin.
     Remove {
@@ -330,6 +347,10 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
         PluginCommand::Rollback { name, server } => print(server.client().rollback(&name).await?),
         PluginCommand::Disable { name, server } => print(server.client().disable(&name).await?),
         PluginCommand::Remove { name, version, server } => print(server.client().remove(&name, &version).await?),
+        PluginCommand::Canary { name, version, percent, server } => {
+            print(server.client().start_canary(&name, &version, percent).await?)
+        }
+        PluginCommand::CanaryStop { name, server } => print(server.client().stop_canary(&name).await?),
         PluginCommand::List { server } => print(server.client().list().await?),
     }
     Ok(())

@@ -868,10 +868,7 @@ async fn a_bad_canary_is_rolled_back_with_no_order_lost() {
     let bad = daifa_host::plugins::PluginPackage::pack(m, common::component("rest_json"));
     let client = w.host.client();
     client.install(&bad, &common::config(&[("base_url", "http://127.0.0.1:9")]), false).await.unwrap();
-    let started = client
-        .call(Method::POST, "/plugins/rest-json/versions/9.9.9/canary", Some(&json!({"percent": 50})))
-        .await
-        .unwrap();
+    let started = client.start_canary("rest-json", "9.9.9", 50).await.unwrap();
     assert_eq!(started["percent"], 50, "{started}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

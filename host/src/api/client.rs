@@ -63,6 +63,17 @@ impl AdminClient {
         self.send(self.http.delete(self.url(&format!("/plugins/{name}/versions/{version}")))).await
     }
 
+    /// Starts a canary of `version` taking `percent` % of `name`'s calls.
+    pub async fn start_canary(&self, name: &str, version: &str, percent: u8) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({ "percent": percent });
+        self.send(self.http.post(self.url(&format!("/plugins/{name}/versions/{version}/canary"))).json(&body)).await
+    }
+
+    /// Ends `name`'s canary without promoting it.
+    pub async fn stop_canary(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.send(self.http.delete(self.url(&format!("/plugins/{name}/canary")))).await
+    }
+
     pub async fn list(&self) -> Result<serde_json::Value, ClientError> {
         self.send(self.http.get(self.url("/plugins"))).await
     }
