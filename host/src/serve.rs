@@ -38,6 +38,11 @@ pub async fn serve(
     let Some(token) = cfg.admin.token.clone() else {
         bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
     };
+    // Bound first: a client connecting during start-up (catalog, store
+    // migrations) waits for its answer instead of being refused.
+    let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
+        .await
+        .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
     let runtime = PluginRuntime::new(cfg.runtime.clone())?;
     let metrics = crate::metrics::Metrics::new(&runtime);
     // Installed plugins load in the background, several at a time, while
@@ -123,9 +128,6 @@ pub async fn serve(
         services.spawn(alerter.run(stopped.clone()));
         tracing::info!(rules = cfg.alerts.rules.len(), notifiers = cfg.alerts.notifiers.len(), "alerting");
     }
-    let listener = tokio::net::TcpListener::bind(cfg.admin.bind)
-        .await
-        .with_context(|| format!("binding the admin API to {}", cfg.admin.bind))?;
     let admin_addr = listener.local_addr()?;
     tracing::info!("admin API listening on http://{admin_addr}");
     on_start(Started { admin_addr });

@@ -463,7 +463,35 @@ async fn retention_forgets_only_what_no_unfinished_order_needs(db: Db) {
     assert_eq!(s.prune(&cfg, later).await.unwrap(), Default::default());
 }
 
+/// The catalog file is written at start only when it (or the catalog in
+/// the store) changed since it was last loaded.
+async fn an_unchanged_catalog_file_is_not_written_again(db: Db) {
+    let s = &db.store;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("catalog.toml");
+    std::fs::write(&file, catalog_toml(None)).unwrap();
+    let cfg = RouterConfig { catalog_file: Some(file.clone()), ..cfg() };
+    let first = daifa_host::router::load_files(s, &cfg, NOW).await.unwrap();
+    assert!(first[0].contains("4 suppliers"), "{first:?}");
+    let rev = s.catalog_rev().await.unwrap();
+    let again = daifa_host::router::load_files(s, &cfg, NOW + 1).await.unwrap();
+    assert!(again[0].ends_with("unchanged"), "{again:?}");
+    assert_eq!(s.catalog_rev().await.unwrap(), rev, "nothing written");
+    // A change in the file is loaded.
+    std::fs::write(&file, catalog_toml(Some(5))).unwrap();
+    let changed = daifa_host::router::load_files(s, &cfg, NOW + 2).await.unwrap();
+    assert!(changed[0].contains("4 suppliers"), "{changed:?}");
+    assert!(s.catalog_rev().await.unwrap() > rev);
+    // A catalog changed in the store since (e.g. through the API) is
+    // replaced by the file again, as before.
+    let c = CatalogFile::from_toml(&catalog_toml(None)).unwrap().validate(NOW).unwrap();
+    s.replace_catalog(&c, NOW + 3).await.unwrap();
+    let back = daifa_host::router::load_files(s, &cfg, NOW + 4).await.unwrap();
+    assert!(back[0].contains("4 suppliers"), "{back:?}");
+}
+
 suite!(
+    an_unchanged_catalog_file_is_not_written_again,
     retention_forgets_only_what_no_unfinished_order_needs,
     arrivals_are_routed_exactly_once,
     capacity_is_counted_across_batches_and_restarts,

@@ -412,15 +412,27 @@ pub async fn load_files(store: &Store, cfg: &RouterConfig, now: i64) -> Result<V
         std::fs::read_to_string(p).map_err(|e| RouterError::Refused(format!("reading {}: {e}", p.display())))
     };
     if let Some(f) = &cfg.catalog_file {
-        let loaded = crate::routing::CatalogFile::load_toml(&read(f)?, now)
+        let text = read(f)?;
+        let loaded = crate::routing::CatalogFile::load_toml(&text, now)
             .map_err(|e| RouterError::Refused(format!("{}: {e}", f.display())))?;
-        store.replace_catalog(&loaded, now).await?;
-        did.push(format!(
-            "catalog {}: {} suppliers, {} offers",
-            f.display(),
-            loaded.suppliers.len(),
-            loaded.entries.len()
-        ));
+        // The same file over the catalog it made last time (nothing changed
+        // it since, e.g. through the API) is not written again: on
+        // PostgreSQL that was seconds of every start.
+        let digest = crate::util::sha256_hex(text.as_bytes());
+        let hash = i64::from_str_radix(&digest[..15], 16).unwrap_or(0);
+        let (last_hash, last_rev) = store.catalog_file_mark().await?;
+        if hash != 0 && last_hash == hash && last_rev == store.catalog_rev().await? {
+            did.push(format!("catalog {}: unchanged", f.display()));
+        } else {
+            store.replace_catalog(&loaded, now).await?;
+            store.set_catalog_file_mark(hash, store.catalog_rev().await?).await?;
+            did.push(format!(
+                "catalog {}: {} suppliers, {} offers",
+                f.display(),
+                loaded.suppliers.len(),
+                loaded.entries.len()
+            ));
+        }
     }
     if let Some(f) = &cfg.policy_file {
         let body = read(f)?;

@@ -167,6 +167,29 @@ impl Store {
         meta(&self.pool, CATALOG_REV).await
     }
 
+    /// The (file hash, catalog revision) recorded when a catalog file was
+    /// last loaded; (0, 0) if none was.
+    pub async fn catalog_file_mark(&self) -> Result<(i64, i64), StoreError> {
+        Ok((meta(&self.pool, "catalog_file_hash").await?, meta(&self.pool, "catalog_file_rev").await?))
+    }
+
+    /// Records that the catalog file hashing to `hash` is what revision
+    /// `rev` holds.
+    pub async fn set_catalog_file_mark(&self, hash: i64, rev: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        for (name, value) in [("catalog_file_hash", hash), ("catalog_file_rev", rev)] {
+            sqlx::query("DELETE FROM routing_meta WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO routing_meta (name, value) VALUES ($1, $2)")
+                .bind(name)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Suppliers with their profiles and offer counts.
     pub async fn suppliers(&self) -> Result<Vec<SupplierRow>, StoreError> {
         let rows = sqlx::query(
