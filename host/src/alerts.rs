@@ -247,7 +247,14 @@ impl Alerter {
                     }
                 }
                 Condition::DeadLetters { max } => {
-                    let n = self.store.dead_letter_count().await?;
+                    let n: i64 = self
+                        .store
+                        .job_counts()
+                        .await?
+                        .iter()
+                        .filter(|(_, state, _)| state == "dead")
+                        .map(|c| c.2)
+                        .sum();
                     if n > *max {
                         out.insert(
                             (name.clone(), "dead_letters".into()),
@@ -330,8 +337,13 @@ impl Alerter {
                 answers.entry(c.id).or_default().push(answer.clone());
             }
         }
+        // One write per distinct answer, not per alert.
+        let mut by_answer: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for (id, a) in answers {
-            self.store.note_alerts_notified(&[id], &a.join("; ")).await?;
+            by_answer.entry(a.join("; ")).or_default().push(id);
+        }
+        for (answer, ids) in by_answer {
+            self.store.note_alerts_notified(&ids, &answer).await?;
         }
         Ok(())
     }

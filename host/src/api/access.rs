@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::dispatch::{Limit, store_error, store_of};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState};
 use crate::domain::access::{Permission, Role};
 use crate::store::StoreError;
@@ -98,18 +99,6 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     response
 }
 
-fn store_of(state: &ApiState) -> Result<&crate::store::Store, ApiError> {
-    state.store.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "this host keeps no store"))
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
-        e if e.is_unavailable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string()),
-        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
-    }
-}
-
 async fn list_tokens(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let tokens = store_of(&state)?.tokens().await.map_err(store_error)?;
     Ok(Json(json!({ "tokens": tokens })).into_response())
@@ -138,19 +127,13 @@ async fn revoke_token(State(state): State<ApiState>, ApiPath(id): ApiPath<String
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    limit: Option<i64>,
-}
-
-async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response, ApiError> {
+async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = store_of(&state)?.audit_log(limit).await.map_err(store_error)?;
     Ok(Json(json!({ "entries": entries })).into_response())
 }
 
-async fn alerts(State(state): State<ApiState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Response, ApiError> {
+async fn alerts(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let alerts = store_of(&state)?.alerts(limit).await.map_err(store_error)?;
     Ok(Json(json!({ "alerts": alerts })).into_response())

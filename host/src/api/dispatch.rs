@@ -52,7 +52,7 @@ pub(super) fn callback_routes() -> Router<ApiState> {
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
 }
 
-fn store_of(s: &ApiState) -> Result<&Store, ApiError> {
+pub(super) fn store_of(s: &ApiState) -> Result<&Store, ApiError> {
     s.store
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this host keeps no orders"))
@@ -72,7 +72,10 @@ fn not_found(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not-found", m)
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
+    if let StoreError::Invalid(m) = e {
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid", m);
+    }
     if e.is_unavailable() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string());
     }
@@ -281,10 +284,11 @@ async fn jobs(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(rows)))
 }
 
+/// `?limit=N` of the list endpoints.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Limit {
-    limit: Option<i64>,
+pub(super) struct Limit {
+    pub(super) limit: Option<i64>,
 }
 
 async fn dead_letters(State(s): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Json<Value>, ApiError> {

@@ -105,12 +105,7 @@ impl Registry {
         let slot = self.slot(name)?;
         let (next, plugin) = {
             let inner = slot.inner.lock().map_err(io)?;
-            let plugin = inner
-                .versions
-                .get(version)
-                .ok_or_else(|| RegistryError::UnknownVersion { name: name.into(), version: version.clone() })?
-                .plugin
-                .clone();
+            let plugin = inner.installed(name, version)?.plugin.clone();
             if inner.state.active.as_ref() == Some(version) {
                 return Err(RegistryError::Conflict(format!("{name}@{version} is already the active version")));
             }

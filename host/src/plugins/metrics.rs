@@ -138,12 +138,6 @@ struct SlotCollector {
     share: CallShare,
 }
 
-impl std::fmt::Debug for CallShare {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallShare").field("limits", &self.limits()).finish()
-    }
-}
-
 impl Collector for SlotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let all = self.share.snapshot_all();

@@ -69,6 +69,15 @@ struct SlotInner {
     load_errors: BTreeMap<Version, String>,
 }
 
+impl SlotInner {
+    /// An installed version of plugin `name`, or the error naming it.
+    fn installed(&self, name: &str, version: &Version) -> Result<&Installed, RegistryError> {
+        self.versions
+            .get(version)
+            .ok_or_else(|| RegistryError::UnknownVersion { name: name.into(), version: version.clone() })
+    }
+}
+
 struct Installed {
     plugin: Arc<LoadedPlugin>,
     config: PluginConfig,
@@ -344,10 +353,7 @@ impl Registry {
                     .clone()
                     .ok_or_else(|| RegistryError::Conflict(format!("plugin `{name}` has no active version")))?,
             };
-            let installed = inner
-                .versions
-                .get(&version)
-                .ok_or_else(|| RegistryError::UnknownVersion { name: name.to_string(), version: version.clone() })?;
+            let installed = inner.installed(name, &version)?;
             (installed.plugin.clone(), installed.config.clone())
         };
         let mut merged = config;
@@ -461,12 +467,7 @@ impl Registry {
         let slot = self.slot(name)?;
         let (plugin, next) = {
             let inner = slot.inner.lock().map_err(io)?;
-            let plugin = inner
-                .versions
-                .get(version)
-                .ok_or_else(|| RegistryError::UnknownVersion { name: name.into(), version: version.clone() })?
-                .plugin
-                .clone();
+            let plugin = inner.installed(name, version)?.plugin.clone();
             let mut next = inner.state.clone();
             if let Some(prev) = next.active.take().filter(|p| p != version) {
                 next.history.retain(|v| v != &prev);

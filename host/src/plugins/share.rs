@@ -63,6 +63,12 @@ struct Inner {
     state: Mutex<State>,
 }
 
+impl std::fmt::Debug for CallShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallShare").field("limits", &self.limits()).finish()
+    }
+}
+
 /// One held slot; given back on drop.
 pub struct Slot {
     share: CallShare,

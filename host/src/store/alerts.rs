@@ -99,11 +99,4 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
-
-    /// Jobs that are dead letters now.
-    pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetch_one(&self.pool).await?;
-        Ok(n)
-    }
 }
