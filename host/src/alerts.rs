@@ -66,6 +66,16 @@ pub enum Condition {
     ShipSla { max_hours: u64 },
     /// The ERP has not been read successfully for `max_secs`.
     IngestStalled { max_secs: u64 },
+    /// The ERP refused our credentials in its last answer (login refused,
+    /// or the session lost again right after logging in).
+    ErpCredentials,
+    /// More than `threshold_pct` % of a plugin's calls trapped (a panic, a
+    /// limit, a bad instruction) over the last `window_secs`, with at least
+    /// `min_calls` calls in the window.
+    PluginTraps { threshold_pct: f64, window_secs: u64, min_calls: u64 },
+    /// A plugin canary was promoted or rolled back in the last `show_secs`
+    /// (one alert per decision; it resolves when that time is over).
+    CanaryDecision { show_secs: u64 },
 }
 
 /// Where alerts go.
@@ -103,13 +113,22 @@ pub struct Change {
     pub at: i64,
 }
 
-/// (submits, failed) per supplier.
+/// (calls, failed) per supplier (its submits) or plugin (its traps).
 type SubmitCounts = HashMap<String, (u64, u64)>;
+
+/// Counts at each check, kept for the windowed rules.
+#[derive(Clone, Default)]
+struct Sample {
+    submits: SubmitCounts,
+    plugin_traps: SubmitCounts,
+}
 
 /// The alerting service.
 pub struct Alerter {
     store: Store,
     metrics: Option<Arc<Metrics>>,
+    /// For the plugin rules.
+    registry: Option<Arc<crate::plugins::Registry>>,
     cfg: AlertsConfig,
     http: reqwest::Client,
     /// Per notifier: when its recent messages went (for the rate), and the
@@ -117,7 +136,7 @@ pub struct Alerter {
     sent: Vec<VecDeque<i64>>,
     held: Vec<Vec<Change>>,
     /// Submit counts per supplier as seen at each check (for windows).
-    samples: VecDeque<(i64, SubmitCounts)>,
+    samples: VecDeque<(i64, Sample)>,
     /// When this alerter started (ms): "no scan yet" counts from here.
     started: i64,
 }
@@ -131,6 +150,7 @@ impl Alerter {
         Alerter {
             store,
             metrics,
+            registry: None,
             cfg,
             http,
             sent: vec![VecDeque::new(); n],
@@ -138,6 +158,12 @@ impl Alerter {
             samples: VecDeque::new(),
             started: crate::util::now_ms(),
         }
+    }
+
+    /// Watches `registry`'s plugins too (the `plugin_traps` rule).
+    pub fn with_registry(mut self, registry: Arc<crate::plugins::Registry>) -> Alerter {
+        self.registry = Some(registry);
+        self
     }
 
     /// Checks every `interval_secs` until `shutdown`.
@@ -191,14 +217,19 @@ impl Alerter {
     /// The conditions that hold now, by (rule, subject), with a message.
     async fn evaluate(&mut self, now: i64) -> Result<BTreeMap<(String, String), String>, StoreError> {
         let mut out = BTreeMap::new();
-        let counts = self.metrics.as_ref().map(|m| m.submit_counts()).unwrap_or_default();
-        self.samples.push_back((now, counts.clone()));
+        let now_counts = Sample {
+            submits: self.metrics.as_ref().map(|m| m.submit_counts()).unwrap_or_default(),
+            plugin_traps: self.registry.as_ref().map(|r| plugin_traps(r)).unwrap_or_default(),
+        };
+        self.samples.push_back((now, now_counts.clone()));
         let longest = self
             .cfg
             .rules
             .iter()
             .filter_map(|r| match r.when {
-                Condition::SupplierErrorRate { window_secs, .. } => Some(window_secs as i64 * 1000),
+                Condition::SupplierErrorRate { window_secs, .. } | Condition::PluginTraps { window_secs, .. } => {
+                    Some(window_secs as i64 * 1000)
+                }
                 _ => None,
             })
             .max()
@@ -210,28 +241,44 @@ impl Alerter {
             let name = rule.name.clone();
             match &rule.when {
                 Condition::SupplierErrorRate { threshold_pct, window_secs, min_calls } => {
-                    // The oldest sample at least a window old, else the oldest.
-                    let from = self
-                        .samples
-                        .iter()
-                        .rev()
-                        .find(|(t, _)| now - t >= *window_secs as i64 * 1000)
-                        .or(self.samples.front())
-                        .map(|(_, c)| c.clone())
-                        .unwrap_or_default();
-                    for (supplier, (total, failed)) in &counts {
-                        let (t0, f0) = from.get(supplier).copied().unwrap_or((0, 0));
-                        let (calls, fails) = (total.saturating_sub(t0), failed.saturating_sub(f0));
-                        if calls >= *min_calls && calls > 0 {
-                            let pct = fails as f64 * 100.0 / calls as f64;
-                            if pct > *threshold_pct {
-                                out.insert(
-                                    (name.clone(), supplier.clone()),
-                                    format!(
-                                        "supplier {supplier}: {fails} of {calls} submits failed ({pct:.0} %, threshold {threshold_pct} %) in {window_secs} s"
-                                    ),
-                                );
-                            }
+                    let from = self.sample_before(now, *window_secs);
+                    for (supplier, calls, fails, pct) in
+                        over_threshold(&now_counts.submits, &from.submits, *threshold_pct, *min_calls)
+                    {
+                        out.insert(
+                            (name.clone(), supplier.clone()),
+                            format!(
+                                "supplier {supplier}: {fails} of {calls} submits failed ({pct:.0} %, threshold {threshold_pct} %) in {window_secs} s"
+                            ),
+                        );
+                    }
+                }
+                Condition::PluginTraps { threshold_pct, window_secs, min_calls } => {
+                    let from = self.sample_before(now, *window_secs);
+                    for (plugin, calls, traps, pct) in
+                        over_threshold(&now_counts.plugin_traps, &from.plugin_traps, *threshold_pct, *min_calls)
+                    {
+                        out.insert(
+                            (name.clone(), plugin.clone()),
+                            format!(
+                                "plugin {plugin}: {traps} of {calls} calls trapped ({pct:.0} %, threshold {threshold_pct} %) in {window_secs} s"
+                            ),
+                        );
+                    }
+                }
+                Condition::ErpCredentials => {
+                    if let Some((since, why)) = self.metrics.as_ref().and_then(|m| m.erp_credentials_refused()) {
+                        let secs = (now - since).max(0) / 1000;
+                        out.insert(
+                            (name.clone(), "erp".into()),
+                            format!("the ERP refused our credentials ({secs} s ago): {why}"),
+                        );
+                    }
+                }
+                Condition::CanaryDecision { show_secs } => {
+                    for e in self.store.operator_events(500).await? {
+                        if e.kind == "canary" && now - e.at <= *show_secs as i64 * 1000 {
+                            out.insert((name.clone(), e.subject.clone()), e.message.clone());
                         }
                     }
                 }
@@ -350,6 +397,54 @@ impl Alerter {
 }
 
 /// The digest as text (markdown for the robots).
+impl Alerter {
+    /// The newest sample at least `window_secs` old, else the oldest kept.
+    fn sample_before(&self, now: i64, window_secs: u64) -> Sample {
+        self.samples
+            .iter()
+            .rev()
+            .find(|(t, _)| now - t >= window_secs as i64 * 1000)
+            .or(self.samples.front())
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// (subject, calls, failures, %) of every subject whose failures between
+/// the two samples are above `threshold_pct` % of at least `min_calls`.
+fn over_threshold(
+    now: &SubmitCounts,
+    then: &SubmitCounts,
+    threshold_pct: f64,
+    min_calls: u64,
+) -> Vec<(String, u64, u64, f64)> {
+    let mut out = Vec::new();
+    for (subject, (total, failed)) in now {
+        let (t0, f0) = then.get(subject).copied().unwrap_or((0, 0));
+        let (calls, fails) = (total.saturating_sub(t0), failed.saturating_sub(f0));
+        if calls >= min_calls && calls > 0 {
+            let pct = fails as f64 * 100.0 / calls as f64;
+            if pct > threshold_pct {
+                out.push((subject.clone(), calls, fails, pct));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// (calls, traps) per plugin, over all its versions.
+fn plugin_traps(registry: &crate::plugins::Registry) -> SubmitCounts {
+    registry
+        .list()
+        .into_iter()
+        .map(|p| {
+            let (calls, traps) = p.versions.iter().fold((0, 0), |(c, t), v| (c + v.stats.calls, t + v.stats.traps));
+            (p.name, (calls, traps))
+        })
+        .collect()
+}
+
 fn digest_text(changes: &[Change]) -> String {
     let mut s = format!("### daifa: {} alert change(s)\n", changes.len());
     for c in changes {
@@ -452,6 +547,19 @@ max_hours = 48
 name = "ingest"
 kind = "ingest_stalled"
 max_secs = 600
+[[rules]]
+name = "erp-login"
+kind = "erp_credentials"
+[[rules]]
+name = "plugin-traps"
+kind = "plugin_traps"
+threshold_pct = 5.0
+window_secs = 300
+min_calls = 20
+[[rules]]
+name = "canary"
+kind = "canary_decision"
+show_secs = 3600
 [[notifiers]]
 kind = "dingtalk"
 url = "https://oapi.dingtalk.com/robot/send?access_token=T"
@@ -464,7 +572,7 @@ kind = "webhook"
 url = "https://alerts.example/daifa"
 "#;
         let cfg: AlertsConfig = toml::from_str(text).unwrap();
-        assert_eq!((cfg.rules.len(), cfg.notifiers.len(), cfg.max_messages_per_minute), (7, 3, 20));
+        assert_eq!((cfg.rules.len(), cfg.notifiers.len(), cfg.max_messages_per_minute), (10, 3, 20));
         let bad = toml::from_str::<AlertsConfig>("[[rules]]\nname = \"x\"\nkind = \"cpu_hot\"\n").unwrap_err();
         assert!(bad.to_string().contains("cpu_hot"), "{bad}");
         let typo = "[[rules]]\nname = \"x\"\nkind = \"dead_letters\"\nmaxx = 1\n";

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod config;
+pub mod console;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod dispatch;

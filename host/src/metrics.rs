@@ -93,6 +93,10 @@ pub struct Metrics {
     submit_counts: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
     /// When an ERP scan last succeeded (ms; 0 = never).
     last_scan_ok: std::sync::atomic::AtomicI64,
+    /// The ERP's last refusal of our credentials (when, why), cleared by
+    /// the next call it answers: for `/readyz` and the `erp_credentials`
+    /// alert.
+    erp_refused: std::sync::Mutex<Option<(i64, String)>>,
 }
 
 impl Metrics {
@@ -118,6 +122,7 @@ impl Metrics {
             store_writable: Gauge::default(),
             submit_counts: Default::default(),
             last_scan_ok: Default::default(),
+            erp_refused: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -187,6 +192,23 @@ impl Metrics {
     pub fn erp_request(&self, service: &'static str, outcome: &'static str, seconds: f64) {
         self.erp_requests.get_or_create(&ServiceOutcome { service, outcome }).inc();
         self.erp_seconds.get_or_create(&ServiceLabel { service }).observe(seconds);
+    }
+
+    /// What the ERP said of our credentials in its last answer: `Some(why)`
+    /// when it refused them, `None` when it accepted a call.
+    pub fn erp_credentials(&self, refused: Option<&str>) {
+        if let Ok(mut r) = self.erp_refused.lock() {
+            match refused {
+                Some(why) => *r = Some((crate::util::now_ms(), why.to_string())),
+                None if r.is_some() => *r = None,
+                None => {}
+            }
+        }
+    }
+
+    /// Since when and why the ERP refuses our credentials, if it does.
+    pub fn erp_credentials_refused(&self) -> Option<(i64, String)> {
+        self.erp_refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// One routing pass.

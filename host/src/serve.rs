@@ -124,7 +124,8 @@ pub async fn serve(
         services.spawn(prune_every(store.clone(), cfg.retention.clone(), stopped.clone()));
     }
     if !cfg.alerts.rules.is_empty() {
-        let alerter = crate::alerts::Alerter::new(store.clone(), Some(metrics.clone()), cfg.alerts.clone());
+        let alerter = crate::alerts::Alerter::new(store.clone(), Some(metrics.clone()), cfg.alerts.clone())
+            .with_registry(registry.clone());
         services.spawn(alerter.run(stopped.clone()));
         tracing::info!(rules = cfg.alerts.rules.len(), notifiers = cfg.alerts.notifiers.len(), "alerting");
     }

@@ -198,3 +198,112 @@ async fn a_stalled_ingester_is_noticed() {
     let resolved = alerter.check(daifa_host::util::now_ms()).await.unwrap();
     assert_eq!(resolved[0].state, "resolved");
 }
+
+/// The ERP refuses our credentials: `/readyz` says so (503) and the
+/// `erp_credentials` rule fires; once a client with good credentials gets
+/// an answer, both clear and the alert resolves.
+#[tokio::test]
+async fn refused_erp_credentials_fire_an_alert_and_make_the_host_unready() {
+    use daifa_host::erp::kingdee::{AuthMode, BillQuery, KingdeeClient, KingdeeConfig, KingdeeError};
+    use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
+
+    let db = common::db::sqlite().await;
+    let metrics = daifa_host::metrics::Metrics::new(&common::runtime());
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let client = |secret: Option<&str>| {
+        let mut credentials = sim.credentials();
+        if let Some(s) = secret {
+            credentials.app_secret = s.into();
+        }
+        KingdeeClient::new(KingdeeConfig {
+            server_url: sim.server_url(),
+            credentials,
+            auth: AuthMode::AppSecret,
+            timeout_ms: 10_000,
+        })
+        .unwrap()
+        .with_metrics(metrics.clone())
+    };
+    let api = daifa_host::api::ApiState::new(Arc::new(common::registry().await), "alerts-test-admin-token")
+        .unwrap()
+        .with_store(db.store.clone())
+        .with_metrics(metrics.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, daifa_host::api::router(api)).await });
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200, "ready before anything was refused");
+
+    let cfg = AlertsConfig {
+        rules: vec![Rule { name: "erp-login".into(), when: Condition::ErpCredentials }],
+        ..AlertsConfig::default()
+    };
+    let mut alerter = Alerter::new(db.store.clone(), Some(metrics.clone()), cfg);
+    let q = BillQuery { form_id: "SAL_SaleOrder".into(), field_keys: "FID".into(), limit: 1, ..Default::default() };
+    let err = client(Some("rotated-by-someone-else")).execute_bill_query(&q).await.unwrap_err();
+    assert!(matches!(err, KingdeeError::Credentials(_)), "{err:?}");
+    let fired = alerter.check(daifa_host::util::now_ms()).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].rule.as_str(), fired[0].subject.as_str(), fired[0].state), ("erp-login", "erp", "firing"));
+    assert!(fired[0].message.contains("refused our credentials"), "{}", fired[0].message);
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["waiting_for"].to_string().contains("erp: credentials refused"), "{body}");
+    assert!(alerter.check(daifa_host::util::now_ms()).await.unwrap().is_empty(), "still firing: not again");
+
+    client(None).execute_bill_query(&q).await.expect("good credentials");
+    let resolved = alerter.check(daifa_host::util::now_ms()).await.unwrap();
+    assert_eq!(resolved.iter().map(|c| c.state).collect::<Vec<_>>(), ["resolved"]);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+}
+
+/// A plugin whose calls trap past the threshold fires `plugin_traps` for
+/// that plugin only; a canary decision recorded by the host fires
+/// `canary_decision` once and resolves when its time is over.
+#[tokio::test]
+async fn trapping_plugins_and_canary_decisions_fire_their_rules() {
+    let db = common::db::sqlite().await;
+    let reg = Arc::new(common::registry().await);
+    let pkg = common::hostile_named("h-panic", |_| {});
+    reg.install(&pkg, &common::config(&[("mode", "panic")])).await.unwrap();
+    reg.activate("h-panic", &pkg.manifest.version).await.unwrap();
+    let cfg = AlertsConfig {
+        rules: vec![
+            Rule {
+                name: "traps".into(),
+                when: Condition::PluginTraps { threshold_pct: 50.0, window_secs: 300, min_calls: 3 },
+            },
+            Rule { name: "canary".into(), when: Condition::CanaryDecision { show_secs: 60 } },
+        ],
+        ..AlertsConfig::default()
+    };
+    let mut alerter = Alerter::new(db.store.clone(), None, cfg).with_registry(reg.clone());
+    let t0 = daifa_host::util::now_ms();
+    assert!(alerter.check(t0).await.unwrap().is_empty(), "the dry run's one good call traps nothing");
+    let plugin = reg.get("h-panic").unwrap();
+    for i in 0..2 {
+        assert!(plugin.submit_order(&common::order(&format!("T-{i}"), 1)).await.is_err());
+    }
+    assert!(alerter.check(t0 + 1_000).await.unwrap().is_empty(), "2 calls: under min_calls");
+    for i in 2..5 {
+        assert!(plugin.submit_order(&common::order(&format!("T-{i}"), 1)).await.is_err());
+    }
+    let fired = alerter.check(t0 + 2_000).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].rule.as_str(), fired[0].subject.as_str()), ("traps", "h-panic"));
+    assert!(fired[0].message.contains("5 of 5 calls trapped"), "{}", fired[0].message);
+
+    db.store
+        .operator_event("canary", "", "rest-json@1.2.0", "canary rolled_back: error rate 40 % against 1 %", t0 + 3_000)
+        .await
+        .unwrap();
+    let fired = alerter.check(t0 + 3_000).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].rule.as_str(), fired[0].subject.as_str()), ("canary", "rest-json@1.2.0"));
+    assert!(fired[0].message.contains("rolled_back"));
+    // A window later the traps are old news and the decision was shown.
+    let later = alerter.check(t0 + 400_000).await.unwrap();
+    let mut resolved: Vec<_> = later.iter().map(|c| (c.rule.as_str(), c.state)).collect();
+    resolved.sort();
+    assert_eq!(resolved, [("canary", "resolved"), ("traps", "resolved")]);
+}

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::dispatch::{Limit, store_error, store_of};
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState};
@@ -39,7 +39,9 @@ fn permission(method: &Method, path: &str) -> Permission {
     if path.starts_with("/tokens") {
         return Permission::Admin;
     }
-    if method == Method::GET || method == Method::HEAD {
+    // A what-if routes orders on paper only: it carries a policy in its body
+    // (hence POST) but changes nothing, so whoever may read may ask it.
+    if method == Method::GET || method == Method::HEAD || (method == Method::POST && path == "/routing/what-if") {
         return Permission::Read;
     }
     if path.starts_with("/plugins") { Permission::Deploy } else { Permission::Operate }
@@ -78,7 +80,7 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     let inner_path = req.uri().path().to_string();
     let full_path = req.extensions().get::<OriginalUri>().map_or(inner_path.clone(), |u| u.0.path().to_string());
     let need = permission(&method, &inner_path);
-    let mutating = method != Method::GET && method != Method::HEAD;
+    let mutating = need != Permission::Read;
     let response = if who.role.allows(need) {
         req.extensions_mut().insert(who.clone());
         next.run(req).await
@@ -92,7 +94,8 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     };
     if mutating && let Some(store) = &state.store {
         let status = response.status().as_u16();
-        if let Err(e) = store.audit(&who.actor, who.role, method.as_str(), &full_path, status, now_ms()).await {
+        let change = response.extensions().get::<super::Change>().map(|c| (&c.before, &c.after));
+        if let Err(e) = store.audit(&who.actor, who.role, method.as_str(), &full_path, status, change, now_ms()).await {
             tracing::error!(actor = %who.actor, %method, path = %full_path, "audit record not written: {e}");
         }
     }
@@ -115,13 +118,20 @@ async fn create_token(State(state): State<ApiState>, ApiJson(t): ApiJson<NewToke
     let role = Role::parse(&t.role).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid", m))?;
     let (token, secret) = store_of(&state)?.create_token(&t.name, role, now_ms()).await.map_err(store_error)?;
     // The only answer that ever carries the token itself.
-    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "id": token.id, "name": token.name, "role": token.role })))
+    // The audit keeps who the token is for, never the token.
+    let change = super::Change::new(Value::Null, json!({ "id": token.id, "name": token.name, "role": token.role }));
+    Ok((
+        StatusCode::CREATED,
+        change,
+        Json(json!({ "token": secret, "id": token.id, "name": token.name, "role": token.role })),
+    )
         .into_response())
 }
 
 async fn revoke_token(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     if store_of(&state)?.revoke_token(&id, now_ms()).await.map_err(store_error)? {
-        Ok(Json(json!({ "revoked": id })).into_response())
+        let change = super::Change::new(json!({ "id": id, "revoked": false }), json!({ "id": id, "revoked": true }));
+        Ok((change, Json(json!({ "revoked": id }))).into_response())
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no live token with id `{id}`")))
     }

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, MAX_BODY_BYTES};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, MAX_BODY_BYTES};
 use crate::dispatch::{Dispatcher, resolve_secret};
 use crate::domain::purchase::PoState;
 use crate::domain::{OrderId, SupplierId};
@@ -162,7 +162,7 @@ async fn put_connection(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConnectionBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
     let store = store_of(&s)?;
     if id.trim().is_empty() || id.len() > 64 || id.chars().any(|c| c.is_control() || c == '/') {
         return Err(invalid(format!("supplier id `{id}`: 1-64 characters, no `/` or control characters")));
@@ -214,15 +214,21 @@ async fn put_connection(
         revision: 0,
         updated_at: 0,
     };
+    let before = store.connection(&c.supplier).await.map_err(store_error)?.map(view);
     let saved = store.put_connection(&c, now_ms()).await.map_err(store_error)?;
     if let Some(d) = &s.dispatcher {
         d.connections_changed();
     }
     tracing::info!(target: "daifa::audit", supplier = %saved.supplier, plugin = %saved.plugin, revision = saved.revision, "supplier connection set");
-    Ok(Json(json!(view(saved))))
+    let after = json!(view(saved));
+    Ok((Change::new(before, &after), Json(after)))
 }
 
-async fn delete_connection(State(s): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+async fn delete_connection(
+    State(s): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
+    let before = store_of(&s)?.connection(&SupplierId(id.clone())).await.map_err(store_error)?.map(view);
     let gone = store_of(&s)?.delete_connection(&SupplierId(id.clone()), now_ms()).await.map_err(store_error)?;
     if !gone {
         return Err(not_found(format!("supplier `{id}` has no connection")));
@@ -231,10 +237,15 @@ async fn delete_connection(State(s): State<ApiState>, ApiPath(id): ApiPath<Strin
         d.connections_changed();
     }
     tracing::info!(target: "daifa::audit", supplier = %id, "supplier connection removed");
-    Ok(Json(json!({ "supplier": id, "removed": true })))
+    Ok((Change::new(before, Value::Null), Json(json!({ "supplier": id, "removed": true }))))
 }
 
-async fn resume(State(s): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+async fn resume(
+    State(s): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
+    let was = store_of(&s)?.connection(&SupplierId(id.clone())).await.map_err(store_error)?;
+    let before = json!({ "paused_reason": was.and_then(|c| c.paused_reason) });
     let done =
         store_of(&s)?.set_connection_paused(&SupplierId(id.clone()), None, now_ms()).await.map_err(store_error)?;
     if !done {
@@ -244,7 +255,7 @@ async fn resume(State(s): State<ApiState>, ApiPath(id): ApiPath<String>) -> Resu
         d.connections_changed();
     }
     tracing::info!(target: "daifa::audit", supplier = %id, "supplier resumed");
-    Ok(Json(json!({ "supplier": id, "paused": false })))
+    Ok((Change::new(before, json!({ "paused_reason": null })), Json(json!({ "supplier": id, "paused": false }))))
 }
 
 #[derive(Deserialize)]
@@ -297,7 +308,10 @@ async fn dead_letters(State(s): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -
     Ok(Json(json!(dead)))
 }
 
-async fn retry(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, ApiError> {
+async fn retry(
+    State(s): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
     let store = store_of(&s)?;
     let now = now_ms();
     let deadline = now + store.dispatch_settings().submit_deadline_ms;
@@ -305,15 +319,22 @@ async fn retry(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<J
         return Err(not_found(format!("job {id} is not a dead letter")));
     }
     tracing::info!(target: "daifa::audit", job = id, "dead letter retried");
-    Ok(Json(json!({ "job": id, "state": "ready" })))
+    Ok((
+        Change::new(json!({ "state": "dead" }), json!({ "state": "ready" })),
+        Json(json!({ "job": id, "state": "ready" })),
+    ))
 }
 
-async fn discard(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, ApiError> {
+async fn discard(
+    State(s): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
     if !store_of(&s)?.discard_dead_letter(id, now_ms()).await.map_err(store_error)? {
         return Err(not_found(format!("job {id} is not a dead letter")));
     }
     tracing::info!(target: "daifa::audit", job = id, "dead letter discarded");
-    Ok(Json(json!({ "job": id, "state": "discarded" })))
+    let change = Change::new(json!({ "state": "dead" }), json!({ "state": "discarded" }));
+    Ok((change, Json(json!({ "job": id, "state": "discarded" }))))
 }
 
 async fn circuits(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {

@@ -114,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(metrics)
         .route("/readyz", get(readyz))
         .merge(dispatch::callback_routes())
+        .merge(crate::console::routes())
         .nest("/api/v1", admin)
         .layer(middleware::from_fn(json_errors))
         // A span per request (method, path), and its status and latency
@@ -127,7 +128,8 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Ready once every installed plugin version found at start has been
-/// loaded (compiled and dry-run) and the store can write; the API answers
+/// loaded (compiled and dry-run), the store can write and the ERP has not
+/// refused our credentials in its last answer; the API answers
 /// before that, so an operator can act (disable a plugin) while a slow one
 /// loads. A store last seen unwritable is probed with a small write.
 async fn readyz(State(state): State<ApiState>) -> Response {
@@ -141,6 +143,10 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         && let Err(e) = store.probe_write().await
     {
         waiting.push(format!("store: cannot write: {e}"));
+    }
+    if let Some((since, why)) = state.metrics.as_ref().and_then(|m| m.erp_credentials_refused()) {
+        let secs = (crate::util::now_ms() - since).max(0) / 1000;
+        waiting.push(format!("erp: credentials refused {secs} s ago: {why}"));
     }
     let ready = waiting.is_empty();
     let body = serde_json::json!({
@@ -159,6 +165,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     };
     let body = m.render(state.store.as_ref()).await;
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// What a mutating call changed, for the audit trail: the thing's state
+/// before and after, as the handler that changed it saw them. A handler
+/// returns it beside its answer (`(change, Json(..))`); the access layer
+/// records it with the call. Never put secrets in it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+impl Change {
+    pub fn new(before: impl serde::Serialize, after: impl serde::Serialize) -> axum::Extension<Change> {
+        let before = serde_json::to_value(before).unwrap_or_default();
+        let after = serde_json::to_value(after).unwrap_or_default();
+        axum::Extension(Change { before, after })
+    }
 }
 
 /// An error answer: `{"error": "...", "kind": "..."}`.

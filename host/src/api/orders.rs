@@ -150,6 +150,8 @@ async fn intake(State(s): State<ApiState>, ApiJson(body): ApiJson<Box<RawValue>>
 #[derive(Deserialize)]
 struct ListQuery {
     state: Option<String>,
+    /// A bill number or external id prefix, or an order id.
+    q: Option<String>,
     #[serde(default = "default_limit")]
     limit: i64,
 }
@@ -166,14 +168,35 @@ async fn list(
         .state
         .map(|s| s.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e)))
         .transpose()?;
-    store(&s)?.list_orders(st, q.limit.clamp(1, 10_000)).await.map(Json).map_err(store_error)
+    let limit = q.limit.clamp(1, 10_000);
+    match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(_) if st.is_some() => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "give `q` or `state`, not both"))
+        }
+        Some(term) if term.len() > 100 => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "`q` is longer than 100 characters"))
+        }
+        Some(term) => store(&s)?.search_orders(term, limit).await.map(Json).map_err(store_error),
+        None => store(&s)?.list_orders(st, limit).await.map(Json).map_err(store_error),
+    }
 }
 
 /// Orders per state: what the flow holds right now.
 async fn stats(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let by_state = store(&s)?.count_by_state().await.map_err(store_error)?;
+    let store = store(&s)?;
+    let by_state = store.count_by_state().await.map_err(store_error)?;
     let by_state: std::collections::BTreeMap<&str, i64> = by_state.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Ok(Json(serde_json::json!({ "by_state": by_state })))
+    // The work still queued per kind and how long its oldest has waited:
+    // a growing age is the first sign of a stuck stage.
+    let now = crate::util::now_ms();
+    let backlog: Vec<_> = store
+        .job_backlog()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(kind, n, oldest)| serde_json::json!({ "kind": kind, "jobs": n, "oldest_age_ms": (now - oldest).max(0) }))
+        .collect();
+    Ok(Json(serde_json::json!({ "by_state": by_state, "backlog": backlog })))
 }
 
 async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<SalesOrder>, ApiError> {
@@ -188,6 +211,7 @@ async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Jso
 async fn fix(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
+    who: Option<axum::Extension<super::access::Caller>>,
     ApiJson(order): ApiJson<OrderIn>,
 ) -> Result<Json<SalesOrder>, ApiError> {
     let store = store(&s)?;
@@ -208,11 +232,7 @@ async fn fix(
     }
     content.source_modified = current.content.source_modified.clone();
     let now = crate::util::now_ms();
-    store
-        .fix_content(OrderId(id), content, &Actor::Operator("admin-api".into()), now)
-        .await
-        .map(Json)
-        .map_err(store_error)
+    store.fix_content(OrderId(id), content, &operator(who), now).await.map(Json).map_err(store_error)
 }
 
 #[derive(Deserialize)]
@@ -226,17 +246,27 @@ struct TransitionIn {
 async fn transition(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
+    who: Option<axum::Extension<super::access::Caller>>,
     ApiJson(t): ApiJson<TransitionIn>,
-) -> Result<Json<SalesOrder>, ApiError> {
+) -> Result<(axum::Extension<super::Change>, Json<SalesOrder>), ApiError> {
     let to = t.to.parse::<OrderState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
     if t.reason.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "a reason is required"));
     }
     check_storable("reason", &t.reason).map_err(invalid)?;
     let now = crate::util::now_ms();
-    store(&s)?
-        .transition(OrderId(id), to, &Actor::Operator("admin-api".into()), &t.reason, now)
-        .await
-        .map(Json)
-        .map_err(store_error)
+    let store = store(&s)?;
+    let before = store.order(OrderId(id)).await.map_err(store_error)?.state;
+    let after = store.transition(OrderId(id), to, &operator(who), &t.reason, now).await.map_err(store_error)?;
+    let change = super::Change::new(
+        serde_json::json!({ "state": before }),
+        serde_json::json!({ "state": after.state, "reason": t.reason }),
+    );
+    Ok((change, Json(after)))
+}
+
+/// The order history's actor for a change made through the API: the
+/// caller's token, so the timeline says who, not just "the API".
+fn operator(who: Option<axum::Extension<super::access::Caller>>) -> Actor {
+    Actor::Operator(who.map_or_else(|| "admin-api".to_string(), |w| w.0.actor))
 }

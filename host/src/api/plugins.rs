@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, ApiPath, ApiState};
+use super::{ApiError, ApiJson, ApiPath, ApiState, Change};
 use crate::plugins::{Manifest, PluginConfig, PluginPackage, PluginSummary, RegistryError, ValidationReport};
 
 pub(super) fn routes(max_body: usize) -> Router<ApiState> {
@@ -50,6 +50,24 @@ impl PackageUpload {
     }
 }
 
+/// What the audit trail keeps of a plugin: which version serves, which
+/// would come back on a rollback, whether it is off, its canary; and the
+/// versions installed (config and secrets are never part of it).
+fn audit_view(s: &ApiState, name: &str) -> serde_json::Value {
+    match s.registry.list().into_iter().find(|p| p.name == name) {
+        Some(p) => serde_json::json!({
+            "active": p.active,
+            "rollback_to": p.rollback_to,
+            "disabled": p.disabled,
+            "canary": p.canary,
+            "versions": p.versions.iter().map(|v| &v.version).collect::<Vec<_>>(),
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+type Changed = (axum::Extension<Change>, Json<serde_json::Value>);
+
 fn registry_error(e: RegistryError) -> ApiError {
     let (status, kind) = match &e {
         RegistryError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
@@ -75,15 +93,17 @@ async fn validate(
 async fn install(
     State(s): State<ApiState>,
     ApiJson(up): ApiJson<PackageUpload>,
-) -> Result<(StatusCode, Json<ValidationReport>), ApiError> {
+) -> Result<(StatusCode, axum::Extension<Change>, Json<ValidationReport>), ApiError> {
     let pkg = up.package()?;
+    let before = audit_view(&s, &pkg.manifest.name);
     let report = s.registry.install(&pkg, &up.config).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %report.name, version = %report.version, sha256 = %report.sha256, "admin: install");
     if up.activate {
         s.registry.activate(&pkg.manifest.name, &pkg.manifest.version).await.map_err(registry_error)?;
         tracing::info!(target: "daifa::audit", plugin = %report.name, version = %report.version, "admin: activate");
     }
-    Ok((StatusCode::CREATED, Json(report)))
+    let after = audit_view(&s, &pkg.manifest.name);
+    Ok((StatusCode::CREATED, Change::new(before, after), Json(report)))
 }
 
 /// A version from the path, or a 400 naming it.
@@ -95,39 +115,40 @@ fn parse_version(version: &str) -> Result<semver::Version, ApiError> {
 async fn activate(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     let v = parse_version(&version)?;
     s.registry.activate(&name, &v).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: activate");
-    Ok(Json(serde_json::json!({ "plugin": name, "active": version })))
+    Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "active": version }))))
 }
 
-async fn rollback(
-    State(s): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn rollback(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     let v = s.registry.rollback(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, version = %v, "admin: rollback");
-    Ok(Json(serde_json::json!({ "plugin": name, "active": v.to_string() })))
+    Ok((
+        Change::new(before, audit_view(&s, &name)),
+        Json(serde_json::json!({ "plugin": name, "active": v.to_string() })),
+    ))
 }
 
-async fn disable(
-    State(s): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn disable(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     s.registry.disable(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, "admin: disable");
-    Ok(Json(serde_json::json!({ "plugin": name, "disabled": true })))
+    Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "disabled": true }))))
 }
 
 async fn remove(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     let v = parse_version(&version)?;
     s.registry.remove(&name, &v).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, %version, "admin: remove");
-    Ok(Json(serde_json::json!({ "plugin": name, "removed": version })))
+    Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "removed": version }))))
 }
 
 #[derive(Deserialize)]
@@ -141,16 +162,21 @@ async fn start_canary(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CanaryRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     let v = parse_version(&version)?;
     s.registry.start_canary(&name, &v, req.percent).await.map_err(registry_error)?;
-    Ok(Json(serde_json::json!({ "plugin": name, "canary": version, "percent": req.percent })))
+    Ok((
+        Change::new(before, audit_view(&s, &name)),
+        Json(serde_json::json!({ "plugin": name, "canary": version, "percent": req.percent })),
+    ))
 }
 
-async fn stop_canary(
-    State(s): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn stop_canary(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+    let before = audit_view(&s, &name);
     let v = s.registry.stop_canary(&name).await.map_err(registry_error)?;
-    Ok(Json(serde_json::json!({ "plugin": name, "stopped": v.to_string() })))
+    Ok((
+        Change::new(before, audit_view(&s, &name)),
+        Json(serde_json::json!({ "plugin": name, "stopped": v.to_string() })),
+    ))
 }

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, MAX_BODY_BYTES};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, MAX_BODY_BYTES};
 use crate::domain::values::check_storable;
 use crate::domain::{OrderId, OrderState, SupplierId, SupplierSku};
 use crate::router::{Router as RoutingService, RouterError};
@@ -133,12 +133,17 @@ async fn policy(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 }
 
 /// Loads a policy (TOML text, or the same shape as JSON), validated first.
-async fn put_policy(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn put_policy(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Changed, ApiError> {
     let (store, _) = parts(&s)?;
     let (policy, body) = parse_policy(&headers, &body)?;
+    let before = store.active_policy().await.map_err(store_error)?.map(|(v, b)| json!({ "version": v, "body": b }));
     store.put_policy(policy.version, &body, "admin-api", now_ms()).await.map_err(store_error)?;
-    Ok(Json(json!({ "version": policy.version, "rule_sets": policy.rule_sets.len() + 1 })))
+    let change = Change::new(before, json!({ "version": policy.version, "body": body }));
+    Ok((change, Json(json!({ "version": policy.version, "rule_sets": policy.rule_sets.len() + 1 }))))
 }
+
+/// An answer with what it changed, for the audit trail.
+type Changed = (axum::Extension<Change>, Json<Value>);
 
 fn parse_policy(headers: &HeaderMap, body: &Bytes) -> Result<(Policy, String), ApiError> {
     if is_json(headers) {
@@ -240,12 +245,13 @@ async fn patch_supplier(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(p): ApiJson<SupplierPatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Changed, ApiError> {
     let (store, _) = parts(&s)?;
     let rows = store.suppliers().await.map_err(store_error)?;
     let Some(row) = rows.into_iter().find(|r| r.supplier.id.0 == id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("supplier {id} not found")));
     };
+    let before = json!(row.profile);
     let mut prof = row.profile;
     if let Some(v) = p.enabled {
         prof.enabled = v;
@@ -266,7 +272,8 @@ async fn patch_supplier(
         prof.preference = v;
     }
     store.update_supplier_profile(&prof, now_ms()).await.map_err(store_error)?;
-    Ok(Json(json!(prof)))
+    let after = json!(prof);
+    Ok((Change::new(before, &after), Json(after)))
 }
 
 #[derive(Deserialize)]
@@ -286,10 +293,26 @@ async fn stock(State(s): State<ApiState>, ApiJson(levels): ApiJson<Vec<StockIn>>
 }
 
 /// Scores, rolling metrics, circuits and the latest automatic changes.
-async fn performance(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PerformanceQuery {
+    /// Only this supplier's score changes (its history, for a chart).
+    supplier: Option<SupplierId>,
+    #[serde(default = "fifty")]
+    changes: i64,
+}
+
+fn fifty() -> i64 {
+    50
+}
+
+async fn performance(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<PerformanceQuery>,
+) -> Result<Json<Value>, ApiError> {
     let (store, router) = parts(&s)?;
     let now = now_ms();
-    let changes = store.score_changes(None, 50).await.map_err(store_error)?;
+    let changes = store.score_changes(q.supplier.as_ref(), q.changes.clamp(1, 1_000)).await.map_err(store_error)?;
     Ok(Json(json!({ "suppliers": router.performance(now).await, "recent_changes": changes })))
 }
 
@@ -319,8 +342,12 @@ async fn circuit(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(c): ApiJson<CircuitIn>,
-) -> Result<Json<Value>, ApiError> {
-    let (_, router) = parts(&s)?;
-    let moved = router.set_circuit(&SupplierId(id.clone()), c.open, now_ms()).await.map_err(router_error)?;
-    Ok(Json(json!({ "supplier": id, "open": c.open, "orders_rerouted": moved })))
+) -> Result<Changed, ApiError> {
+    let (store, router) = parts(&s)?;
+    let supplier = SupplierId(id.clone());
+    let before = store.circuit(&supplier).await.map_err(store_error)?;
+    let moved = router.set_circuit(&supplier, c.open, now_ms()).await.map_err(router_error)?;
+    let after = store.circuit(&supplier).await.map_err(store_error)?;
+    let change = Change::new(json!({ "state": before.state.as_str() }), json!({ "state": after.state.as_str() }));
+    Ok((change, Json(json!({ "supplier": id, "open": c.open, "orders_rerouted": moved }))))
 }

@@ -3,7 +3,7 @@
 //! pause and circuit, and what each answer means. The sales order is
 //! already cancelled here; this job only brings the supplier along.
 
-use super::circuit::Gate;
+use super::circuit::{Gate, Verdict};
 use super::{Dispatcher, Failure};
 use crate::domain::purchase::{PoState, PoUpdate, UpdateKind};
 use crate::plugins::bindings::CancelOutcome;
@@ -35,7 +35,7 @@ impl Dispatcher {
         let answer = plugin.cancel_order(&po.po_number, po.supplier_ref.as_deref(), REASON).await;
         let now = now_ms();
         if answer.is_ok() {
-            self.circuit_result(&job.supplier, true, "", now).await;
+            self.circuit_result(&job.supplier, Verdict::Works, now).await;
         }
         let end = JobEnd { lease: job.lease(), cursor: None, again_at: None };
         match answer {

@@ -29,6 +29,21 @@ impl Default for CircuitConfig {
     }
 }
 
+/// What a call's result tells the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict<'a> {
+    /// An order call (submit, cancel) worked: the supplier takes orders.
+    Works,
+    /// A read of the update feed worked. It closes a half-open circuit (it
+    /// was the trial) but does not clear failures counted while closed: a
+    /// feed that answers says nothing of the order endpoint that failed,
+    /// and letting it clear them kept waves of failing submits from ever
+    /// reaching the threshold.
+    FeedWorks,
+    /// A transient failure, with its message.
+    Failed(&'a str),
+}
+
 /// Whether a call may go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gate {
@@ -86,12 +101,25 @@ impl Dispatcher {
     }
 
     /// Feeds a call's result to the supplier's breaker.
-    pub(crate) async fn circuit_result(&self, supplier: &SupplierId, ok: bool, why: &str, now: i64) {
+    pub(crate) async fn circuit_result(&self, supplier: &SupplierId, verdict: Verdict<'_>, now: i64) {
         let cfg = &self.cfg.circuit;
-        if ok && self.known_circuit(supplier).is_some_and(|c| c.state == CircuitState::Closed && c.failures == 0) {
+        let (ok, why) = match verdict {
+            Verdict::Works | Verdict::FeedWorks => (true, ""),
+            Verdict::Failed(why) => (false, why),
+        };
+        let clears = verdict == Verdict::Works;
+        if ok
+            && self
+                .known_circuit(supplier)
+                .is_some_and(|c| c.state == CircuitState::Closed && (c.failures == 0 || !clears))
+        {
             return;
         }
-        for _ in 0..3 {
+        // Compare-and-set against every worker (and host) reporting at the
+        // same time: each retry re-reads, so a contender gives up only after
+        // this many others wrote first. Three lost failures under four
+        // submits in flight, and the count never reached the threshold.
+        for _ in 0..64 {
             let c = match self.store.circuit(supplier).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -100,7 +128,7 @@ impl Dispatcher {
                 }
             };
             let (next, reason) = match (c.state, ok) {
-                (CircuitState::Closed, true) if c.failures == 0 => return,
+                (CircuitState::Closed, true) if c.failures == 0 || !clears => return,
                 (CircuitState::Closed, true) => (Circuit { failures: 0, ..c.clone() }, String::new()),
                 (CircuitState::Closed, false) if c.failures + 1 >= cfg.failure_threshold => (
                     Circuit {

@@ -35,7 +35,7 @@ use crate::util::now_ms;
 
 pub use backoff::Backoff;
 pub use circuit::CircuitConfig;
-pub(crate) use circuit::Gate;
+pub(crate) use circuit::{Gate, Verdict};
 pub use connections::{Bindings, bind_connection, effective_config, resolve_secret};
 pub(crate) use submit::line_word;
 pub use submit::{idempotency_key, wire_order};
@@ -359,7 +359,7 @@ impl Dispatcher {
     /// Records a failed attempt and decides what happens next.
     pub(crate) async fn fail(&self, job: &Job, failure: &Failure, now: i64) -> Result<(), StoreError> {
         if failure.trips_circuit() && matches!(job.kind, JobKind::Submit | JobKind::Poll | JobKind::Cancel) {
-            self.circuit_result(&job.supplier, false, failure.message(), now).await;
+            self.circuit_result(&job.supplier, Verdict::Failed(failure.message()), now).await;
         }
         let retry = match failure {
             Failure::Hopeless(_) => Retry::Dead,

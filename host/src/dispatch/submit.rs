@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::circuit::Gate;
+use super::circuit::{Gate, Verdict};
 use super::{Dispatcher, Failure};
 use crate::domain::purchase::{LineStatus, LineWord, PoState, whole_units};
 use crate::domain::{OrderContent, OrderId, OrderState, SupplierId};
@@ -191,7 +191,7 @@ impl Dispatcher {
         let now = now_ms();
         let applied = match result {
             Ok(receipt) => {
-                self.circuit_result(&job.supplier, true, "", now).await;
+                self.circuit_result(&job.supplier, Verdict::Works, now).await;
                 let lines = receipt.lines.iter().map(line_word).collect();
                 let answer = SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines };
                 self.commits.record(job.lease(), &po.po_number, answer).await?
@@ -200,7 +200,7 @@ impl Dispatcher {
                 let failure = Failure::from(&e);
                 match failure {
                     Failure::Refused(why) => {
-                        self.circuit_result(&job.supplier, true, "", now).await;
+                        self.circuit_result(&job.supplier, Verdict::Works, now).await;
                         self.commits.record(job.lease(), &po.po_number, SubmitAnswer::Refused(why)).await?
                     }
                     Failure::Unauthorized(why) => {

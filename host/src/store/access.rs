@@ -20,7 +20,7 @@ pub struct ApiToken {
 }
 
 /// One mutating admin call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: i64,
@@ -30,6 +30,42 @@ pub struct AuditEntry {
     pub method: String,
     pub path: String,
     pub status: i64,
+    /// What the call changed, where its handler says: the thing's state
+    /// before and after (JSON), secrets never included.
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: String,
+    role: String,
+    method: String,
+    path: String,
+    status: i64,
+    before_json: Option<String>,
+    after_json: Option<String>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> AuditEntry {
+        // Written by `audit` from a `Value`: text that does not parse back
+        // is shown as the string it is rather than dropped.
+        let json = |t: Option<String>| t.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)));
+        AuditEntry {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            role: r.role,
+            method: r.method,
+            path: r.path,
+            status: r.status,
+            before: json(r.before_json),
+            after: json(r.after_json),
+        }
+    }
 }
 
 #[derive(FromRow)]
@@ -165,28 +201,38 @@ impl Store {
         method: &str,
         path: &str,
         status: u16,
+        change: Option<(&serde_json::Value, &serde_json::Value)>,
         now: i64,
     ) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO audit_log (at, actor, role, method, path, status) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(now)
-            .bind(actor)
-            .bind(role.as_str())
-            .bind(method)
-            .bind(path)
-            .bind(i64::from(status))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, role, method, path, status, before_json, after_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(now)
+        .bind(actor)
+        .bind(role.as_str())
+        .bind(method)
+        .bind(path)
+        .bind(i64::from(status))
+        .bind(change.map(|c| c.0.to_string()))
+        .bind(change.map(|c| c.1.to_string()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The latest audit entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(sqlx::query_as("SELECT id, at, actor, role, method, path, status FROM audit_log ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, at, actor, role, method, path, status, before_json, after_json \
+             FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }

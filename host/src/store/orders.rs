@@ -74,6 +74,17 @@ pub struct OrderSummary {
     pub state_reason: String,
 }
 
+fn summary_from(r: &AnyRow) -> Result<OrderSummary, StoreError> {
+    Ok(OrderSummary {
+        id: OrderId(r.try_get("id")?),
+        source: r.try_get("source")?,
+        external_id: r.try_get("external_id")?,
+        bill_no: r.try_get("bill_no")?,
+        state: state(&r.try_get::<String, _>("state")?)?,
+        state_reason: r.try_get("state_reason")?,
+    })
+}
+
 struct Known {
     id: i64,
     source_modified: String,
@@ -492,18 +503,28 @@ impl Store {
         }
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OrderSummary {
-                    id: OrderId(r.try_get("id")?),
-                    source: r.try_get("source")?,
-                    external_id: r.try_get("external_id")?,
-                    bill_no: r.try_get("bill_no")?,
-                    state: state(&r.try_get::<String, _>("state")?)?,
-                    state_reason: r.try_get("state_reason")?,
-                })
-            })
-            .collect()
+        rows.iter().map(summary_from).collect()
+    }
+
+    /// Orders whose ERP bill number or external id starts with `term` (an
+    /// operator pastes what a customer or the ERP shows), or whose id is
+    /// `term`, newest first.
+    pub async fn search_orders(&self, term: &str, limit: i64) -> Result<Vec<OrderSummary>, StoreError> {
+        let escaped: String =
+            term.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+        let pattern = format!("{escaped}%");
+        let id: i64 = term.parse().unwrap_or(-1);
+        let rows = sqlx::query(
+            "SELECT id, source, external_id, bill_no, state, state_reason FROM sales_orders \
+             WHERE bill_no LIKE $1 ESCAPE '\\' OR external_id LIKE $1 ESCAPE '\\' OR id = $2 \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(pattern)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary_from).collect()
     }
 
     /// The ingest cursor of `source`.

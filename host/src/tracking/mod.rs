@@ -83,7 +83,7 @@ pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
     match plugin.poll_updates(cursor.as_deref()).await {
         Ok(batch) => {
             let now = now_ms();
-            d.circuit_result(&job.supplier, true, "", now).await;
+            d.circuit_result(&job.supplier, crate::dispatch::Verdict::FeedWorks, now).await;
             let updates: Vec<PoUpdate> = batch.updates.iter().map(domain_update).collect();
             let again = if updates.is_empty() { now + conn.poll_interval_ms.max(100) } else { now };
             let end = JobEnd { lease: job.lease(), cursor: batch.next_cursor.as_deref(), again_at: Some(again) };

@@ -27,6 +27,8 @@ struct State_ {
     unauthorized: u32,
     replays: u32,
     key_conflicts: u32,
+    /// Revoke every token once this many orders are taken.
+    revoke_at: Option<usize>,
     /// (order id, our PO number, key, body digest, lines (id, qty), shipped)
     orders: Vec<AcmeOrder>,
 }
@@ -60,9 +62,12 @@ impl Acme {
         Acme { state, base_url }
     }
 
-    /// Every token issued so far stops working (as a rotation would).
-    pub fn revoke_tokens(&self) {
-        self.state.lock().unwrap().tokens.clear();
+    /// Every token issued so far stops working (as a rotation would) right
+    /// after the `n`th order is taken: at a known point of the flow, never
+    /// after the last order (a test that revoked when it noticed a few
+    /// orders could find every order already sent).
+    pub fn revoke_after_orders(&self, n: usize) {
+        self.state.lock().unwrap().revoke_at = Some(n);
     }
 
     /// (tokens granted, requests refused 401, replays, key conflicts)
@@ -186,6 +191,10 @@ async fn create(State(st): State<Arc<Mutex<State_>>>, headers: HeaderMap, body: 
         tracking: None,
     };
     s.orders.push(o.clone());
+    if s.revoke_at == Some(s.orders.len()) {
+        s.tokens.clear();
+        s.revoke_at = None;
+    }
     (StatusCode::CREATED, ack(&o)).into_response()
 }
 

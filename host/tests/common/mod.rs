@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod browser;
 pub mod db;
 
 use std::path::{Path, PathBuf};

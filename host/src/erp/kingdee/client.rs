@@ -235,8 +235,32 @@ impl KingdeeClient {
         Ok(())
     }
 
+    /// Tells the metrics (and through them `/readyz` and the alerts)
+    /// whether the ERP took our credentials in this call.
+    fn note_credentials<T>(&self, r: &Result<T, KingdeeError>) {
+        if let Some(m) = &self.metrics {
+            match r {
+                Err(KingdeeError::Credentials(why)) => m.erp_credentials(Some(why)),
+                // It could not tell (no answer, or not one we understood).
+                Err(
+                    KingdeeError::Transient { .. }
+                    | KingdeeError::Protocol(_)
+                    | KingdeeError::SessionLostDuringWrite(_),
+                ) => {}
+                // It answered the call itself, even if to refuse the data.
+                _ => m.erp_credentials(None),
+            }
+        }
+    }
+
     /// A read: on session loss, authenticate again and retry once.
     async fn read(&self, service: &str, body: &Value) -> Result<String, KingdeeError> {
+        let r = self.read_once(service, body).await;
+        self.note_credentials(&r);
+        r
+    }
+
+    async fn read_once(&self, service: &str, body: &Value) -> Result<String, KingdeeError> {
         self.ensure_session().await?;
         let text = self.post(service, body).await?;
         if !session_lost(&text) {
@@ -255,6 +279,12 @@ impl KingdeeClient {
     /// A write: never replayed here. On session loss the session is renewed
     /// for later calls and the caller is told the outcome is unknown.
     async fn write(&self, op: &str, body: &Value) -> Result<Value, KingdeeError> {
+        let r = self.write_once(op, body).await;
+        self.note_credentials(&r);
+        r
+    }
+
+    async fn write_once(&self, op: &str, body: &Value) -> Result<Value, KingdeeError> {
         self.ensure_session().await?;
         let service = format!("{DYNAMIC_FORM}.{op}");
         let text = self.post(&service, body).await?;
