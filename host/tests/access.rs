@@ -120,6 +120,22 @@ async fn roles_tokens_and_audit(db: Db) {
     assert!(has("(plugin-deployer)", "POST", "/api/v1/plugins/hostile/disable", 200), "{entries:?}");
     assert!(has("(admin)", "DELETE", &format!("/api/v1/tokens/{viewer_id}"), 200), "{entries:?}");
     assert!(entries.iter().all(|(_, m, ..)| m != "GET"), "reads are not audited: {entries:?}");
+    // What changed, where the call changed something; never a token's secret.
+    let disabled = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/api/v1/plugins/hostile/disable" && e["status"] == 200)
+        .unwrap();
+    assert_eq!((&disabled["before"]["disabled"], &disabled["after"]["disabled"]), (&json!(false), &json!(true)));
+    let revoked = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == format!("/api/v1/tokens/{viewer_id}") && e["status"] == 200)
+        .unwrap();
+    assert_eq!(revoked["after"], json!({ "id": viewer_id, "revoked": true }));
+    assert!(!log.to_string().contains("daifa_"), "no token secret in the audit: {log}");
 }
 
 suite!(roles_tokens_and_audit);

@@ -107,7 +107,8 @@ async fn json_intake_is_idempotent_with_per_order_results() {
         .iter()
         .map(|h| (h["to"].as_str().unwrap(), h["actor"].as_str().unwrap()))
         .collect();
-    assert_eq!(hist, vec![("exception", "ingest:shopify"), ("received", "operator:admin-api")]);
+    // The operator is the caller's token (here the one in the config).
+    assert_eq!(hist, vec![("exception", "ingest:shopify"), ("received", "operator:config")]);
 
     // Illegal moves are refused with the reason.
     let r = http

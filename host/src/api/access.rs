@@ -80,7 +80,8 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     let inner_path = req.uri().path().to_string();
     let full_path = req.extensions().get::<OriginalUri>().map_or(inner_path.clone(), |u| u.0.path().to_string());
     let need = permission(&method, &inner_path);
-    let mutating = need != Permission::Read;
+    // Reads (and a what-if, a read with a body) change nothing to audit.
+    let mutating = method != Method::GET && method != Method::HEAD && need != Permission::Read;
     let response = if who.role.allows(need) {
         req.extensions_mut().insert(who.clone());
         next.run(req).await
@@ -95,7 +96,15 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     if mutating && let Some(store) = &state.store {
         let status = response.status().as_u16();
         let change = response.extensions().get::<super::Change>().map(|c| (&c.before, &c.after));
-        if let Err(e) = store.audit(&who.actor, who.role, method.as_str(), &full_path, status, change, now_ms()).await {
+        let record = crate::store::AuditRecord {
+            actor: &who.actor,
+            role: who.role,
+            method: method.as_str(),
+            path: &full_path,
+            status,
+            change,
+        };
+        if let Err(e) = store.audit(&record, now_ms()).await {
             tracing::error!(actor = %who.actor, %method, path = %full_path, "audit record not written: {e}");
         }
     }

@@ -36,6 +36,18 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
+/// One mutating call to record.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRecord<'a> {
+    pub actor: &'a str,
+    pub role: Role,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    /// (before, after), where the handler described the change.
+    pub change: Option<(&'a serde_json::Value, &'a serde_json::Value)>,
+}
+
 #[derive(FromRow)]
 struct AuditRow {
     id: i64,
@@ -194,16 +206,7 @@ impl Store {
     }
 
     /// Records one mutating call.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        role: Role,
-        method: &str,
-        path: &str,
-        status: u16,
-        change: Option<(&serde_json::Value, &serde_json::Value)>,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn audit(&self, e: &AuditRecord<'_>, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -211,13 +214,13 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(now)
-        .bind(actor)
-        .bind(role.as_str())
-        .bind(method)
-        .bind(path)
-        .bind(i64::from(status))
-        .bind(change.map(|c| c.0.to_string()))
-        .bind(change.map(|c| c.1.to_string()))
+        .bind(e.actor)
+        .bind(e.role.as_str())
+        .bind(e.method)
+        .bind(e.path)
+        .bind(i64::from(e.status))
+        .bind(e.change.map(|c| c.0.to_string()))
+        .bind(e.change.map(|c| c.1.to_string()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

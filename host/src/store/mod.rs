@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use access::{ApiToken, AuditEntry};
+pub use access::{ApiToken, AuditEntry, AuditRecord};
 pub use alerts::AlertRow;
 pub use connections::{Circuit, CircuitState, CircuitTransition, Connection, OperatorEvent};
 pub use jobs::{Job, JobError, JobKind, JobView, Lease, Retry};
