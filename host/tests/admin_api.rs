@@ -100,3 +100,57 @@ async fn refusals_are_clear() {
     // A short token is refused at start.
     assert!(api::ApiState::new(Arc::new(registry().await), "short").is_err());
 }
+
+/// `GET /api/v1/openapi.json` (any token) is an OpenAPI 3.1 document that
+/// lists exactly the routes the router serves: every `.route(...)` of the
+/// admin API's modules, each method, is an operation in it, and nothing
+/// else is. Each operation says what it does and how it is refused.
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_the_router_serves() {
+    let (url, token, _) = serve().await;
+    let http = reqwest::Client::new();
+    let anonymous = http.get(format!("{url}/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let doc: serde_json::Value =
+        http.get(format!("{url}/api/v1/openapi.json")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            let what = op["summary"].as_str().or(op["description"].as_str()).unwrap_or("");
+            assert!(!what.is_empty(), "{method} {path}: no summary");
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            assert!(responses.keys().any(|k| k.starts_with('2')), "{method} {path}: no success answer");
+        }
+    }
+    // The routes, read from the router's own source.
+    let mut served = std::collections::BTreeSet::new();
+    let route = ".route(\"";
+    for module in ["orders", "plugins", "dispatch", "routing", "access"] {
+        let src = std::fs::read_to_string(repo_root().join(format!("host/src/api/{module}.rs"))).unwrap();
+        for line in src.lines().filter(|l| l.trim_start().starts_with(route)) {
+            let path = line.split('"').nth(1).unwrap().to_string();
+            if path.starts_with("/callbacks") {
+                continue; // the suppliers' webhooks, not the admin API
+            }
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if line.contains(&format!("{method}(")) {
+                    served.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    assert!(served.len() > 40, "routes found in the source: {served:?}");
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(missing.is_empty(), "served but not documented: {missing:?}");
+    assert!(extra.is_empty(), "documented but not served: {extra:?}");
+    // A typed body is described field by field.
+    let conn = &doc["components"]["schemas"]["ConnectionBody"]["properties"];
+    assert!(conn["plugin"].is_object() && conn["max_in_flight"].is_object(), "{conn}");
+}

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::dispatch::{Limit, store_error, store_of};
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState};
 use crate::domain::access::{Permission, Role};
 use crate::store::StoreError;
@@ -111,19 +112,26 @@ pub(super) async fn require_token(State(state): State<ApiState>, mut req: Reques
     response
 }
 
-async fn list_tokens(State(state): State<ApiState>) -> Result<Response, ApiError> {
+/// API tokens: ids, names, roles, last use; never secrets.
+#[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, description = "Tokens: ids, names, roles, last use; never secrets (admin only)", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn list_tokens(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let tokens = store_of(&state)?.tokens().await.map_err(store_error)?;
     Ok(Json(json!({ "tokens": tokens })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(super) struct NewToken {
     name: String,
     role: String,
 }
 
-async fn create_token(State(state): State<ApiState>, ApiJson(t): ApiJson<NewToken>) -> Result<Response, ApiError> {
+/// Creates a token with a role; the answer is the only place the token ever appears.
+#[utoipa::path(post, path = "/tokens", tag = "access", request_body = NewToken, responses((status = 201, description = "The token, shown this once", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 400, description = "A bad parameter, naming it", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn create_token(
+    State(state): State<ApiState>,
+    ApiJson(t): ApiJson<NewToken>,
+) -> Result<Response, ApiError> {
     let role = Role::parse(&t.role).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid", m))?;
     let (token, secret) = store_of(&state)?.create_token(&t.name, role, now_ms()).await.map_err(store_error)?;
     // The only answer that ever carries the token itself.
@@ -137,7 +145,12 @@ async fn create_token(State(state): State<ApiState>, ApiJson(t): ApiJson<NewToke
         .into_response())
 }
 
-async fn revoke_token(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+/// Revokes a token at once.
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "access", params(("id" = String, Path, description = "Token id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn revoke_token(
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
     if store_of(&state)?.revoke_token(&id, now_ms()).await.map_err(store_error)? {
         let change = super::Change::new(json!({ "id": id, "revoked": false }), json!({ "id": id, "revoked": true }));
         Ok((change, Json(json!({ "revoked": id }))).into_response())
@@ -146,13 +159,17 @@ async fn revoke_token(State(state): State<ApiState>, ApiPath(id): ApiPath<String
     }
 }
 
-async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
+/// The audit trail: every mutating call with who, role, status, and the state before and after.
+#[utoipa::path(get, path = "/audit", tag = "access", params(("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "Mutating calls, newest first: who, role, what, status, before and after", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn audit(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = store_of(&state)?.audit_log(limit).await.map_err(store_error)?;
     Ok(Json(json!({ "entries": entries })).into_response())
 }
 
-async fn alerts(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
+/// Alert history: firing and resolved alerts with what each notifier answered.
+#[utoipa::path(get, path = "/alerts", tag = "access", params(("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "Alert history: firing and resolved, with what each notifier answered", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn alerts(State(state): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let alerts = store_of(&state)?.alerts(limit).await.map_err(store_error)?;
     Ok(Json(json!({ "alerts": alerts })).into_response())

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, MAX_BODY_BYTES};
 use crate::dispatch::{Dispatcher, resolve_secret};
 use crate::domain::purchase::PoState;
@@ -118,7 +119,7 @@ fn view(c: Connection) -> ConnectionView {
 }
 
 /// `PUT /suppliers/{id}/connection`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
     pub plugin: String,
@@ -147,18 +148,27 @@ fn default_poll() -> i64 {
     5_000
 }
 
-async fn list_connections(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Every supplier connection (secret values never, only their keys).
+#[utoipa::path(get, path = "/suppliers/connections", tag = "dispatch", responses((status = 200, description = "Every supplier connection (secret values never, only their keys)", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn list_connections(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let all = store_of(&s)?.connections().await.map_err(store_error)?;
     Ok(Json(json!(all.into_iter().map(view).collect::<Vec<_>>())))
 }
 
-async fn get_connection(State(s): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+/// One supplier's connection.
+#[utoipa::path(get, path = "/suppliers/{id}/connection", tag = "dispatch", params(("id" = String, Path, description = "Supplier id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn get_connection(
+    State(s): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let c = store_of(&s)?.connection(&SupplierId(id.clone())).await.map_err(store_error)?;
     let c = c.ok_or_else(|| not_found(format!("supplier `{id}` has no connection")))?;
     Ok(Json(json!(view(c))))
 }
 
-async fn put_connection(
+/// Binds a supplier to a plugin with its own config, secrets and limits (checked by binding once).
+#[utoipa::path(put, path = "/suppliers/{id}/connection", tag = "dispatch", params(("id" = String, Path, description = "Supplier id")), request_body = ConnectionBody, responses((status = 200, description = "The connection as stored", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn put_connection(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConnectionBody>,
@@ -224,7 +234,9 @@ async fn put_connection(
     Ok((Change::new(before, &after), Json(after)))
 }
 
-async fn delete_connection(
+/// Removes a supplier's connection.
+#[utoipa::path(delete, path = "/suppliers/{id}/connection", tag = "dispatch", params(("id" = String, Path, description = "Supplier id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn delete_connection(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
@@ -240,7 +252,9 @@ async fn delete_connection(
     Ok((Change::new(before, Value::Null), Json(json!({ "supplier": id, "removed": true }))))
 }
 
-async fn resume(
+/// Resumes a supplier paused by an authorization failure.
+#[utoipa::path(post, path = "/suppliers/{id}/connection/resume", tag = "dispatch", params(("id" = String, Path, description = "Supplier id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn resume(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
@@ -260,14 +274,19 @@ async fn resume(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PoQuery {
+pub(super) struct PoQuery {
     order: Option<i64>,
     state: Option<String>,
     supplier: Option<String>,
     limit: Option<i64>,
 }
 
-async fn list_pos(State(s): State<ApiState>, ApiQuery(q): ApiQuery<PoQuery>) -> Result<Json<Value>, ApiError> {
+/// Purchase orders, filtered, with the counts per state.
+#[utoipa::path(get, path = "/purchase-orders", tag = "dispatch", params(("order" = Option<i64>, Query, description = "Of this order"), ("state" = Option<String>, Query, description = "In this state"), ("supplier" = Option<String>, Query, description = "At this supplier"), ("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "Purchase orders and the counts per state", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 400, description = "A bad parameter, naming it", body = ErrorBody)))]
+pub(super) async fn list_pos(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<PoQuery>,
+) -> Result<Json<Value>, ApiError> {
     let st = match &q.state {
         Some(w) => Some(w.parse::<PoState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e))?),
         None => None,
@@ -280,7 +299,9 @@ async fn list_pos(State(s): State<ApiState>, ApiQuery(q): ApiQuery<PoQuery>) -> 
     Ok(Json(json!({ "counts": counts, "purchase_orders": pos })))
 }
 
-async fn get_po(State(s): State<ApiState>, ApiPath(po): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+/// One purchase order with its events and shipments.
+#[utoipa::path(get, path = "/purchase-orders/{po}", tag = "dispatch", params(("po" = String, Path, description = "PO number")), responses((status = 200, description = "The PO with its events and shipments", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn get_po(State(s): State<ApiState>, ApiPath(po): ApiPath<String>) -> Result<Json<Value>, ApiError> {
     let store = store_of(&s)?;
     let rec = store.purchase_order(&po).await.map_err(store_error)?;
     let rec = rec.ok_or_else(|| not_found(format!("purchase order `{po}` not found")))?;
@@ -289,7 +310,9 @@ async fn get_po(State(s): State<ApiState>, ApiPath(po): ApiPath<String>) -> Resu
     Ok(Json(json!({ "purchase_order": rec, "events": events, "shipments": shipments })))
 }
 
-async fn jobs(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Dispatch jobs per kind and state.
+#[utoipa::path(get, path = "/dispatch/jobs", tag = "dispatch", responses((status = 200, description = "Jobs per kind and state", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn jobs(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let counts = store_of(&s)?.job_counts().await.map_err(store_error)?;
     let rows: Vec<Value> = counts.into_iter().map(|(k, st, n)| json!({ "kind": k, "state": st, "count": n })).collect();
     Ok(Json(json!(rows)))
@@ -302,13 +325,20 @@ pub(super) struct Limit {
     pub(super) limit: Option<i64>,
 }
 
-async fn dead_letters(State(s): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Json<Value>, ApiError> {
+/// Jobs that gave up, with their errors, for a person to retry or discard.
+#[utoipa::path(get, path = "/dispatch/dead-letters", tag = "dispatch", params(("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "Jobs that gave up, with their errors", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn dead_letters(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<Limit>,
+) -> Result<Json<Value>, ApiError> {
     let dead =
         store_of(&s)?.jobs_in_state("dead", q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(store_error)?;
     Ok(Json(json!(dead)))
 }
 
-async fn retry(
+/// Sends a dead letter round again with a fresh deadline.
+#[utoipa::path(post, path = "/dispatch/dead-letters/{id}/retry", tag = "dispatch", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn retry(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
@@ -325,7 +355,9 @@ async fn retry(
     ))
 }
 
-async fn discard(
+/// Gives up on a dead letter for good.
+#[utoipa::path(post, path = "/dispatch/dead-letters/{id}/discard", tag = "dispatch", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn discard(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(axum::Extension<Change>, Json<Value>), ApiError> {
@@ -337,7 +369,9 @@ async fn discard(
     Ok((change, Json(json!({ "job": id, "state": "discarded" }))))
 }
 
-async fn circuits(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Every supplier breaker that was ever tripped, with its transitions.
+#[utoipa::path(get, path = "/dispatch/circuits", tag = "dispatch", responses((status = 200, description = "Every breaker that was ever tripped, with its transitions", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn circuits(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let store = store_of(&s)?;
     let mut out = Vec::new();
     for c in store.circuits().await.map_err(store_error)? {
@@ -347,7 +381,12 @@ async fn circuits(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(out)))
 }
 
-async fn operator_events(State(s): State<ApiState>, ApiQuery(q): ApiQuery<Limit>) -> Result<Json<Value>, ApiError> {
+/// Things a person must look at (unknown POs, setup errors, canary decisions), newest first.
+#[utoipa::path(get, path = "/operator-events", tag = "dispatch", params(("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "What a person must look at, newest first", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn operator_events(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<Limit>,
+) -> Result<Json<Value>, ApiError> {
     let ev = store_of(&s)?.operator_events(q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(store_error)?;
     Ok(Json(json!(ev)))
 }

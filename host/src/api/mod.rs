@@ -8,6 +8,7 @@
 mod access;
 pub mod client;
 mod dispatch;
+mod openapi;
 mod orders;
 mod plugins;
 mod routing;
@@ -99,6 +100,7 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 pub fn router(state: ApiState) -> Router {
     let max_body = state.registry.max_package_bytes() * 4 / 3 + (1 << 20);
     let admin = plugins::routes(max_body)
+        .route("/openapi.json", get(openapi_json))
         .merge(orders::routes())
         .merge(routing::routes())
         .merge(dispatch::routes())
@@ -156,6 +158,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
+}
+
+/// The admin API's OpenAPI document (any role may read it).
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi::json()).into_response()
 }
 
 /// Every metric in the OpenMetrics text format (Prometheus scrapes it).

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, MAX_BODY_BYTES};
 use crate::domain::values::check_storable;
 use crate::domain::{Actor, OrderId, OrderState, SalesOrder};
@@ -75,7 +76,11 @@ struct IdOf {
 }
 
 /// Accepts `{"source": "...", "orders": [...]}` or a bare array of orders.
-async fn intake(State(s): State<ApiState>, ApiJson(body): ApiJson<Box<RawValue>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body(content = Value, description = "`{\"source\": ..., \"orders\": [...]}` or a bare array of orders (up to 5,000); CSV is taken by `daifa intake`"), responses((status = 200, description = "Per-order results: stored, unchanged, exception or invalid", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 415, description = "Not `application/json`", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn intake(
+    State(s): State<ApiState>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
+) -> Result<Json<Value>, ApiError> {
     let store = store(&s)?;
     let text = body.get();
     let batch = if text.trim_start().starts_with('[') {
@@ -148,7 +153,7 @@ async fn intake(State(s): State<ApiState>, ApiJson(body): ApiJson<Box<RawValue>>
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(super) struct ListQuery {
     state: Option<String>,
     /// A bill number or external id prefix, or an order id.
     q: Option<String>,
@@ -160,7 +165,9 @@ fn default_limit() -> i64 {
     100
 }
 
-async fn list(
+/// Lists orders: by state, or found by bill number / external id prefix or id.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(("state" = Option<String>, Query, description = "Only orders in this state"), ("q" = Option<String>, Query, description = "A bill number or external id prefix, or an order id (not with `state`)"), ("limit" = Option<i64>, Query, description = "1-10000, default 100")), responses((status = 200, description = "Order summaries", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 400, description = "A bad parameter, naming it", body = ErrorBody)))]
+pub(super) async fn list(
     State(s): State<ApiState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<OrderSummary>>, ApiError> {
@@ -182,7 +189,8 @@ async fn list(
 }
 
 /// Orders per state: what the flow holds right now.
-async fn stats(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/orders/stats", tag = "orders", responses((status = 200, description = "Orders per state and the job backlog with its oldest job", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn stats(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let store = store(&s)?;
     let by_state = store.count_by_state().await.map_err(store_error)?;
     let by_state: std::collections::BTreeMap<&str, i64> = by_state.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -199,7 +207,9 @@ async fn stats(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, Api
     Ok(Json(serde_json::json!({ "by_state": by_state, "backlog": backlog })))
 }
 
-async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<SalesOrder>, ApiError> {
+/// One order with its lines and its history.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "Order id")), responses((status = 200, description = "The order with its lines and history", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<SalesOrder>, ApiError> {
     store(&s)?.order(OrderId(id)).await.map(Json).map_err(store_error)
 }
 
@@ -208,7 +218,8 @@ async fn one(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Jso
 /// quantity out of bounds, no lines, a missing address part, text no store
 /// can keep) is refused with 422 naming every problem, and the order stays
 /// exactly as it was: an edit is applied whole and valid, or not at all.
-async fn fix(
+#[utoipa::path(put, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "Order id")), request_body(content = Value, description = "The order's corrected data (same shape as intake)"), responses((status = 200, description = "The order, back to `received`", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn fix(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     who: Option<axum::Extension<super::access::Caller>>,
@@ -235,15 +246,16 @@ async fn fix(
     store.fix_content(OrderId(id), content, &operator(who), now).await.map(Json).map_err(store_error)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TransitionIn {
+pub(super) struct TransitionIn {
     to: String,
     reason: String,
 }
 
 /// An operator moves an order (hold, release, cancel, retry).
-async fn transition(
+#[utoipa::path(post, path = "/orders/{id}/transition", tag = "orders", params(("id" = i64, Path, description = "Order id")), request_body = TransitionIn, responses((status = 200, description = "The order in its new state", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn transition(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     who: Option<axum::Extension<super::access::Caller>>,

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath, ApiState, Change};
 use crate::plugins::{Manifest, PluginConfig, PluginPackage, PluginSummary, RegistryError, ValidationReport};
 
@@ -26,7 +27,7 @@ pub(super) fn routes(max_body: usize) -> Router<ApiState> {
 }
 
 /// An uploaded package.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageUpload {
     /// `manifest.toml` text.
     pub manifest: String,
@@ -78,11 +79,15 @@ fn registry_error(e: RegistryError) -> ApiError {
     ApiError::new(status, kind, e.to_string())
 }
 
-async fn list(State(s): State<ApiState>) -> Json<Vec<PluginSummary>> {
+/// Every plugin: active version, rollback target, canary, call slots, versions with their stats.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", responses((status = 200, description = "Every plugin: active version, rollback, canary, call slots, versions with stats", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn list(State(s): State<ApiState>) -> Json<Vec<PluginSummary>> {
     Json(s.registry.list())
 }
 
-async fn validate(
+/// Validates a package (manifest, component, config, dry run) without installing it.
+#[utoipa::path(post, path = "/plugins/validate", tag = "plugins", request_body = PackageUpload, responses((status = 200, description = "The validation report; nothing is installed", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn validate(
     State(s): State<ApiState>,
     ApiJson(up): ApiJson<PackageUpload>,
 ) -> Result<Json<ValidationReport>, ApiError> {
@@ -90,7 +95,9 @@ async fn validate(
     s.registry.validate(&pkg, &up.config).await.map(Json).map_err(registry_error)
 }
 
-async fn install(
+/// Installs a package version (validated, compiled and dry-run first); activates it on request.
+#[utoipa::path(post, path = "/plugins", tag = "plugins", request_body = PackageUpload, responses((status = 201, description = "Installed (validated, compiled, dry-run)", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn install(
     State(s): State<ApiState>,
     ApiJson(up): ApiJson<PackageUpload>,
 ) -> Result<(StatusCode, axum::Extension<Change>, Json<ValidationReport>), ApiError> {
@@ -112,7 +119,9 @@ fn parse_version(version: &str) -> Result<semver::Version, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("version `{version}`: {e}")))
 }
 
-async fn activate(
+/// Makes an installed version the one that serves.
+#[utoipa::path(post, path = "/plugins/{name}/versions/{version}/activate", tag = "plugins", params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Semver version")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn activate(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Changed, ApiError> {
@@ -123,7 +132,9 @@ async fn activate(
     Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "active": version }))))
 }
 
-async fn rollback(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+/// Goes back to the version that served before.
+#[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path, description = "Plugin name")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn rollback(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
     let before = audit_view(&s, &name);
     let v = s.registry.rollback(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, version = %v, "admin: rollback");
@@ -133,14 +144,18 @@ async fn rollback(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> 
     ))
 }
 
-async fn disable(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+/// Stops the plugin serving any call.
+#[utoipa::path(post, path = "/plugins/{name}/disable", tag = "plugins", params(("name" = String, Path, description = "Plugin name")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn disable(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
     let before = audit_view(&s, &name);
     s.registry.disable(&name).await.map_err(registry_error)?;
     tracing::info!(target: "daifa::audit", plugin = %name, "admin: disable");
     Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "disabled": true }))))
 }
 
-async fn remove(
+/// Removes an installed version that does not serve.
+#[utoipa::path(delete, path = "/plugins/{name}/versions/{version}", tag = "plugins", params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Semver version")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn remove(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Changed, ApiError> {
@@ -151,14 +166,16 @@ async fn remove(
     Ok((Change::new(before, audit_view(&s, &name)), Json(serde_json::json!({ "plugin": name, "removed": version }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CanaryRequest {
+pub(super) struct CanaryRequest {
     /// Share of the plugin's calls, 1-99.
     percent: u8,
 }
 
-async fn start_canary(
+/// Sends a share of the plugin's calls to a version, judged against the active one.
+#[utoipa::path(post, path = "/plugins/{name}/versions/{version}/canary", tag = "plugins", params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Semver version")), request_body = CanaryRequest, responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn start_canary(
     State(s): State<ApiState>,
     ApiPath((name, version)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CanaryRequest>,
@@ -172,7 +189,12 @@ async fn start_canary(
     ))
 }
 
-async fn stop_canary(State(s): State<ApiState>, ApiPath(name): ApiPath<String>) -> Result<Changed, ApiError> {
+/// Ends a canary: every call goes to the active version again.
+#[utoipa::path(delete, path = "/plugins/{name}/canary", tag = "plugins", params(("name" = String, Path, description = "Plugin name")), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn stop_canary(
+    State(s): State<ApiState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Changed, ApiError> {
     let before = audit_view(&s, &name);
     let v = s.registry.stop_canary(&name).await.map_err(registry_error)?;
     Ok((

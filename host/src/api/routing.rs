@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, MAX_BODY_BYTES};
 use crate::domain::values::check_storable;
 use crate::domain::{OrderId, OrderState, SupplierId, SupplierSku};
@@ -77,7 +78,8 @@ fn is_json(h: &HeaderMap) -> bool {
 }
 
 /// Every routing decision of the order, with candidates and reasons.
-async fn explain(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/orders/{id}/routing", tag = "routing", params(("id" = i64, Path, description = "Order id")), responses((status = 200, description = "Every routing decision of the order: allocations and candidates", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn explain(State(s): State<ApiState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let order = store.order(OrderId(id)).await.map_err(|e| store_error(map_order(e, id)))?;
     let decisions = store.decisions(OrderId(id)).await.map_err(store_error)?;
@@ -97,9 +99,10 @@ fn map_order(e: StoreError, id: i64) -> StoreError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RerouteIn {
+pub(super) struct RerouteIn {
+    #[schema(value_type = String)]
     supplier: SupplierId,
     #[serde(default)]
     lines: Option<Vec<String>>,
@@ -107,7 +110,8 @@ struct RerouteIn {
 }
 
 /// A supplier rejected lines (or an operator moves them).
-async fn reroute(
+#[utoipa::path(post, path = "/orders/{id}/reroute", tag = "routing", params(("id" = i64, Path, description = "Order id")), request_body = RerouteIn, responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "In conflict with the current state", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn reroute(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(r): ApiJson<RerouteIn>,
@@ -124,7 +128,9 @@ async fn reroute(
     Ok(Json(json!(out)))
 }
 
-async fn policy(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// The active routing policy: its version and TOML text.
+#[utoipa::path(get, path = "/routing/policy", tag = "routing", responses((status = 200, description = "The active policy: version and TOML text", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn policy(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     match store.active_policy().await.map_err(store_error)? {
         Some((version, body)) => Ok(Json(json!({ "version": version, "body": body }))),
@@ -133,7 +139,12 @@ async fn policy(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
 }
 
 /// Loads a policy (TOML text, or the same shape as JSON), validated first.
-async fn put_policy(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Changed, ApiError> {
+#[utoipa::path(put, path = "/routing/policy", tag = "routing", request_body(content = String, content_type = "text/plain", description = "The policy as TOML (or the same shape as JSON with `content-type: application/json`)"), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn put_policy(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Changed, ApiError> {
     let (store, _) = parts(&s)?;
     let (policy, body) = parse_policy(&headers, &body)?;
     let before = store.active_policy().await.map_err(store_error)?.map(|(v, b)| json!({ "version": v, "body": b }));
@@ -159,7 +170,7 @@ fn parse_policy(headers: &HeaderMap, body: &Bytes) -> Result<(Policy, String), A
 }
 
 #[derive(Deserialize)]
-struct WhatIfQuery {
+pub(super) struct WhatIfQuery {
     state: Option<String>,
     #[serde(default = "default_orders")]
     orders: i64,
@@ -175,7 +186,8 @@ fn default_moved() -> usize {
 }
 
 /// Routes a batch of stored orders under the current and a proposed policy.
-async fn what_if(
+#[utoipa::path(post, path = "/routing/what-if", tag = "routing", params(("state" = Option<String>, Query, description = "Orders in this state (default: any)"), ("orders" = Option<i64>, Query, description = "How many orders, 1-100000, default 1000"), ("moved" = Option<usize>, Query, description = "How many moved orders to list")), request_body(content = String, content_type = "text/plain", description = "The proposed policy (TOML, or JSON)"), responses((status = 200, description = "Both policies over the same orders: shares, cost, the orders that move. Changes nothing (a viewer may ask)", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn what_if(
     State(s): State<ApiState>,
     ApiQuery(q): ApiQuery<WhatIfQuery>,
     headers: HeaderMap,
@@ -204,13 +216,19 @@ async fn what_if(
 }
 
 /// Routes everything waiting, now.
-async fn run(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/routing/run", tag = "routing", responses((status = 200, description = "Routes everything waiting now", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn run(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let (_, router) = parts(&s)?;
     Ok(Json(json!(router.route_pending(now_ms()).await.map_err(router_error)?)))
 }
 
 /// Replaces the catalog (TOML text, or the same shape as JSON).
-async fn put_catalog(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(put, path = "/catalog", tag = "routing", request_body(content = String, content_type = "text/plain", description = "The catalog (suppliers, offers) as TOML or JSON"), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn put_catalog(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let now = now_ms();
     let loaded = if is_json(&headers) {
@@ -225,23 +243,28 @@ async fn put_catalog(State(s): State<ApiState>, headers: HeaderMap, body: Bytes)
     Ok(Json(json!({ "suppliers": loaded.suppliers.len(), "offers": loaded.entries.len() })))
 }
 
-async fn suppliers(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Every catalog supplier with its profile.
+#[utoipa::path(get, path = "/catalog/suppliers", tag = "routing", responses((status = 200, description = "Every catalog supplier with its profile", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn suppliers(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     Ok(Json(json!(store.suppliers().await.map_err(store_error)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SupplierPatch {
+pub(super) struct SupplierPatch {
     enabled: Option<bool>,
     paused: Option<bool>,
+    #[schema(value_type = Option<u32>)]
     daily_capacity: Option<Option<u32>>,
     priority: Option<i32>,
+    #[schema(value_type = Option<String>)]
     preference: Option<Decimal>,
 }
 
 /// Pauses, resumes or re-weights one supplier.
-async fn patch_supplier(
+#[utoipa::path(patch, path = "/catalog/suppliers/{id}", tag = "routing", params(("id" = String, Path, description = "Supplier id")), request_body = SupplierPatch, responses((status = 200, description = "The supplier profile", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn patch_supplier(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(p): ApiJson<SupplierPatch>,
@@ -276,16 +299,22 @@ async fn patch_supplier(
     Ok((Change::new(before, &after), Json(after)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StockIn {
+pub(super) struct StockIn {
+    #[schema(value_type = String)]
     supplier: SupplierId,
+    #[schema(value_type = String)]
     supplier_sku: SupplierSku,
     stock: u32,
 }
 
 /// Confirmed stock levels (from a supplier feed or an operator).
-async fn stock(State(s): State<ApiState>, ApiJson(levels): ApiJson<Vec<StockIn>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/catalog/stock", tag = "routing", request_body = Vec<StockIn>, responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn stock(
+    State(s): State<ApiState>,
+    ApiJson(levels): ApiJson<Vec<StockIn>>,
+) -> Result<Json<Value>, ApiError> {
     let (store, _) = parts(&s)?;
     let rows: Vec<_> = levels.into_iter().map(|l| (l.supplier, l.supplier_sku, l.stock)).collect();
     let n = store.update_stock(&rows, now_ms()).await.map_err(store_error)?;
@@ -295,7 +324,7 @@ async fn stock(State(s): State<ApiState>, ApiJson(levels): ApiJson<Vec<StockIn>>
 /// Scores, rolling metrics, circuits and the latest automatic changes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PerformanceQuery {
+pub(super) struct PerformanceQuery {
     /// Only this supplier's score changes (its history, for a chart).
     supplier: Option<SupplierId>,
     #[serde(default = "fifty")]
@@ -306,7 +335,9 @@ fn fifty() -> i64 {
     50
 }
 
-async fn performance(
+/// Each supplier's score and metrics, and recent score changes.
+#[utoipa::path(get, path = "/suppliers/performance", tag = "routing", params(("supplier" = Option<String>, Query, description = "Score changes of this supplier only"), ("changes" = Option<i64>, Query, description = "How many score changes, 1-1000, default 50")), responses((status = 200, description = "Each supplier's score and metrics, and recent score changes", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn performance(
     State(s): State<ApiState>,
     ApiQuery(q): ApiQuery<PerformanceQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -318,27 +349,32 @@ async fn performance(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventIn {
+pub(super) struct EventIn {
     supplier: SupplierId,
     event: Event,
 }
 
 /// Supplier events from dispatch and tracking (or an external tracker).
-async fn events(State(s): State<ApiState>, ApiJson(list): ApiJson<Vec<EventIn>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/suppliers/events", tag = "routing", request_body(content = Value, description = "`[{\"supplier\": ..., \"event\": {...}}]`: supplier events from an external tracker"), responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn events(
+    State(s): State<ApiState>,
+    ApiJson(list): ApiJson<Vec<EventIn>>,
+) -> Result<Json<Value>, ApiError> {
     let (_, router) = parts(&s)?;
     let events: Vec<_> = list.into_iter().map(|e| (e.supplier, e.event)).collect();
     router.record_events(&events).await.map_err(router_error)?;
     Ok(Json(json!({ "recorded": events.len() })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CircuitIn {
+pub(super) struct CircuitIn {
     open: bool,
 }
 
 /// Trips or resets a supplier's circuit by hand.
-async fn circuit(
+#[utoipa::path(put, path = "/suppliers/{id}/circuit", tag = "routing", params(("id" = String, Path, description = "Supplier id")), request_body = CircuitIn, responses((status = 200, description = "Done", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn circuit(
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(c): ApiJson<CircuitIn>,
