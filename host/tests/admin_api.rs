@@ -97,6 +97,15 @@ async fn refusals_are_clear() {
         other => panic!("expected 409, got {other:?}"),
     }
 
+    // Small documents have a small limit: 413 before the body is read.
+    let big = serde_json::json!({ "plugin": "hostile", "config": { "x": "y".repeat(100_000) } });
+    for (method, path) in [(reqwest::Method::PUT, "/suppliers/ACME/connection"), (reqwest::Method::POST, "/tokens")] {
+        match client.call(method.clone(), path, Some(&big)).await {
+            Err(ClientError::Refused { status: 413, message }) => assert!(message.contains("larger"), "{message}"),
+            other => panic!("{method} {path} with 100 KB: expected 413, got {other:?}"),
+        }
+    }
+
     // A short token is refused at start.
     assert!(api::ApiState::new(Arc::new(registry().await), "short").is_err());
 }

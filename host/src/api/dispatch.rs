@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::openapi::ErrorBody;
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, MAX_BODY_BYTES};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, Change, SMALL_BODY_BYTES};
 use crate::dispatch::{Dispatcher, resolve_secret};
 use crate::domain::purchase::PoState;
 use crate::domain::{OrderId, SupplierId};
@@ -42,7 +42,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/dispatch/dead-letters/{id}/discard", post(discard))
         .route("/dispatch/circuits", get(circuits))
         .route("/operator-events", get(operator_events))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(SMALL_BODY_BYTES))
 }
 
 /// The open webhook route (no admin token: the plugin checks the

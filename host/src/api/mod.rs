@@ -94,6 +94,12 @@ impl ApiState {
 /// 413 `{"kind": "too-large"}` before it is read.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// Largest request body of the endpoints that take a small document (a
+/// supplier connection, a token, a dead letter's retry): a connection's
+/// config and secrets fit many times over; anything larger is refused
+/// with 413 before it is read.
+pub const SMALL_BODY_BYTES: usize = 64 << 10;
+
 /// `/healthz` (open) and `/api/v1/...` (bearer token). Every refusal, from
 /// a handler, an extractor, the body limit or the router itself (unknown
 /// path, wrong method), answers `{"error": "...", "kind": "..."}`.
