@@ -82,6 +82,9 @@ pub struct Metrics {
     submits: Family<SupplierOutcome, Counter>,
     submit_seconds: Family<SupplierLabel, Histogram>,
     dead_letters: Counter,
+    retries: Family<KindLabel, Counter>,
+    write_back_lag: Histogram,
+    store_write_seconds: Histogram,
     // Read from the store at scrape time.
     orders: Family<StateLabel, Gauge>,
     purchase_orders: Family<StateLabel, Gauge>,
@@ -114,6 +117,10 @@ impl Metrics {
             submits: Family::default(),
             submit_seconds: Family::new_with_constructor(request_buckets),
             dead_letters: Counter::default(),
+            retries: Family::default(),
+            // 1 s to ~9 h.
+            write_back_lag: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            store_write_seconds: batch_buckets(),
             orders: Family::default(),
             purchase_orders: Family::default(),
             jobs_ready: Family::default(),
@@ -125,6 +132,10 @@ impl Metrics {
             erp_refused: Default::default(),
             registry: Registry::default(),
         };
+        // Every kind present from the start: no retries is a 0, not a gap.
+        for kind in ["submit", "erp_po", "write_back", "poll", "cancel"] {
+            m.retries.get_or_create(&KindLabel { kind: kind.to_string() });
+        }
         let r = &mut registry;
         r.register("daifa_ingest_orders", "Orders read from the ERP, by what became of them", m.ingested.clone());
         r.register_with_unit("daifa_ingest_scan_duration", "ERP scans", Unit::Seconds, m.scan_seconds.clone());
@@ -146,6 +157,23 @@ impl Metrics {
             m.submit_seconds.clone(),
         );
         r.register("daifa_dispatch_dead_letters", "Jobs that became dead letters", m.dead_letters.clone());
+        r.register(
+            "daifa_dispatch_retries",
+            "Failed job attempts that will be tried again, by kind",
+            m.retries.clone(),
+        );
+        r.register_with_unit(
+            "daifa_writeback_lag",
+            "From a shipment (as its supplier dated it) to its document in the ERP",
+            Unit::Seconds,
+            m.write_back_lag.clone(),
+        );
+        r.register_with_unit(
+            "daifa_store_write_duration",
+            "Committed store write transactions, BEGIN to COMMIT",
+            Unit::Seconds,
+            m.store_write_seconds.clone(),
+        );
         r.register("daifa_orders", "Orders by state (read when scraped)", m.orders.clone());
         r.register("daifa_purchase_orders", "Purchase orders by state (read when scraped)", m.purchase_orders.clone());
         r.register("daifa_jobs_ready", "Jobs waiting or running, by kind (read when scraped)", m.jobs_ready.clone());
@@ -246,6 +274,26 @@ impl Metrics {
     /// A job that became a dead letter.
     pub fn dead_letter(&self) {
         self.dead_letters.inc();
+    }
+
+    /// A failed attempt of a `kind` job that will be tried again.
+    pub fn retry(&self, kind: &str) {
+        self.retries.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// A shipment reached the ERP `seconds` after its supplier shipped it.
+    pub fn written_back(&self, seconds: f64) {
+        self.write_back_lag.observe(seconds.max(0.0));
+    }
+
+    /// What to give [`crate::store::Store::observe_writes`].
+    pub fn store_write_observer(self: &Arc<Self>) -> crate::store::WriteObserver {
+        let m = Arc::downgrade(self);
+        crate::store::WriteObserver(Arc::new(move |secs| {
+            if let Some(m) = m.upgrade() {
+                m.store_write_seconds.observe(secs);
+            }
+        }))
     }
 
     /// Reads the store's gauges, then renders every metric (OpenMetrics

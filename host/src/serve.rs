@@ -59,6 +59,7 @@ pub async fn serve(
         });
     }
     let mut store = Store::open(&cfg.store).await.with_context(|| format!("opening the store at {}", cfg.store.url))?;
+    store.observe_writes(metrics.store_write_observer());
     let mut settings = cfg.dispatch.settings.clone();
     if cfg.kingdee.is_none() {
         // Nowhere to create purchase orders or write shipments back.

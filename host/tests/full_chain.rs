@@ -469,6 +469,9 @@ async fn check_metrics(w: &World, orders: usize) {
     assert_eq!(sum("daifa_orders", &[]), orders as f64, "every order in one state");
     assert_eq!(sum("daifa_store_writable", &[]), 1.0);
     assert!(sum("daifa_plugin_call_slots", &[("kind", "total")]) > 0.0);
+    assert!(sum("daifa_writeback_lag_seconds_count", &[]) > 0.0, "write-back lag observed");
+    assert!(sum("daifa_store_write_duration_seconds_count", &[]) > 0.0, "store writes timed");
+    assert!(types.get("daifa_dispatch_retries").is_some_and(|k| k == "counter"), "retries counted by kind");
 
     // The Grafana dashboard in the repository asks only for what exists
     // (families that appear once something happened are named here).

@@ -196,9 +196,9 @@ impl Dispatcher {
         let mut nothing_left = Vec::new();
         for job in jobs {
             match self.shipment_doc(&job).await {
-                Ok(Some((id, doc))) => {
+                Ok(Some((id, doc, shipped_at))) => {
                     docs.push(doc);
-                    batch.push((job, id));
+                    batch.push((job, id, shipped_at));
                 }
                 Ok(None) => nothing_left.push(job),
                 Err(f) => {
@@ -222,9 +222,14 @@ impl Dispatcher {
         let failed = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(shipments = docs.len(), failed, ms = started.elapsed().as_millis() as u64, "write-back batch");
         let mut written = Vec::new();
-        for ((job, id), result) in batch.iter().zip(results) {
+        for ((job, id, shipped_at), result) in batch.iter().zip(results) {
             match result {
-                Ok(d) => written.push((job.lease(), *id, d.number)),
+                Ok(d) => {
+                    if let Some(m) = &self.metrics {
+                        m.written_back((now - shipped_at) as f64 / 1000.0);
+                    }
+                    written.push((job.lease(), *id, d.number))
+                }
                 Err(e) => {
                     if let Err(e) = self.fail(job, &Failure::from(&e), now).await {
                         tracing::warn!(job = job.id, "recording a failed write-back failed: {e}");
@@ -248,9 +253,9 @@ impl Dispatcher {
         }
     }
 
-    /// What a write-back job's shipment must say in the ERP; `None` when
-    /// there is nothing (left) to write.
-    async fn shipment_doc(&self, job: &Job) -> Result<Option<(i64, ShipmentDoc)>, Failure> {
+    /// What a write-back job's shipment must say in the ERP, and when it
+    /// shipped; `None` when there is nothing (left) to write.
+    async fn shipment_doc(&self, job: &Job) -> Result<Option<(i64, ShipmentDoc, i64)>, Failure> {
         let store_err = |e: StoreError| Failure::Transient { message: e.to_string(), retry_after: None };
         let id: i64 = job.key.parse().map_err(|_| Failure::Hopeless(format!("bad shipment id `{}`", job.key)))?;
         let Some(sh) = self.store.shipment(id).await.map_err(store_err)? else { return Ok(None) };
@@ -273,7 +278,10 @@ impl Dispatcher {
         let carrier = sh.parcels.first().map(|p| p.carrier.clone()).unwrap_or_default();
         let tracking: Vec<&str> = sh.parcels.iter().map(|p| p.tracking_number.as_str()).collect();
         let tracking = tracking.join(",");
-        Ok(Some((id, ShipmentDoc { sale_fid, sale_bill_no: sh.bill_no.clone(), lines, carrier, tracking })))
+        let doc = ShipmentDoc { sale_fid, sale_bill_no: sh.bill_no.clone(), lines, carrier, tracking };
+        // Lag from the supplier's own date where it gave one, else from
+        // when we heard (the lag of the write-back alone).
+        Ok(Some((id, doc, sh.shipped_at.unwrap_or(sh.recorded_at))))
     }
 }
 

@@ -376,6 +376,9 @@ impl Dispatcher {
             }
             tracing::warn!(job = job.id, kind = job.kind.as_str(), key = job.key, "dead letter: {}", failure.message());
         } else {
+            if let Some(m) = &self.metrics {
+                m.retry(job.kind.as_str());
+            }
             tracing::debug!(job = job.id, kind = job.kind.as_str(), key = job.key, "will retry: {}", failure.message());
         }
         if !self.store.fail_job(job, failure.message(), retry, true, now).await? {

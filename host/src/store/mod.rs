@@ -135,6 +135,19 @@ pub struct Store {
     /// Set when this store's routing decisions create purchase orders and
     /// dispatch jobs (`daifa serve` with dispatch on).
     dispatch: Option<std::sync::Arc<DispatchSettings>>,
+    /// Told how long each committed write transaction took (metrics).
+    write_observer: std::sync::Arc<std::sync::OnceLock<WriteObserver>>,
+}
+
+/// Receives the seconds each committed write transaction took, from BEGIN
+/// to COMMIT (the fsync included): the store's latency as metrics see it.
+#[derive(Clone)]
+pub struct WriteObserver(pub std::sync::Arc<dyn Fn(f64) + Send + Sync>);
+
+impl std::fmt::Debug for WriteObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteObserver")
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -224,7 +237,14 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Store { pool, backend, write_lock: Default::default(), health: Default::default(), dispatch: None })
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Default::default(),
+            health: Default::default(),
+            dispatch: None,
+            write_observer: Default::default(),
+        })
     }
 
     /// Applies embedded migrations that have not run yet.
@@ -267,7 +287,13 @@ impl Store {
 
     /// Starts a write transaction (see [`tx`] for why not sqlx's).
     async fn begin_write(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.pool, self.backend).await
+        Tx::begin(&self.pool, self.backend, self.write_observer.get().cloned()).await
+    }
+
+    /// Reports every committed write's duration to `observer` (once per
+    /// store and its clones; a second call changes nothing).
+    pub fn observe_writes(&self, observer: WriteObserver) {
+        let _ = self.write_observer.set(observer);
     }
 
     /// Whether the store could write at its last attempt; for readiness

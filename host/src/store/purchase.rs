@@ -137,7 +137,10 @@ pub struct ShipmentRecord {
     pub external_id: String,
     pub bill_no: String,
     pub parcels: Vec<ParcelRecord>,
+    /// When it shipped, as the supplier dated it (if it did).
     pub shipped_at: Option<i64>,
+    /// When we learned of it.
+    pub recorded_at: i64,
     pub written_back_at: Option<i64>,
     pub erp_doc: Option<String>,
 }
@@ -233,6 +236,7 @@ struct ShipmentRow {
     external_id: String,
     bill_no: String,
     shipped_at: Option<i64>,
+    created_at: i64,
     written_back_at: Option<i64>,
     erp_doc: Option<String>,
 }
@@ -649,7 +653,7 @@ pub(super) async fn derive_orders(
 
 /// A shipment with its order's ERP ids; callers add the WHERE.
 const SHIPMENT_SELECT: &str = "SELECT s.id, s.po_number, o.id AS order_id, o.source, o.external_id, o.bill_no, \
-     s.shipped_at, s.written_back_at, s.erp_doc FROM shipments s JOIN purchase_orders p ON p.po_number = s.po_number \
+     s.shipped_at, s.created_at, s.written_back_at, s.erp_doc FROM shipments s JOIN purchase_orders p ON p.po_number = s.po_number \
      JOIN sales_orders o ON o.id = p.order_id";
 
 impl Store {
@@ -725,9 +729,19 @@ impl Store {
 
     async fn with_parcels(&self, rows: Vec<ShipmentRow>) -> Result<Vec<ShipmentRecord>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
-        for ShipmentRow { id, po_number, order, source, external_id, bill_no, shipped_at, written_back_at, erp_doc } in
-            rows
-        {
+        for row in rows {
+            let ShipmentRow {
+                id,
+                po_number,
+                order,
+                source,
+                external_id,
+                bill_no,
+                shipped_at,
+                created_at,
+                written_back_at,
+                erp_doc,
+            } = row;
             let parcels: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT carrier, tracking_number, lines FROM parcels WHERE shipment_id = $1 ORDER BY tracking_number",
             )
@@ -751,6 +765,7 @@ impl Store {
                 bill_no,
                 parcels,
                 shipped_at,
+                recorded_at: created_at,
                 written_back_at,
                 erp_doc,
             });

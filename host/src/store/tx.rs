@@ -30,10 +30,17 @@ use super::{Backend, StoreError};
 pub(crate) struct Tx {
     conn: Option<PoolConnection<Any>>,
     backend: Backend,
+    observer: Option<super::WriteObserver>,
+    started: std::time::Instant,
 }
 
 impl Tx {
-    pub(crate) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Tx, StoreError> {
+    pub(crate) async fn begin(
+        pool: &AnyPool,
+        backend: Backend,
+        observer: Option<super::WriteObserver>,
+    ) -> Result<Tx, StoreError> {
+        let started = std::time::Instant::now();
         let mut conn = pool.acquire().await?;
         // IMMEDIATE takes SQLite's write lock now, so a read-then-write
         // transaction cannot fail later on a lock upgrade.
@@ -42,7 +49,7 @@ impl Tx {
             conn.close_on_drop();
             return Err(e.into());
         }
-        Ok(Tx { conn: Some(conn), backend })
+        Ok(Tx { conn: Some(conn), backend, observer, started })
     }
 
     /// Whether statements built at run time use bare `?` placeholders
@@ -58,7 +65,12 @@ impl Tx {
             return Err(StoreError::Corrupt("transaction used after it ended".into()));
         };
         match conn.execute("COMMIT").await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(o) = &self.observer {
+                    (o.0)(self.started.elapsed().as_secs_f64());
+                }
+                Ok(())
+            }
             Err(e) => {
                 // Release SQLite's locks now rather than when the connection's
                 // worker shuts down; its result does not matter.
