@@ -134,7 +134,7 @@ impl Metrics {
         };
         // Every kind present from the start: no retries is a 0, not a gap.
         for kind in ["submit", "erp_po", "write_back", "poll", "cancel"] {
-            m.retries.get_or_create(&KindLabel { kind: kind.to_string() });
+            m.retries.get_or_create(&KindLabel { kind: kind.to_string() }).inc_by(0);
         }
         let r = &mut registry;
         r.register("daifa_ingest_orders", "Orders read from the ERP, by what became of them", m.ingested.clone());
