@@ -55,6 +55,24 @@ struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoutedLabels {
+    supplier: String,
+    rule_set: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceClass {
+    service: &'static str,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabel {
+    consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -78,7 +96,9 @@ pub struct Metrics {
     erp_requests: Family<ServiceOutcome, Counter>,
     erp_seconds: Family<ServiceLabel, Histogram>,
     routed: Family<OutcomeLabel, Counter>,
+    routed_by: Family<RoutedLabels, Counter>,
     routing_seconds: Histogram,
+    erp_errors: Family<ServiceClass, Counter>,
     submits: Family<SupplierOutcome, Counter>,
     submit_seconds: Family<SupplierLabel, Histogram>,
     dead_letters: Counter,
@@ -91,6 +111,7 @@ pub struct Metrics {
     jobs_ready: Family<KindLabel, Gauge>,
     job_oldest_seconds: Family<KindLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     circuit_open: Family<SupplierLabel, Gauge>,
+    outbox_oldest_seconds: Family<ConsumerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     store_writable: Gauge,
     /// (submits, failed) per supplier, for alert rules over windows.
     submit_counts: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
@@ -113,7 +134,9 @@ impl Metrics {
             erp_requests: Family::default(),
             erp_seconds: Family::new_with_constructor(request_buckets),
             routed: Family::default(),
+            routed_by: Family::default(),
             routing_seconds: batch_buckets(),
+            erp_errors: Family::default(),
             submits: Family::default(),
             submit_seconds: Family::new_with_constructor(request_buckets),
             dead_letters: Counter::default(),
@@ -126,6 +149,7 @@ impl Metrics {
             jobs_ready: Family::default(),
             job_oldest_seconds: Family::default(),
             circuit_open: Family::default(),
+            outbox_oldest_seconds: Family::default(),
             store_writable: Gauge::default(),
             submit_counts: Default::default(),
             last_scan_ok: Default::default(),
@@ -143,6 +167,16 @@ impl Metrics {
         r.register("daifa_erp_requests", "Requests to the ERP by service and outcome", m.erp_requests.clone());
         r.register_with_unit("daifa_erp_request_duration", "ERP request latency", Unit::Seconds, m.erp_seconds.clone());
         r.register("daifa_routing_decisions", "Routing decisions by outcome", m.routed.clone());
+        r.register(
+            "daifa_routing_supplier_decisions",
+            "Routing decisions per supplier they use, rule set and outcome",
+            m.routed_by.clone(),
+        );
+        r.register(
+            "daifa_erp_errors",
+            "ERP calls that failed, by service and class (credentials, session_lost, transient, data, other, protocol)",
+            m.erp_errors.clone(),
+        );
         r.register_with_unit(
             "daifa_routing_pass_duration",
             "Routing passes (decide and store a batch)",
@@ -184,6 +218,12 @@ impl Metrics {
             m.job_oldest_seconds.clone(),
         );
         r.register("daifa_circuit_open", "1 while a supplier's circuit is open or half-open", m.circuit_open.clone());
+        r.register_with_unit(
+            "daifa_outbox_oldest_age",
+            "Per outbox consumer, the age of the oldest row it has not read (read when scraped)",
+            Unit::Seconds,
+            m.outbox_oldest_seconds.clone(),
+        );
         r.register("daifa_store_writable", "1 while the store's last write committed", m.store_writable.clone());
         runtime.register_metrics(r);
         Arc::new(Metrics { registry, ..m })
@@ -237,6 +277,24 @@ impl Metrics {
     /// Since when and why the ERP refuses our credentials, if it does.
     pub fn erp_credentials_refused(&self) -> Option<(i64, String)> {
         self.erp_refused.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// One routing decision, once for each supplier it uses.
+    pub fn routing_decision<'a>(
+        &self,
+        rule_set: &str,
+        suppliers: impl Iterator<Item = &'a str>,
+        outcome: &'static str,
+    ) {
+        for supplier in suppliers {
+            let labels = RoutedLabels { supplier: supplier.to_string(), rule_set: rule_set.to_string(), outcome };
+            self.routed_by.get_or_create(&labels).inc();
+        }
+    }
+
+    /// An ERP call that failed, by the class of its MsgCode (or transport).
+    pub fn erp_error(&self, service: &'static str, class: &'static str) {
+        self.erp_errors.get_or_create(&ServiceClass { service, class }).inc();
     }
 
     /// One routing pass.
@@ -337,6 +395,17 @@ impl Metrics {
                 let age = ((now - oldest).max(0) as f64) / 1000.0;
                 self.jobs_ready.get_or_create(&KindLabel { kind: kind.clone() }).set(n);
                 self.job_oldest_seconds.get_or_create(&KindLabel { kind }).set(age);
+            }
+        }
+        if let Ok(oldest) = store.outbox_oldest().await {
+            // A consumer that caught up reads 0, not its last lag.
+            self.outbox_oldest_seconds.clear();
+            for consumer in ["routing"] {
+                self.outbox_oldest_seconds.get_or_create(&ConsumerLabel { consumer: consumer.to_string() }).set(0.0);
+            }
+            for (consumer, at) in oldest {
+                let age = ((now - at).max(0) as f64) / 1000.0;
+                self.outbox_oldest_seconds.get_or_create(&ConsumerLabel { consumer }).set(age);
             }
         }
         if let Ok(circuits) = store.circuits().await {

@@ -250,6 +250,11 @@ async fn refused_erp_credentials_fire_an_alert_and_make_the_host_unready() {
     let body: Value = r.json().await.unwrap();
     assert!(body["waiting_for"].to_string().contains("erp: credentials refused"), "{body}");
     assert!(alerter.check(daifa_host::util::now_ms()).await.unwrap().is_empty(), "still firing: not again");
+    let text = metrics.render(None).await;
+    assert!(
+        text.lines().any(|l| l.starts_with("daifa_erp_errors_total{") && l.contains("class=\"credentials\"")),
+        "the refusal is counted by class:\n{text}"
+    );
 
     client(None).execute_bill_query(&q).await.expect("good credentials");
     let resolved = alerter.check(daifa_host::util::now_ms()).await.unwrap();

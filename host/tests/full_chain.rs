@@ -472,6 +472,8 @@ async fn check_metrics(w: &World, orders: usize) {
     assert!(sum("daifa_writeback_lag_seconds_count", &[]) > 0.0, "write-back lag observed");
     assert!(sum("daifa_store_write_duration_seconds_count", &[]) > 0.0, "store writes timed");
     assert!(types.get("daifa_dispatch_retries").is_some_and(|k| k == "counter"), "retries counted by kind");
+    assert!(sum("daifa_routing_supplier_decisions_total", &[("outcome", "routed")]) > 0.0, "decisions by supplier");
+    assert!(samples.iter().any(|(n, l, _)| n == "daifa_outbox_oldest_age_seconds" && l["consumer"] == "routing"));
 
     // The Grafana dashboard in the repository asks only for what exists
     // (families that appear once something happened are named here).
@@ -1002,6 +1004,26 @@ async fn the_console_finds_an_order_reads_its_timeline_and_rolls_back_a_plugin()
             assert_eq!(cards, w.sims.len(), "a card per supplier");
         }
     }
+
+    // Deploy a package from files, as an integration developer hands it
+    // over: installed (validated, compiled, dry-run), not yet active.
+    let mut manifest = common::manifest("plugins/rest-json/manifest.toml");
+    manifest.version = semver::Version::new(stable.major, stable.minor, stable.patch + 2);
+    let third = daifa_host::plugins::PluginPackage::pack(manifest, common::component("rest_json"));
+    let pkg_dir = tempfile::tempdir().unwrap();
+    third.write_dir(pkg_dir.path()).unwrap();
+    c.goto(&format!("{}/console#/plugins", w.host.url)).await.unwrap();
+    b.wait_for("details.install summary").await.click().await.unwrap();
+    let path = |f: &str| pkg_dir.path().join(f).display().to_string();
+    b.wait_for("#pkg-manifest").await.send_keys(&path("manifest.toml")).await.unwrap();
+    c.find(Locator::Css("#pkg-component")).await.unwrap().send_keys(&path("component.wasm")).await.unwrap();
+    c.find(Locator::Css("#pkg-config")).await.unwrap().send_keys("base_url = http://127.0.0.1:9").await.unwrap();
+    c.find(Locator::Css("#pkg-install")).await.unwrap().click().await.unwrap();
+    let want = third.manifest.version.to_string();
+    b.wait_for(&format!(".plugin[data-name='rest-json'] button.activate[data-version='{want}']")).await;
+    let listed = w.host.get("/plugins").await;
+    assert_eq!(listed[0]["active"], newer.manifest.version.to_string(), "installed, not activated");
+    b.screenshot("3-deployed").await;
 
     // Roll back the plugin: the button asks once more, then acts.
     c.goto(&format!("{}/console#/plugins", w.host.url)).await.unwrap();

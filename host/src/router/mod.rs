@@ -227,10 +227,23 @@ impl Router {
                 count_capacity(&mut snap.catalog, &w.stored.decision, -1);
                 continue;
             }
-            match w.to {
-                OrderState::OnHold => stats.on_hold += 1,
-                _ if w.stored.decision.outcome == Outcome::PartlyBackordered => stats.backordered += 1,
-                _ => stats.routed += 1,
+            let outcome = match w.to {
+                OrderState::OnHold => {
+                    stats.on_hold += 1;
+                    "on_hold"
+                }
+                _ if w.stored.decision.outcome == Outcome::PartlyBackordered => {
+                    stats.backordered += 1;
+                    "backordered"
+                }
+                _ => {
+                    stats.routed += 1;
+                    "routed"
+                }
+            };
+            if let Some(m) = &self.metrics {
+                let d = &w.stored.decision;
+                m.routing_decision(&d.rule_set, d.suppliers.iter().map(|s| s.as_str()), outcome);
             }
         }
         stats.skipped = applied.skipped;

@@ -40,6 +40,35 @@ impl Store {
         })
     }
 
+    /// Per consumer, when the oldest row it has not read yet was written
+    /// (`routing` for the orders waiting to be routed): how far behind it
+    /// is. Consumers with nothing to read are left out.
+    pub async fn outbox_oldest(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        let routing: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE done_at IS NULL AND topic = 'order.received'")
+                .fetch_one(&self.pool)
+                .await?;
+        if let Some(at) = routing {
+            out.push(("routing".to_string(), at));
+        }
+        let cursors: Vec<(String, i64)> =
+            sqlx::query_as("SELECT consumer, last_id FROM outbox_cursors ORDER BY consumer")
+                .fetch_all(&self.pool)
+                .await?;
+        for (consumer, last_id) in cursors {
+            let next: Option<i64> =
+                sqlx::query_scalar("SELECT created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT 1")
+                    .bind(last_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(at) = next {
+                out.push((consumer, at));
+            }
+        }
+        Ok(out)
+    }
+
     /// Rows after `after`, oldest first, stopping at the first row created
     /// after `settled_before`. On PostgreSQL ids are handed out before commit,
     /// so a row with a lower id can become visible after a higher one;

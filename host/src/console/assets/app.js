@@ -27,7 +27,7 @@ const I18N = {
     "state.firing": "告警中", "state.resolved": "已恢复", "percent": "百分比",
     "routing.rule_set": "规则集", "routing.landed": "到岸成本", "routing.line": "行", "routing.unit_cost": "单价",
     "routing.candidates": "候选供应商", "routing.goods": "货款", "routing.shipping": "运费", "routing.factor": "系数",
-    "col.traps": "陷入", "col.status": "状态码", "col.before": "之前", "col.after": "之后", "col.mean": "平均耗时", "col.sha": "SHA-256",
+    "install": "安装新版本", "install.need": "请选择 manifest.toml 和组件 .wasm", "col.traps": "陷入", "col.status": "状态码", "col.before": "之前", "col.after": "之后", "col.mean": "平均耗时", "col.sha": "SHA-256",
   },
   en: {
     "nav.overview": "Overview", "nav.suppliers": "Suppliers", "nav.orders": "Orders", "nav.dead": "Dead letters",
@@ -52,7 +52,7 @@ const I18N = {
     "state.firing": "firing", "state.resolved": "resolved", "percent": "Percent",
     "routing.rule_set": "rule set", "routing.landed": "landed cost", "routing.line": "Line", "routing.unit_cost": "Unit cost",
     "routing.candidates": "Candidates", "routing.goods": "Goods", "routing.shipping": "Shipping", "routing.factor": "Factor",
-    "col.traps": "Traps", "col.status": "Status", "col.before": "Before", "col.after": "After", "col.mean": "Mean", "col.sha": "SHA-256",
+    "install": "Install a version", "install.need": "Choose a manifest.toml and a component .wasm", "col.traps": "Traps", "col.status": "Status", "col.before": "Before", "col.after": "After", "col.mean": "Mean", "col.sha": "SHA-256",
   },
 };
 
@@ -328,9 +328,44 @@ async function deadLetters() {
       [t("col.attempts"), (j) => j.attempts, "num"], [t("col.error"), lastError], ["", actions]], dead, { id: "dead-letters" })];
 }
 
+/** Bytes as standard base64, in chunks (a component is megabytes). */
+function base64(buf) {
+  const bytes = new Uint8Array(buf);
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+/** Install (deploy) a package: its manifest, its component, its config (key = value lines). */
+function installForm() {
+  const manifest = h("input", { type: "file", id: "pkg-manifest", accept: ".toml" });
+  const component = h("input", { type: "file", id: "pkg-component", accept: ".wasm" });
+  const config = h("textarea", { id: "pkg-config", class: "short", placeholder: "base_url = https://..." });
+  const activate = h("input", { type: "checkbox", id: "pkg-activate" });
+  const go = async () => {
+    try {
+      if (!manifest.files[0] || !component.files[0]) throw new Error(t("install.need"));
+      const cfg = {};
+      for (const line of config.value.split("\n")) {
+        const i = line.indexOf("=");
+        if (line.trim() && i > 0) cfg[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+      }
+      const body = { manifest: await manifest.files[0].text(), component_base64: base64(await component.files[0].arrayBuffer()), config: cfg, activate: activate.checked };
+      const r = await api("POST", "/plugins", body);
+      say(`${t("done")}: ${r.name}@${r.version}`);
+      route();
+    } catch (e) { say(e.message, true); }
+  };
+  return h("details", { class: "card install" }, h("summary", { text: t("install") }),
+    h("div", { class: "row" }, h("label", { text: "manifest.toml " }), manifest, h("label", { text: "component.wasm " }), component),
+    config,
+    h("div", { class: "row" }, h("label", {}, activate, ` ${t("activate")}`),
+      h("button", { type: "button", class: "act", id: "pkg-install", onclick: go, text: t("install") })));
+}
+
 async function plugins() {
   const list = await api("GET", "/plugins");
-  return [h("h2", { text: t("nav.plugins") }), h("div", { class: "stack" }, list.map((p) => {
+  return [h("h2", { text: t("nav.plugins") }), installForm(), h("div", { class: "stack" }, list.map((p) => {
     const percent = h("input", { type: "number", min: 1, max: 99, value: 10, class: "canary-percent" });
     const versions = table([
       [t("col.version"), (v) => v.version + (v.version === p.active ? ` (${t("active")})` : "")],

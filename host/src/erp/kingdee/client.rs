@@ -235,28 +235,38 @@ impl KingdeeClient {
         Ok(())
     }
 
-    /// Tells the metrics (and through them `/readyz` and the alerts)
-    /// whether the ERP took our credentials in this call.
-    fn note_credentials<T>(&self, r: &Result<T, KingdeeError>) {
-        if let Some(m) = &self.metrics {
-            match r {
-                Err(KingdeeError::Credentials(why)) => m.erp_credentials(Some(why)),
-                // It could not tell (no answer, or not one we understood).
-                Err(
-                    KingdeeError::Transient { .. }
-                    | KingdeeError::Protocol(_)
-                    | KingdeeError::SessionLostDuringWrite(_),
-                ) => {}
-                // It answered the call itself, even if to refuse the data.
-                _ => m.erp_credentials(None),
-            }
+    /// Tells the metrics how the call ended: its error class if it failed
+    /// (by MsgCode: credentials, data, other; or transient, session lost,
+    /// protocol), and whether the ERP took our credentials (for `/readyz`
+    /// and the `erp_credentials` alert).
+    fn note_outcome<T>(&self, service: &str, r: &Result<T, KingdeeError>) {
+        let Some(m) = &self.metrics else { return };
+        if let Err(e) = r {
+            let class = match e {
+                KingdeeError::Credentials(_) => "credentials",
+                KingdeeError::SessionLostDuringWrite(_) => "session_lost",
+                KingdeeError::Transient { .. } => "transient",
+                KingdeeError::Data { .. } => "data",
+                KingdeeError::Other { .. } => "other",
+                KingdeeError::Protocol(_) => "protocol",
+            };
+            m.erp_error(service_label(service), class);
+        }
+        match r {
+            Err(KingdeeError::Credentials(why)) => m.erp_credentials(Some(why)),
+            // It could not tell (no answer, or not one we understood).
+            Err(
+                KingdeeError::Transient { .. } | KingdeeError::Protocol(_) | KingdeeError::SessionLostDuringWrite(_),
+            ) => {}
+            // It answered the call itself, even if to refuse the data.
+            _ => m.erp_credentials(None),
         }
     }
 
     /// A read: on session loss, authenticate again and retry once.
     async fn read(&self, service: &str, body: &Value) -> Result<String, KingdeeError> {
         let r = self.read_once(service, body).await;
-        self.note_credentials(&r);
+        self.note_outcome(service, &r);
         r
     }
 
@@ -280,7 +290,7 @@ impl KingdeeClient {
     /// for later calls and the caller is told the outcome is unknown.
     async fn write(&self, op: &str, body: &Value) -> Result<Value, KingdeeError> {
         let r = self.write_once(op, body).await;
-        self.note_credentials(&r);
+        self.note_outcome(op, &r);
         r
     }
 
