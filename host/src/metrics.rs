@@ -400,9 +400,7 @@ impl Metrics {
         if let Ok(oldest) = store.outbox_oldest().await {
             // A consumer that caught up reads 0, not its last lag.
             self.outbox_oldest_seconds.clear();
-            for consumer in ["routing"] {
-                self.outbox_oldest_seconds.get_or_create(&ConsumerLabel { consumer: consumer.to_string() }).set(0.0);
-            }
+            self.outbox_oldest_seconds.get_or_create(&ConsumerLabel { consumer: "routing".to_string() }).set(0.0);
             for (consumer, at) in oldest {
                 let age = ((now - at).max(0) as f64) / 1000.0;
                 self.outbox_oldest_seconds.get_or_create(&ConsumerLabel { consumer }).set(age);
