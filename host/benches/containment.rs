@@ -5,7 +5,8 @@
 //! answers, returning huge output). The goal: p99 no worse than 2× steady
 //! and no failed call.
 //!
-//! Run: `cargo bench -p daifa-host --bench containment`
+//! Run: `cargo bench -p daifa-host --bench containment` (BENCH_WORKERS sets
+//! the runtime's threads, BENCH_QUARANTINE_CALLS=0 turns the quarantine off).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -129,7 +130,11 @@ fn main() {
     rt.block_on(async {
         let sim = SupplierSim::start(Default::default(), 0).await.unwrap();
         let base = sim.base_url();
+        // BENCH_QUARANTINE_CALLS=0 runs without the quarantine, to compare.
+        let quarantine_calls = std::env::var("BENCH_QUARANTINE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        println!("quarantine: {quarantine_calls} call(s) at once after a limit or trap (0 = off)");
         let runtime = PluginRuntime::new(RuntimeConfig {
+            quarantine_calls,
             max_concurrent_calls: 32,
             egress_allow_ips: vec!["127.0.0.0/8".into()],
             ..RuntimeConfig::default()

@@ -489,3 +489,64 @@ async fn loopback_and_metadata_addresses_are_refused_unless_the_operator_allows_
         }
     }
 }
+
+/// A version whose call spun to its deadline is quarantined: while it
+/// lasts, that version runs one call at a time (the others wait their turn
+/// within their own deadline, or give up as crowded, not as its failure),
+/// `GET /plugins` shows why, and a healthy plugin beside it is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_that_hits_a_limit_is_quarantined_to_one_call_at_a_time() {
+    let reg = Arc::new(registry().await);
+    let pkg = hostile_named("h-spin", |m| m.limits.timeout_ms = 400);
+    reg.install(&pkg, &config(&[("mode", "loop")])).await.unwrap();
+    reg.activate("h-spin", &pkg.manifest.version).await.unwrap();
+    let good = hostile_named("h-good", |_| {});
+    reg.install(&good, &config(&[])).await.unwrap();
+    reg.activate("h-good", &good.manifest.version).await.unwrap();
+
+    let spin = reg.get("h-spin").unwrap();
+    match spin.submit_order(&order("Q-1", 1)).await {
+        Err(CallError::LimitExceeded { kind: LimitKind::Deadline, .. }) => {}
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    let listed = reg.list();
+    let q = listed.iter().find(|p| p.name == "h-spin").unwrap().versions[0].quarantine.clone().expect("quarantined");
+    assert!(q.remaining_ms > 20_000 && q.calls == 1 && q.reason.contains("deadline"), "{q:?}");
+
+    // Four callers at once: one runs, the next waits its turn, the rest give up crowded.
+    let started = Instant::now();
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        let spin = spin.clone();
+        calls.push(tokio::spawn(async move { spin.submit_order(&order(&format!("Q-{i}"), 1)).await }));
+    }
+    let mut deadline = 0;
+    let mut crowded = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Err(CallError::LimitExceeded { kind: LimitKind::Deadline, .. }) => deadline += 1,
+            Err(CallError::Crowded { detail, .. }) => {
+                assert!(detail.contains("quarantined"), "{detail}");
+                crowded += 1
+            }
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert!(deadline >= 1 && crowded >= 1 && deadline + crowded == 4, "{deadline} ran, {crowded} crowded out");
+    assert!(started.elapsed() >= Duration::from_millis(390), "they did not all run at once");
+    assert!(deadline <= 2, "at most one at a time within a 400 ms wait: {deadline} ran");
+
+    // The healthy plugin is not held back.
+    let g = reg.get("h-good").unwrap();
+    let t = Instant::now();
+    let mut ok = Vec::new();
+    for i in 0..4 {
+        let g = g.clone();
+        ok.push(tokio::spawn(async move { g.submit_order(&order(&format!("G-{i}"), 1)).await }));
+    }
+    for c in ok {
+        c.await.unwrap().expect("the healthy plugin serves");
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(reg.list().iter().find(|p| p.name == "h-good").unwrap().versions[0].quarantine.is_none());
+}

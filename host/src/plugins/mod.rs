@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod package;
 pub mod plugin;
+pub mod quarantine;
 pub mod registry;
 pub mod runtime;
 pub mod share;

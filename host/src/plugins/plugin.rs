@@ -73,6 +73,7 @@ struct Call {
     started: Instant,
     timeout: Duration,
     _permit: super::share::Slot,
+    _quarantine: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// See [`LoadedPlugin::pinned_instance`].
@@ -98,7 +99,7 @@ macro_rules! invoke {
     // more output than the request allows.
     ($self:ident, $op:expr, $check:expr, |$guest:ident, $store:ident| $call:expr) => {{
         $self.require($op)?;
-        let Call { mut store, guest, started, timeout, _permit } = $self.begin($op).await?;
+        let Call { mut store, guest, started, timeout, _permit, _quarantine } = $self.begin($op).await?;
         let outcome = {
             let $store = &mut store;
             let $guest = guest.daifa_supplier_adapter();
@@ -283,6 +284,18 @@ impl LoadedPlugin {
         let timeout = self.manifest.limits.timeout();
         let deadline = started + timeout;
         let rt = &self.runtime.inner;
+        // A version in quarantine waits for its own few slots first (its
+        // calls then take no shared slot while they wait). Not counted as a
+        // failure of the call's own: it is the version's earlier ones.
+        let quarantine = match rt.quarantine.enter(&self.id(), timeout).await {
+            Ok(q) => q,
+            Err(detail) => {
+                let err =
+                    CallError::Crowded { plugin: self.id(), holder: self.id(), detail: format!("{op:?}: {detail}") };
+                rt.metrics.record(&self.manifest.name, &self.ctx.version, op.as_str(), Err(&err), 0.0, 0);
+                return Err(err);
+            }
+        };
         // Not counted in this plugin's stats: the holder's overload.
         let permit = match rt.share.acquire(&self.manifest.name, timeout).await {
             Ok(p) => p,
@@ -330,7 +343,7 @@ impl LoadedPlugin {
             Ok(Err(e)) => return Err(self.map_error(&mut store, e)),
             Err(_) => return Err(self.limit(LimitKind::Deadline, format!("instantiation took over {timeout:?}"))),
         };
-        Ok(Call { store, guest, started, timeout, _permit: permit })
+        Ok(Call { store, guest, started, timeout, _permit: permit, _quarantine: quarantine })
     }
 
     fn finish<T: WireSize>(
@@ -378,6 +391,9 @@ impl LoadedPlugin {
         let peak = store.data().limiter.peak;
         let elapsed = started.elapsed();
         self.stats.record(elapsed, result.as_ref().map(|_| ()), fuel, peak);
+        if let Err(e @ (CallError::LimitExceeded { .. } | CallError::Trap { .. })) = &result {
+            self.runtime.inner.quarantine.impose(&self.id(), &e.to_string());
+        }
         self.runtime.inner.metrics.record(
             &self.manifest.name,
             &self.ctx.version,

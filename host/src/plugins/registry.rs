@@ -110,6 +110,8 @@ pub struct VersionSummary {
     pub stats: StatsSnapshot,
     /// Set when the version is on disk but could not be loaded at start.
     pub load_error: Option<String>,
+    /// Set once a call of it hit a limit or trapped (see `quarantine`).
+    pub quarantine: Option<super::quarantine::QuarantineState>,
 }
 
 /// All plugins of this host.
@@ -625,6 +627,7 @@ impl Registry {
                             config: p.manifest.redact(&i.config),
                             stats: p.stats.snapshot(),
                             load_error: None,
+                            quarantine: self.runtime.inner.quarantine.state(&p.id()),
                         }
                     })
                     .collect();
@@ -637,6 +640,7 @@ impl Registry {
                     config: PluginConfig::new(),
                     stats: StatsSnapshot::default(),
                     load_error: Some(e.clone()),
+                    quarantine: None,
                 }));
                 Some(PluginSummary {
                     name: name.clone(),

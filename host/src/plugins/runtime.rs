@@ -30,6 +30,11 @@ pub struct RuntimeConfig {
     /// together); default three quarters, so one plugin whose calls hang
     /// leaves room for the others.
     pub max_calls_per_plugin: Option<u32>,
+    /// After a call of a plugin version hits a sandbox limit or traps,
+    /// that version runs at most this many calls at once for
+    /// `quarantine_ms` (see `plugins::quarantine`); 0 turns it off.
+    pub quarantine_calls: u32,
+    pub quarantine_ms: u64,
     /// Ceiling for any plugin's memory limit (also the pool's slot size).
     pub max_memory_bytes: u64,
     pub max_timeout_ms: u64,
@@ -73,6 +78,8 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_concurrent_calls: 64,
             max_calls_per_plugin: None,
+            quarantine_calls: 1,
+            quarantine_ms: 30_000,
             max_memory_bytes: 256 << 20,
             max_timeout_ms: 120_000,
             max_http_response_bytes: 64 << 20,
@@ -129,6 +136,8 @@ pub(crate) struct RuntimeInner {
     /// between plugins: waiting beats failing.
     pub(crate) share: CallShare,
     pub(crate) metrics: super::metrics::PluginMetrics,
+    /// Versions that hit a limit or trapped, held to few calls at once.
+    pub(crate) quarantine: super::quarantine::Quarantine,
     /// Compiles running at once (see [`PluginRuntime::compile`]).
     compile_slots: Arc<tokio::sync::Semaphore>,
     engine_hash: String,
@@ -255,6 +264,10 @@ impl PluginRuntime {
                 metrics: Default::default(),
                 compile_slots: Arc::new(tokio::sync::Semaphore::new(config.max_parallel_compiles.max(1) as usize)),
                 share: CallShare::new(n, config.max_calls_per_plugin.unwrap_or((n * 3 / 4).max(1))),
+                quarantine: super::quarantine::Quarantine::new(
+                    config.quarantine_calls,
+                    Duration::from_millis(config.quarantine_ms),
+                ),
                 config,
                 http,
                 engine_hash,
