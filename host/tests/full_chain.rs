@@ -997,6 +997,8 @@ async fn the_console_finds_an_order_reads_its_timeline_and_rolls_back_a_plugin()
             c.find(Locator::Css("#what-if-run")).await.unwrap().click().await.unwrap();
             let summary = b.wait_for("#what-if-summary").await.text().await.unwrap();
             assert!(summary.contains(": 0 / 60"), "what-if of the same policy: {summary}");
+            let versions = c.find_all(Locator::Css("#policy-versions button.load-version")).await.unwrap();
+            assert!(!versions.is_empty(), "the policy versions are listed");
         }
         b.screenshot(&format!("2-{view}")).await;
         if view == "suppliers" {

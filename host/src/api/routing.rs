@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/orders/{id}/routing", get(explain))
         .route("/orders/{id}/reroute", post(reroute))
         .route("/routing/policy", get(policy).put(put_policy))
+        .route("/routing/policies", get(policies))
         .route("/routing/what-if", post(what_if))
         .route("/routing/run", post(run))
         .route("/catalog", put(put_catalog))
@@ -136,6 +137,17 @@ pub(super) async fn policy(State(s): State<ApiState>) -> Result<Json<Value>, Api
         Some((version, body)) => Ok(Json(json!({ "version": version, "body": body }))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "no routing policy is loaded")),
     }
+}
+
+/// Every routing policy version loaded, newest first, with its text.
+#[utoipa::path(get, path = "/routing/policies", tag = "routing", params(("limit" = Option<i64>, Query, description = "1-1000, default 50")), responses((status = 200, description = "Policy versions: version, active, loaded by and at, TOML text", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody)))]
+pub(super) async fn policies(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<super::dispatch::Limit>,
+) -> Result<Json<Value>, ApiError> {
+    let (store, _) = parts(&s)?;
+    let versions = store.policy_versions(q.limit.unwrap_or(50).clamp(1, 1_000)).await.map_err(store_error)?;
+    Ok(Json(json!({ "versions": versions })))
 }
 
 /// Loads a policy (TOML text, or the same shape as JSON), validated first.

@@ -34,7 +34,7 @@ pub use purchase::{
     RerouteRequest, ShipmentRecord, SubmitAnswer,
 };
 pub use retention::{Pruned, RetentionConfig};
-pub use routing::{RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
+pub use routing::{PolicyVersion, RoutingApplied, RoutingWrite, StoredDecision, SupplierRow};
 pub use tx::StoreHealth;
 use tx::{HealthCell, Tx};
 

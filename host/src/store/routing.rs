@@ -294,6 +294,28 @@ impl Store {
         row.map(|r| Ok((u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0), r.try_get("body")?))).transpose()
     }
 
+    /// Every policy version loaded, newest first: (version, active, loaded
+    /// by, loaded at, TOML text).
+    pub async fn policy_versions(&self, limit: i64) -> Result<Vec<PolicyVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, active, loaded_by, loaded_at, body FROM routing_policies ORDER BY version DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PolicyVersion {
+                    version: u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0),
+                    active: r.try_get::<i64, _>("active")? != 0,
+                    loaded_by: r.try_get("loaded_by")?,
+                    loaded_at: r.try_get("loaded_at")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
     /// `order.received` outbox rows not yet routed: `(outbox id, order id)`.
     pub async fn pending_routing(&self, limit: i64) -> Result<Vec<(i64, OrderId)>, StoreError> {
         let rows = sqlx::query(
@@ -653,4 +675,15 @@ fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
 
 fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+/// One loaded routing policy version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyVersion {
+    pub version: u32,
+    pub active: bool,
+    pub loaded_by: String,
+    pub loaded_at: i64,
+    /// The TOML text as loaded.
+    pub body: String,
 }

@@ -23,7 +23,7 @@ const I18N = {
     "retry": "重试", "discard": "丢弃", "activate": "激活", "rollback": "回滚", "disable": "停用",
     "canary": "灰度", "canary.stop": "停止灰度", "confirm": "确认？", "done": "完成",
     "active": "当前", "rollback_to": "可回滚到", "policy.current": "当前策略", "policy.whatif": "假设分析",
-    "policy.run": "比较", "policy.save": "保存为新版本", "changed": "变化的订单",
+    "policy.run": "比较", "policy.load": "载入比较", "policy.versions": "策略版本", "policy.save": "保存为新版本", "changed": "变化的订单",
     "state.firing": "告警中", "state.resolved": "已恢复", "percent": "百分比",
     "routing.rule_set": "规则集", "routing.landed": "到岸成本", "routing.line": "行", "routing.unit_cost": "单价",
     "routing.candidates": "候选供应商", "routing.goods": "货款", "routing.shipping": "运费", "routing.factor": "系数",
@@ -48,7 +48,7 @@ const I18N = {
     "retry": "Retry", "discard": "Discard", "activate": "Activate", "rollback": "Roll back", "disable": "Disable",
     "canary": "Canary", "canary.stop": "Stop canary", "confirm": "Confirm?", "done": "Done",
     "active": "active", "rollback_to": "rollback to", "policy.current": "Current policy", "policy.whatif": "What-if",
-    "policy.run": "Compare", "policy.save": "Save as new version", "changed": "Orders that change",
+    "policy.run": "Compare", "policy.load": "Load to compare", "policy.versions": "Policy versions", "policy.save": "Save as new version", "changed": "Orders that change",
     "state.firing": "firing", "state.resolved": "resolved", "percent": "Percent",
     "routing.rule_set": "rule set", "routing.landed": "landed cost", "routing.line": "Line", "routing.unit_cost": "Unit cost",
     "routing.candidates": "Candidates", "routing.goods": "Goods", "routing.shipping": "Shipping", "routing.factor": "Factor",
@@ -393,8 +393,15 @@ async function plugins() {
 
 async function routing() {
   const policy = await api("GET", "/routing/policy").catch((e) => ({ version: null, body: "", error: e.message }));
+  const versions = (await api("GET", "/routing/policies?limit=50").catch(() => ({ versions: [] }))).versions;
   const edit = h("textarea", { id: "policy-text", spellcheck: "false" });
   edit.value = policy.body || "";
+  const history = table([
+    [t("col.version"), (v) => `v${v.version}${v.active ? ` (${t("active")})` : ""}`],
+    [t("col.actor"), (v) => v.loaded_by], [t("col.at"), (v) => fmtTime(v.loaded_at)],
+    ["", (v) => h("button", { type: "button", class: "act plain load-version", "data-version": v.version,
+      onclick: () => { edit.value = v.body; say(`v${v.version} → ${t("policy.whatif")}`); }, text: t("policy.load") })],
+  ], versions, { id: "policy-versions" });
   const out = h("div", { id: "what-if" });
   const run = async () => {
     try {
@@ -415,7 +422,8 @@ async function routing() {
       h("div", { class: "card" }, edit, h("div", { class: "row" },
         h("button", { type: "button", class: "act", id: "what-if-run", onclick: run, text: t("policy.run") }),
         confirmButton(t("policy.save"), "plain", () => act("PUT", "/routing/policy", edit.value)))),
-      h("div", { class: "card" }, h("h3", { text: t("policy.whatif") }), out))];
+      h("div", { class: "card" }, h("h3", { text: t("policy.whatif") }), out)),
+    h("div", { class: "card" }, h("h3", { text: t("policy.versions") }), history)];
 }
 
 async function alerts() {
