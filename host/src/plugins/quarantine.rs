@@ -1,8 +1,9 @@
 //! Quarantine of misbehaving plugin versions. A call that hits a sandbox
 //! limit (deadline, memory, fuel, stack, output size) or traps puts its
 //! version in quarantine for `[runtime] quarantine_ms`: meanwhile that
-//! version runs at most `quarantine_calls` calls at once, the others wait
-//! their turn within their own deadline. The limits already stop each such
+//! version runs at most `quarantine_calls` calls at once, starting at most
+//! one every `quarantine_spacing_ms`; the others wait their turn within
+//! their own deadline. The limits already stop each such
 //! call; the quarantine stops a version from burning every core with them
 //! (four callers spinning to their deadline, or building 4 MB answers the
 //! host then refuses, took the CPU the healthy plugins' calls needed on a
@@ -21,6 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 struct Entry {
     until: Instant,
     slots: Arc<Semaphore>,
+    /// When the next call may start (spacing).
+    next_start: Arc<Mutex<Instant>>,
     reason: String,
     times: u64,
 }
@@ -36,19 +39,23 @@ pub struct QuarantineState {
     pub times: u64,
     /// Calls it may run at once meanwhile.
     pub calls: u32,
+    /// And at most one starts per this many ms.
+    pub spacing_ms: u64,
 }
 
 /// The quarantine register of one runtime.
 pub(crate) struct Quarantine {
     calls: u32,
     period: Duration,
+    spacing: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Quarantine {
-    /// `calls` at once for `period` after a violation; either 0 turns it off.
-    pub(crate) fn new(calls: u32, period: Duration) -> Quarantine {
-        Quarantine { calls, period, entries: Mutex::new(HashMap::new()) }
+    /// `calls` at once, starting at most one every `spacing`, for `period`
+    /// after a violation; `calls` or `period` of 0 turns it off.
+    pub(crate) fn new(calls: u32, period: Duration, spacing: Duration) -> Quarantine {
+        Quarantine { calls, period, spacing, entries: Mutex::new(HashMap::new()) }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -70,6 +77,7 @@ impl Quarantine {
         let e = all.entry(version.to_string()).or_insert_with(|| Entry {
             until,
             slots: Arc::new(Semaphore::new(self.calls as usize)),
+            next_start: Arc::new(Mutex::new(Instant::now())),
             reason: String::new(),
             times: 0,
         });
@@ -88,23 +96,41 @@ impl Quarantine {
     }
 
     /// Lets a call of `version` start: at once if it is not quarantined,
-    /// else once one of its quarantine slots is free, waiting at most
-    /// `wait`. The permit is held for the whole call.
+    /// else once one of its quarantine slots is free and `spacing` has
+    /// passed since the last start, waiting at most `wait`. The permit is
+    /// held for the whole call.
     pub(crate) async fn enter(&self, version: &str, wait: Duration) -> Result<Option<OwnedSemaphorePermit>, String> {
-        let slots = {
+        let (slots, next_start) = {
             let all = self.entries();
             match all.get(version) {
-                Some(e) if e.until > Instant::now() => e.slots.clone(),
+                Some(e) if e.until > Instant::now() => (e.slots.clone(), e.next_start.clone()),
                 _ => return Ok(None),
             }
         };
-        match tokio::time::timeout(wait, slots.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(format!(
-                "`{version}` is quarantined after a limit or trap and ran its {} call(s) for longer than {wait:?}",
-                self.calls
-            )),
-        }
+        let deadline = Instant::now() + wait;
+        let refused = || {
+            format!(
+                "`{version}` is quarantined after a limit or trap ({} call(s) at once, one every {:?}) and had no turn within {wait:?}",
+                self.calls, self.spacing
+            )
+        };
+        let permit = match tokio::time::timeout_at(deadline.into(), slots.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(refused()),
+        };
+        // Spacing: one start per `spacing`, the slot held meanwhile so the
+        // version's other calls queue behind it.
+        let start_at = {
+            let mut next = next_start.lock().unwrap_or_else(|p| p.into_inner());
+            let at = (*next).max(Instant::now());
+            if at > deadline {
+                return Err(refused());
+            }
+            *next = at + self.spacing;
+            at
+        };
+        tokio::time::sleep_until(start_at.into()).await;
+        Ok(Some(permit))
     }
 
     /// `version`'s quarantine, if one was ever imposed.
@@ -116,6 +142,7 @@ impl Quarantine {
             reason: e.reason.clone(),
             times: e.times,
             calls: self.calls,
+            spacing_ms: self.spacing.as_millis() as u64,
         })
     }
 }
@@ -126,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_quarantined_version_runs_one_call_at_a_time_until_it_ends() {
-        let q = Quarantine::new(1, Duration::from_millis(300));
+        let q = Quarantine::new(1, Duration::from_millis(300), Duration::ZERO);
         assert!(q.enter("p@1.0.0", Duration::from_millis(10)).await.unwrap().is_none(), "free before");
         q.impose("p@1.0.0", "deadline");
         let first = q.enter("p@1.0.0", Duration::from_millis(10)).await.unwrap();
@@ -143,8 +170,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn quarantined_calls_start_no_closer_than_the_spacing() {
+        let q = Quarantine::new(4, Duration::from_secs(30), Duration::from_millis(100));
+        q.impose("p@1.0.0", "output too large");
+        let t = Instant::now();
+        let a = q.enter("p@1.0.0", Duration::from_secs(1)).await.unwrap();
+        let b = q.enter("p@1.0.0", Duration::from_secs(1)).await.unwrap();
+        let c = q.enter("p@1.0.0", Duration::from_secs(1)).await.unwrap();
+        assert!(a.is_some() && b.is_some() && c.is_some());
+        assert!(t.elapsed() >= Duration::from_millis(195), "three starts, 100 ms apart: {:?}", t.elapsed());
+        let late = q.enter("p@1.0.0", Duration::from_millis(50)).await;
+        assert!(late.is_err(), "no turn within 50 ms: the next start is 100 ms away");
+    }
+
+    #[tokio::test]
     async fn zero_turns_it_off() {
-        let q = Quarantine::new(0, Duration::from_secs(30));
+        let q = Quarantine::new(0, Duration::from_secs(30), Duration::ZERO);
         q.impose("p@1.0.0", "trap");
         assert!(q.enter("p@1.0.0", Duration::from_millis(10)).await.unwrap().is_none());
         assert!(q.state("p@1.0.0").is_none());

@@ -35,6 +35,8 @@ pub struct RuntimeConfig {
     /// `quarantine_ms` (see `plugins::quarantine`); 0 turns it off.
     pub quarantine_calls: u32,
     pub quarantine_ms: u64,
+    /// Meanwhile its calls start at most one per this many ms.
+    pub quarantine_spacing_ms: u64,
     /// Ceiling for any plugin's memory limit (also the pool's slot size).
     pub max_memory_bytes: u64,
     pub max_timeout_ms: u64,
@@ -80,6 +82,7 @@ impl Default for RuntimeConfig {
             max_calls_per_plugin: None,
             quarantine_calls: 1,
             quarantine_ms: 30_000,
+            quarantine_spacing_ms: 100,
             max_memory_bytes: 256 << 20,
             max_timeout_ms: 120_000,
             max_http_response_bytes: 64 << 20,
@@ -267,6 +270,7 @@ impl PluginRuntime {
                 quarantine: super::quarantine::Quarantine::new(
                     config.quarantine_calls,
                     Duration::from_millis(config.quarantine_ms),
+                    Duration::from_millis(config.quarantine_spacing_ms),
                 ),
                 config,
                 http,
