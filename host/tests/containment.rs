@@ -228,3 +228,46 @@ case!(
     Some(64 << 20),
     Expect::Limit(LimitKind::OutputBytes)
 );
+
+/// A package whose component would take the instance pool every plugin
+/// shares (one memory per core instance, past the per-component maximum)
+/// is refused at install, naming the count and the maximum.
+#[tokio::test]
+async fn a_component_that_would_take_the_shared_instance_pool() {
+    use daifa_host::plugins::runtime::MAX_MEMORIES_PER_COMPONENT;
+    let n = MAX_MEMORIES_PER_COMPONENT as usize + 1;
+    let instances: String = (0..n).map(|i| format!("(core instance $i{i} (instantiate $m))")).collect();
+    let component =
+        wat::parse_str(format!("(component (core module $m (memory 1) (func (export \"f\"))) {instances})")).unwrap();
+    let manifest = hostile_named("h-pool-grab", |_| {}).manifest;
+    let pkg = daifa_host::plugins::PluginPackage::pack(manifest, component);
+    let reg = registry().await;
+    let err = reg.install(&pkg, &config(&[("mode", "ok")])).await.expect_err("refused").to_string();
+    assert!(err.contains("shared by every plugin") && err.contains(&format!("{n} Wasm linear memories")), "{err}");
+    assert!(reg.get("h-pool-grab").is_err(), "nothing installed");
+    println!(
+        "| h-pool-grab | per-component memories ({MAX_MEMORIES_PER_COMPONENT}) | refused at install: {} | yes: never ran |",
+        err.chars().take(90).collect::<String>()
+    );
+}
+
+/// A plugin filling its kv store stops at its total quota: its writes past
+/// it are refused (the plugin is told, and carries on), nothing past the
+/// quota is stored.
+#[tokio::test]
+async fn a_kv_flood_stops_at_its_quota() {
+    let reg = registry().await;
+    let pkg = hostile_named("h-kv-flood", |m| m.limits.kv_max_total_bytes = 64 << 10);
+    reg.install(&pkg, &config(&[("mode", "kv-flood"), ("size", "16000"), ("keys", "100")])).await.unwrap();
+    reg.activate("h-kv-flood", &pkg.manifest.version).await.unwrap();
+    let r = reg.get("h-kv-flood").unwrap().submit_order(&order("KV-1", 1)).await.unwrap();
+    assert!(
+        r.supplier_ref.starts_with("wrote 4:") && r.supplier_ref.contains("the limit is 65536"),
+        "{}",
+        r.supplier_ref
+    );
+    println!(
+        "| h-kv-flood | kv_max_total_bytes (65536) | {} | yes: 4 of 100 values stored |",
+        r.supplier_ref.chars().take(90).collect::<String>()
+    );
+}
