@@ -78,6 +78,49 @@ enum Command {
     Sim(sim_cli::SimCommand),
 }
 
+/// An operation for `daifa plugin invoke`.
+#[derive(Subcommand)]
+enum InvokeOp {
+    /// What the adapter says it can do.
+    Describe,
+    /// Send a purchase order (`--json po.json`: the WIT record, snake_case keys).
+    SubmitOrder {
+        #[arg(long)]
+        json: PathBuf,
+    },
+    /// Read the supplier's update feed from a cursor.
+    PollUpdates {
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Cancel a purchase order at the supplier.
+    CancelOrder {
+        #[arg(long)]
+        po: String,
+        #[arg(long)]
+        supplier_ref: Option<String>,
+        #[arg(long, default_value = "cancelled by the customer")]
+        reason: String,
+    },
+    /// Stock of the supplier's SKUs.
+    QueryStock { skus: Vec<String> },
+    /// A webhook as the supplier would send it.
+    HandleCallback {
+        /// The body, from a file.
+        #[arg(long)]
+        body: PathBuf,
+        /// Headers, `name:value` (repeat).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        #[arg(long, default_value = "POST")]
+        method: String,
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Make a package directory: the manifest stamped with the component's sha256.
@@ -95,6 +138,25 @@ enum PluginCommand {
         /// Config values, `key=value`.
         #[arg(short = 'c', long = "set", value_parser = parse_kv)]
         set: Vec<(String, String)>,
+    },
+    /// Run one operation of a package locally, in the production sandbox
+    /// with its limits (validated and dry-run first, as an install would):
+    /// prints the typed answer or error and what the call used against each
+    /// limit; the plugin's log lines go to stderr. Config from `-c`,
+    /// `--config-file` (TOML `key = "value"`) and `DAIFA_PLUGIN_<KEY>`
+    /// environment variables (for secrets: not in the shell history).
+    Invoke {
+        package: PathBuf,
+        #[command(subcommand)]
+        operation: InvokeOp,
+        #[arg(short = 'c', long = "set", value_parser = parse_kv, global = true)]
+        set: Vec<(String, String)>,
+        #[arg(long, global = true)]
+        config_file: Option<PathBuf>,
+        /// Non-public addresses the plugin may reach, as `[runtime]
+        /// egress_allow_ips` (e.g. `127.0.0.1/32` for a simulator here).
+        #[arg(long = "allow-ip", global = true)]
+        allow_ips: Vec<String>,
     },
     /// Upload a package to a host's admin API.
     Install {
@@ -208,8 +270,12 @@ fn to_config(set: Vec<(String, String)>) -> PluginConfig {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The demo prints its own story; services log what they do.
-    let default_filter =
-        if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "warn,daifa=info,daifa_host=info" };
+    let default_filter = match &cli.command {
+        Command::Demo { .. } => "warn",
+        // An author wants every line the plugin logs, and little else.
+        Command::Plugin(PluginCommand::Invoke { .. }) => "warn,daifa::plugin=trace",
+        _ => "warn,daifa=info,daifa_host=info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if cli.log_format == "json" {
@@ -339,6 +405,22 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
             let report = registry.validate(&pkg, &to_config(set)).await?;
             print(serde_json::to_value(report)?);
         }
+        PluginCommand::Invoke { package, operation, set, config_file, allow_ips } => {
+            let cfg = HostConfig::load(config.as_deref())?;
+            let mut rt = daifa_host::plugins::RuntimeConfig { cache_dir: None, ..cfg.runtime };
+            rt.egress_allow_ips.extend(allow_ips);
+            let runtime = PluginRuntime::new(rt)?;
+            let registry = Registry::open(runtime, None).await?;
+            let pkg = PluginPackage::from_dir(&package)?;
+            let values = invoke_config(&pkg, set, config_file.as_deref())?;
+            let op = invoke_operation(operation)?;
+            let report = daifa_host::plugins::invoke::invoke(&registry, &pkg, &values, op).await?;
+            eprintln!("{}", report.answer);
+            print(serde_json::to_value(&report)?);
+            if !report.ok {
+                std::process::exit(1);
+            }
+        }
         PluginCommand::Install { package, set, activate, server } => {
             let pkg = PluginPackage::from_dir(&package)?;
             print(server.client().install(&pkg, &to_config(set), activate).await?);
@@ -354,4 +436,71 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
         PluginCommand::List { server } => print(server.client().list().await?),
     }
     Ok(())
+}
+
+/// `daifa plugin invoke`'s config: the manifest's keys from the environment
+/// (`DAIFA_PLUGIN_<KEY>`), then `--config-file`, then `-c` (later wins).
+fn invoke_config(
+    pkg: &PluginPackage,
+    set: Vec<(String, String)>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<daifa_host::plugins::PluginConfig> {
+    let mut values = daifa_host::plugins::PluginConfig::new();
+    for key in pkg.manifest.config.keys() {
+        let var = format!("DAIFA_PLUGIN_{}", key.to_ascii_uppercase().replace('-', "_"));
+        if let Ok(v) = std::env::var(&var) {
+            values.insert(key.clone(), v);
+        }
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: std::collections::BTreeMap<String, toml::Value> =
+            toml::from_str(&text).with_context(|| format!("{}: expected `key = \"value\"` lines", path.display()))?;
+        for (k, v) in table {
+            let v = match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            values.insert(k, v);
+        }
+    }
+    values.extend(set);
+    Ok(values)
+}
+
+/// The operation with its input read and checked.
+fn invoke_operation(op: InvokeOp) -> anyhow::Result<daifa_host::plugins::invoke::Operation> {
+    use daifa_host::plugins::invoke::{Operation, PurchaseOrderJson};
+    Ok(match op {
+        InvokeOp::Describe => Operation::Describe,
+        InvokeOp::SubmitOrder { json } => {
+            let text = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+            let po: PurchaseOrderJson =
+                serde_json::from_str(&text).with_context(|| format!("{}: not a purchase order", json.display()))?;
+            Operation::SubmitOrder(Box::new(po.into_binding().map_err(|e| anyhow::anyhow!("{}: {e}", json.display()))?))
+        }
+        InvokeOp::PollUpdates { cursor } => Operation::PollUpdates { cursor },
+        InvokeOp::CancelOrder { po, supplier_ref, reason } => {
+            Operation::CancelOrder { po_number: po, supplier_ref, reason }
+        }
+        InvokeOp::QueryStock { skus } => Operation::QueryStock(skus),
+        InvokeOp::HandleCallback { body, headers, method, path, query } => {
+            let bytes = std::fs::read(&body).with_context(|| format!("reading {}", body.display()))?;
+            let headers = headers
+                .into_iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow::anyhow!("header `{h}`: expected name:value"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Operation::HandleCallback(daifa_host::plugins::bindings::CallbackRequest {
+                method,
+                path,
+                query,
+                headers,
+                body: bytes,
+            })
+        }
+    })
 }

@@ -14,6 +14,7 @@ pub mod egress;
 pub mod error;
 pub mod host_state;
 pub mod http;
+pub mod invoke;
 pub mod kv;
 pub mod manifest;
 pub mod metrics;
