@@ -83,7 +83,11 @@ impl PurchaseOrderJson {
     /// The WIT record; a unit cost that is not a plain decimal is refused.
     pub fn into_binding(self) -> Result<PurchaseOrder, String> {
         for l in &self.lines {
-            if l.unit_cost.parse::<rust_decimal::Decimal>().is_err() {
+            let plain = l.unit_cost.strip_prefix('-').unwrap_or(&l.unit_cost);
+            let plain = !plain.is_empty()
+                && plain.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && plain.matches('.').count() <= 1;
+            if !plain || l.unit_cost.parse::<rust_decimal::Decimal>().is_err() {
                 return Err(format!("line {}: unit_cost `{}` is not a plain decimal", l.line_id, l.unit_cost));
             }
         }
