@@ -62,6 +62,8 @@ pub struct DemoOptions {
     pub erp_sessions: usize,
     /// Delay of every supplier answer.
     pub supplier_latency_ms: u64,
+    /// End with one JSON summary line.
+    pub json: bool,
 }
 
 /// One stage's time, measured from the host's start.
@@ -262,6 +264,39 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let duplicates: u64 = sims.values().map(|s| s.key_conflicts()).sum();
     println!("dead letters: {dead}; idempotency-key conflicts at the suppliers: {duplicates}");
 
+    let summary = {
+        let pos = client.call(Method::GET, "/purchase-orders?limit=1", None).await?["counts"].clone();
+        let per_supplier: BTreeMap<String, usize> = sims.iter().map(|(id, s)| (id.clone(), s.orders().len())).collect();
+        let sent: usize = per_supplier.values().sum();
+        let shares: BTreeMap<&String, f64> = per_supplier
+            .iter()
+            .map(|(id, k)| (id, if sent == 0 { 0.0 } else { (*k as f64 * 1000.0 / sent as f64).round() / 10.0 }))
+            .collect();
+        let mut stages = Vec::new();
+        let mut prev = Duration::ZERO;
+        for (name, d) in &st.marks {
+            let took = d.saturating_sub(prev).as_millis() as u64;
+            stages.push(serde_json::json!({ "stage": name, "at_ms": d.as_millis() as u64, "took_ms": took }));
+            prev = *d;
+        }
+        serde_json::json!({
+            "orders": fids.len(),
+            "routed": total - n(&c, "received") - n(&c, "exception") - n(&c, "on_hold") - n(&c, "cancelled"),
+            "exceptions": n(&c, "exception"),
+            "on_hold": n(&c, "on_hold"),
+            "purchase_orders_dispatched": sent,
+            "purchase_orders_shipped": shipped,
+            "written_back": n(&c, "written_back"),
+            "purchase_orders": pos,
+            "erp_purchase_orders": erp_pos,
+            "erp_outstocks": outstocks,
+            "duplicates": duplicates,
+            "dead_letters": dead,
+            "elapsed_ms": st.marks.last().map_or(0, |(_, d)| d.as_millis() as u64),
+            "stages": stages,
+            "supplier_share_percent": shares,
+        })
+    };
     let result = if n(&c, "written_back") == 0 || dead > 0 || duplicates > 0 {
         Err(anyhow::anyhow!("the flow did not complete cleanly (see above)"))
     } else {
@@ -275,6 +310,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     host.await??;
     if opts.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if opts.json {
+        // The last line, whole, for scripts: `daifa demo --json | tail -1 | jq`.
+        println!("{summary}");
     }
     result
 }

@@ -37,6 +37,10 @@ pub struct DemoArgs {
     /// Delay of every supplier answer, ms.
     #[arg(long, default_value_t = 0)]
     pub supplier_latency_ms: u64,
+    /// End with one JSON summary line (counts, stage times, shares) for
+    /// scripts and benchmarks.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +122,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         erp_latency_ms: a.erp_latency_ms,
         erp_sessions: a.erp_sessions,
         supplier_latency_ms: a.supplier_latency_ms,
+        json: a.json,
     })
     .await
 }
