@@ -109,6 +109,38 @@ impl HostConfig {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every key path of a TOML document (`a.b.c`).
+    fn key_paths(v: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_config_parses_and_names_every_key() {
+        let text = include_str!("../../daifa.example.toml");
+        let parsed: HostConfig = toml::from_str(text).expect("daifa.example.toml parses");
+        assert!(parsed.kingdee.is_some());
+        let mut known = HostConfig::default();
+        known.kingdee = parsed.kingdee.clone();
+        let (mut want, mut have) = (Default::default(), Default::default());
+        key_paths(&toml::Value::try_from(&known).unwrap(), "", &mut want);
+        key_paths(&toml::from_str::<toml::Value>(text).unwrap(), "", &mut have);
+        let missing: Vec<_> = want.difference(&have).collect();
+        assert!(missing.is_empty(), "daifa.example.toml lacks {missing:?}");
+        // Keys with a default may be left out: a minimal Kingdee section starts.
+        let minimal = "[kingdee.client]\nserver_url = \"http://erp/k3cloud/\"\nauth = \"signed\"\n\
+                       [kingdee.client.credentials]\nacct_id = \"a\"\nuser_name = \"u\"\napp_id = \"i\"\napp_secret = \"s\"\n";
+        let c: HostConfig = toml::from_str(minimal).expect("a minimal [kingdee] section");
+        let k = c.kingdee.unwrap();
+        assert_eq!((k.client.credentials.lcid, k.client.credentials.org_num, k.client.timeout_ms), (2052, 0, 30_000));
+    }
+
     use super::*;
 
     // figment's test jail fixes the closure's error type.

@@ -20,8 +20,16 @@ pub struct AppCredentials {
     /// `clientId_encodedSecret`.
     pub app_id: String,
     pub app_secret: String,
+    /// Language of the ERP's messages (2052: simplified Chinese).
+    #[serde(default = "default_lcid")]
     pub lcid: u32,
+    /// Organisation number (0: the user's default).
+    #[serde(default)]
     pub org_num: u32,
+}
+
+fn default_lcid() -> u32 {
+    2052
 }
 
 /// `base64(lowercase_hex(HMAC-SHA256(key, msg)))` — base64 of the hex text.
