@@ -126,8 +126,7 @@ mod tests {
         let text = include_str!("../../daifa.example.toml");
         let parsed: HostConfig = toml::from_str(text).expect("daifa.example.toml parses");
         assert!(parsed.kingdee.is_some());
-        let mut known = HostConfig::default();
-        known.kingdee = parsed.kingdee.clone();
+        let known = HostConfig { kingdee: parsed.kingdee.clone(), ..HostConfig::default() };
         let (mut want, mut have) = (Default::default(), Default::default());
         key_paths(&toml::Value::try_from(&known).unwrap(), "", &mut want);
         key_paths(&toml::from_str::<toml::Value>(text).unwrap(), "", &mut have);
