@@ -76,6 +76,12 @@ impl Stages {
     fn mark(&mut self, name: &'static str) -> Duration {
         let d = self.start.elapsed();
         self.marks.push((name, d));
+        // Progress as it happens for a person watching; scripts read the
+        // summary at the end (or `--json`).
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            println!("  ✓ {name} ({:.1?} from the host's start)", d);
+        }
         d
     }
 }

@@ -391,7 +391,7 @@ impl Dispatcher {
     /// job is failed (no connection) or put back (paused) and `None` comes
     /// back.
     pub(crate) async fn callable_connection(&self, job: &Job, now: i64) -> Result<Option<Connection>, StoreError> {
-        let Some(conn) = self.connection(&job.supplier) else {
+        let Some(conn) = self.current_connection(&job.supplier, now).await? else {
             let f = Failure::Setup(format!("supplier {} has no connection (daifa supplier connect)", job.supplier));
             self.fail(job, &f, now).await?;
             return Ok(None);
@@ -421,6 +421,23 @@ impl Dispatcher {
     /// 500 ms (connections change rarely; every job reads one).
     pub(crate) fn connection(&self, supplier: &SupplierId) -> Option<Connection> {
         self.connections.lock().ok()?.1.get(supplier).cloned()
+    }
+
+    /// The supplier's connection from the cache, or on a miss from the
+    /// store: a connection saved a moment ago can have its first jobs (its
+    /// poll) claimed before the cache is told, and they were postponed a
+    /// minute or failed as "no connection" (a demo's write-back waited 60 s).
+    pub(crate) async fn current_connection(
+        &self,
+        supplier: &SupplierId,
+        now: i64,
+    ) -> Result<Option<Connection>, StoreError> {
+        if let Some(c) = self.connection(supplier) {
+            return Ok(Some(c));
+        }
+        self.connections_changed();
+        self.refresh_connections(now).await?;
+        Ok(self.connection(supplier))
     }
 
     async fn refresh_connections(&self, now: i64) -> Result<(), StoreError> {

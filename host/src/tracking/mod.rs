@@ -63,7 +63,7 @@ pub fn domain_update(u: &bindings::StatusUpdate) -> PoUpdate {
 /// page was full of news, else after the connection's interval.
 pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
     let now = now_ms();
-    let Some(conn) = d.connection(&job.supplier) else {
+    let Some(conn) = d.current_connection(&job.supplier, now).await? else {
         // Removed meanwhile (its poll job is discarded with it).
         return d.postpone(job, now + 60_000, "no connection", now).await;
     };
