@@ -23,7 +23,7 @@ struct Entry {
     until: Instant,
     slots: Arc<Semaphore>,
     /// When the next call may start (spacing).
-    next_start: Arc<Mutex<Instant>>,
+    next_start: Instant,
     reason: String,
     times: u64,
 }
@@ -77,7 +77,7 @@ impl Quarantine {
         let e = all.entry(version.to_string()).or_insert_with(|| Entry {
             until,
             slots: Arc::new(Semaphore::new(self.calls as usize)),
-            next_start: Arc::new(Mutex::new(Instant::now())),
+            next_start: Instant::now(),
             reason: String::new(),
             times: 0,
         });
@@ -100,10 +100,10 @@ impl Quarantine {
     /// passed since the last start, waiting at most `wait`. The permit is
     /// held for the whole call.
     pub(crate) async fn enter(&self, version: &str, wait: Duration) -> Result<Option<OwnedSemaphorePermit>, String> {
-        let (slots, next_start) = {
+        let slots = {
             let all = self.entries();
             match all.get(version) {
-                Some(e) if e.until > Instant::now() => (e.slots.clone(), e.next_start.clone()),
+                Some(e) if e.until > Instant::now() => e.slots.clone(),
                 _ => return Ok(None),
             }
         };
@@ -121,12 +121,13 @@ impl Quarantine {
         // Spacing: one start per `spacing`, the slot held meanwhile so the
         // version's other calls queue behind it.
         let start_at = {
-            let mut next = next_start.lock().unwrap_or_else(|p| p.into_inner());
-            let at = (*next).max(Instant::now());
+            let mut all = self.entries();
+            let Some(e) = all.get_mut(version) else { return Ok(Some(permit)) };
+            let at = e.next_start.max(Instant::now());
             if at > deadline {
                 return Err(refused());
             }
-            *next = at + self.spacing;
+            e.next_start = at + self.spacing;
             at
         };
         tokio::time::sleep_until(start_at.into()).await;
