@@ -2,5 +2,5 @@
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
-    crate::bindings::daifa::supplier::clock::now_ms()
+    crate::host::now_ms()
 }

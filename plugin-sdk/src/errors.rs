@@ -50,8 +50,19 @@ impl From<HttpError> for AdapterError {
     }
 }
 
+/// JSON that cannot be read is **transient**, not `rejected`.
+///
+/// `?` on a `serde_json` call cannot tell what the JSON was; most often it
+/// is a supplier's answer, and if that answer was a 2xx the supplier may
+/// have taken the order. `rejected` would make the host send the order to
+/// another supplier (a possible double shipment); `transient` makes it retry
+/// with the same idempotency key, within its retry budget, and then alert.
+/// Where an unreadable input is the sender's fault for good (e.g. a webhook
+/// body), answer it yourself or map the error with `AdapterError::rejected`.
 impl From<serde_json::Error> for AdapterError {
     fn from(e: serde_json::Error) -> Self {
-        AdapterError::rejected(format!("unexpected JSON from supplier: {e}"))
+        AdapterError::transient(format!(
+            "unexpected JSON ({e}); transient, as a supplier whose answer this was may have accepted the request"
+        ))
     }
 }

@@ -49,6 +49,40 @@
 //! small private key-value store ([`kv`]), the clock ([`clock`]) and the
 //! host's log ([`info!`] and friends). There is no filesystem, environment or
 //! socket access.
+//!
+//! Helpers on top: typed settings ([`config_schema!`]), JSON values with
+//! expiry in kv ([`kv::set_json_for`]), query strings ([`http::Request::query`]),
+//! retries within a call ([`http::send_with_retry`]), OAuth2 client
+//! credentials ([`oauth2`]) and webhook signatures ([`webhook`]).
+//!
+//! # Testing natively
+//!
+//! Natively (plain `cargo test`, no `--target`) there is no host, and
+//! [`export_adapter!`] expands to nothing, so an adapter crate with
+//! `crate-type = ["cdylib", "rlib"]` links and its functions can be called
+//! directly. Host calls go to a [`testing::MockHost`] (feature `testing`;
+//! without it they panic saying so):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! daifa-plugin-sdk = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! ```ignore
+//! use daifa_plugin_sdk::testing::{MockHost, Reply};
+//!
+//! #[test]
+//! fn submit_sends_the_idempotency_key() {
+//!     let host = MockHost::install(); // fresh for this test (thread-local)
+//!     host.set_config("base_url", "https://api.example.com");
+//!     host.expect(http::Method::Post, "https://api.example.com/orders",
+//!                 Reply::json(201, &serde_json::json!({ "id": "S-1" })));
+//!     let receipt = Acme::submit_order(order()).unwrap();
+//!     assert_eq!(receipt.supplier_ref, "S-1");
+//!     assert_eq!(host.last_request().header("Idempotency-Key"), Some("key-1"));
+//!     host.assert_http_done();
+//! }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -82,10 +116,15 @@ pub use bindings::daifa::supplier::types::{
 pub mod clock;
 pub mod config;
 mod errors;
+mod host;
 pub mod http;
 pub mod kv;
 pub mod log;
 pub mod mapping;
+pub mod oauth2;
+#[cfg(all(not(target_family = "wasm"), any(test, feature = "testing")))]
+pub mod testing;
+pub mod webhook;
 
 /// The API version this SDK builds plugins against.
 pub const API_VERSION: &str = "0.1.0";
@@ -97,7 +136,9 @@ pub mod prelude {
         LineResult, LineStatus, OrderLine, Parcel, ParcelLine, PollBatch, PurchaseOrder, RetryHint, StatusUpdate,
         StockLevel, SubmitReceipt, SupplierAdapter, UpdateKind,
     };
-    pub use crate::{adapter_info, clock, config, debug, error, export_adapter, http, info, kv, warn};
+    pub use crate::{
+        adapter_info, clock, config, config_schema, debug, error, export_adapter, http, info, kv, oauth2, warn, webhook,
+    };
 }
 
 /// A supplier adapter. Implement `describe` and `submit_order`; the other
@@ -166,10 +207,17 @@ impl<T: SupplierAdapter> bindings::exports::daifa::supplier::adapter::Guest for 
 }
 
 /// Exports a [`SupplierAdapter`] implementation as the component's adapter.
+///
+/// Only wasm builds get the export; natively it expands to a check that the
+/// type implements [`SupplierAdapter`], so an adapter crate built as an
+/// `rlib` links into native unit tests (see "Testing natively").
 #[macro_export]
 macro_rules! export_adapter {
     ($ty:ident) => {
+        #[cfg(target_family = "wasm")]
         $crate::bindings::__export_supplier_adapter!($ty with_types_in $crate::bindings);
+        #[cfg(not(target_family = "wasm"))]
+        const _: fn() -> $crate::AdapterInfo = <$ty as $crate::SupplierAdapter>::describe;
     };
 }
 

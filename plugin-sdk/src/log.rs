@@ -6,7 +6,7 @@ pub use crate::bindings::daifa::supplier::log::Level;
 /// Logs `message` with `key=value` fields.
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
     let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    crate::bindings::daifa::supplier::log::log(level, message, &fields);
+    crate::host::log(level, message, &fields);
 }
 
 /// Logs at debug level, `format!` style.

@@ -1,11 +1,19 @@
 //! The plugin's configuration, as the operator set it (secrets included).
+//! The host fills in the manifest's defaults, so an unset key has none.
+//!
+//! Read single keys with [`get`], [`require`] and [`json`], or declare every
+//! setting once with [`config_schema!`](crate::config_schema) and load them
+//! typed and checked.
+
+mod schema;
+
+pub use schema::{ConfigKey, ConfigValue, Json, load_key};
 
 use crate::AdapterError;
-use crate::bindings::daifa::supplier::config as imp;
 
 /// The value of `key`, if set.
 pub fn get(key: &str) -> Option<String> {
-    imp::get(key)
+    crate::host::config_get(key)
 }
 
 /// The value of `key`, or a `misconfigured` error naming it.
@@ -32,5 +40,8 @@ pub fn json<T: serde::de::DeserializeOwned>(key: &str) -> Result<Option<T>, Adap
 
 /// Every configured key.
 pub fn keys() -> Vec<String> {
-    imp::keys()
+    crate::host::config_keys()
 }
+
+#[cfg(test)]
+mod tests;

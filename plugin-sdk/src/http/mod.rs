@@ -13,13 +13,16 @@
 //! # Ok(()) }
 //! ```
 
+mod retry;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::AdapterError;
 use crate::bindings::daifa::supplier::http as imp;
 
-pub use imp::Method;
+pub use imp::{HttpError, Method};
+pub use retry::{RetryPolicy, send_with_retry};
 
 /// An HTTP request under construction.
 #[derive(Debug, Clone)]
@@ -61,6 +64,41 @@ impl Request {
         self
     }
 
+    /// Sets a header, replacing any of the same name (case-insensitive).
+    pub fn set_header(mut self, name: &str, value: &str) -> Request {
+        self.inner.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.header(name, value)
+    }
+
+    /// Appends `key=value` pairs to the URL's query string, percent-encoded
+    /// ([`encode_component`]); keeps an existing query and a `#fragment`.
+    ///
+    /// ```
+    /// # use daifa_plugin_sdk::http::Request;
+    /// let r = Request::get("https://x.example/events?type=ship").query(&[("since", "a b"), ("limit", "50")]);
+    /// assert_eq!(r.url(), "https://x.example/events?type=ship&since=a+b&limit=50");
+    /// ```
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Request {
+        if pairs.is_empty() {
+            return self;
+        }
+        let encoded =
+            pairs.iter().map(|(k, v)| format!("{}={}", encode_component(k.as_ref()), encode_component(v.as_ref())));
+        let encoded = encoded.collect::<Vec<_>>().join("&");
+        let url = &self.inner.url;
+        let (base, fragment) = match url.find('#') {
+            Some(i) => url.split_at(i),
+            None => (url.as_str(), ""),
+        };
+        let sep = match base.find('?') {
+            None => "?",
+            Some(_) if base.ends_with('?') || base.ends_with('&') => "",
+            Some(_) => "&",
+        };
+        self.inner.url = format!("{base}{sep}{encoded}{fragment}");
+        self
+    }
+
     /// `Authorization: Bearer <token>`.
     pub fn bearer(self, token: &str) -> Request {
         self.header("authorization", &format!("Bearer {token}"))
@@ -91,10 +129,31 @@ impl Request {
         self
     }
 
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.inner.method
+    }
+
+    /// The URL as built so far.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The first header named `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.inner.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     /// Sends the request. Errors are transport-level; HTTP error statuses
     /// come back as a [`Response`] (see [`Response::error_for_status`]).
     pub fn send(self) -> Result<Response, AdapterError> {
-        let resp = imp::send(&self.inner)?;
+        Ok(self.send_raw()?)
+    }
+
+    /// Sends the request, keeping the host's [`HttpError`] as it is (for
+    /// code that decides itself what a timeout or transport error means).
+    pub fn send_raw(&self) -> Result<Response, HttpError> {
+        let resp = crate::host::http_send(&self.inner)?;
         Ok(Response { status: resp.status, headers: resp.headers, body: resp.body })
     }
 }
@@ -121,11 +180,37 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// `true` for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
     /// The body parsed as JSON.
+    ///
+    /// If it cannot be read, a 2xx answer is a **transient** error, not a
+    /// rejection: the supplier said yes (it may have taken the order) and
+    /// only its answer is unreadable, so the host retries with the same
+    /// idempotency key instead of sending the order elsewhere. A non-2xx
+    /// answer that cannot be read is `rejected` (call
+    /// [`Response::error_for_status`] first to classify error statuses).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, AdapterError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            AdapterError::rejected(format!("unexpected response from supplier (HTTP {}): {e}", self.status))
+            if self.is_success() {
+                AdapterError::transient(format!(
+                    "supplier answered HTTP {} but the body could not be read ({e}); it may have \
+                     accepted the request, so retry with the same idempotency key",
+                    self.status
+                ))
+            } else {
+                AdapterError::rejected(format!("unexpected response from supplier (HTTP {}): {e}", self.status))
+            }
         })
+    }
+
+    /// The `Retry-After` header in milliseconds, if it is a number of
+    /// seconds (an HTTP date is ignored).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(|s| s.saturating_mul(1000))
     }
 
     /// Maps error statuses to the adapter error a host expects: 401/403 →
@@ -140,8 +225,8 @@ impl Response {
         let msg = format!("HTTP {s}: {text}");
         Err(match s {
             401 | 403 => AdapterError::unauthorized(msg),
-            408 | 429 | 500..=599 => match self.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-                Some(secs) => AdapterError::transient_after(msg, secs * 1000),
+            408 | 429 | 500..=599 => match self.retry_after_ms() {
+                Some(ms) => AdapterError::transient_after(msg, ms),
                 None => AdapterError::transient(msg),
             },
             _ => AdapterError::rejected(msg),
@@ -168,9 +253,4 @@ pub fn encode_component(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn form_encoding() {
-        assert_eq!(super::encode_form(&[("a b", "x&y=z"), ("k", "中")]), "a+b=x%26y%3Dz&k=%E4%B8%AD");
-    }
-}
+mod tests;
