@@ -58,10 +58,11 @@
 //! # Testing natively
 //!
 //! Natively (plain `cargo test`, no `--target`) there is no host, and
-//! [`export_adapter!`] expands to nothing, so an adapter crate with
-//! `crate-type = ["cdylib", "rlib"]` links and its functions can be called
-//! directly. Host calls go to a [`testing::MockHost`] (feature `testing`;
-//! without it they panic saying so):
+//! [`export_adapter!`] exports nothing, so the adapter crate links and its
+//! `#[cfg(test)]` unit tests call its functions directly (a `cdylib` crate
+//! needs no `rlib` for that; adding `rlib` turns off LTO for the component).
+//! Host calls go to a [`testing::MockHost`] (feature `testing`; without it
+//! they panic saying so):
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -101,6 +102,8 @@ pub mod bindings {
         default_bindings_module: "::daifa_plugin_sdk::bindings",
         runtime_path: "::daifa_plugin_sdk::__wit_bindgen::rt",
         bitflags_path: "::daifa_plugin_sdk::__wit_bindgen::rt::bitflags",
+        // So tests can `assert_eq!` on receipts, updates and errors.
+        additional_derives: [PartialEq],
     });
 }
 
@@ -209,8 +212,8 @@ impl<T: SupplierAdapter> bindings::exports::daifa::supplier::adapter::Guest for 
 /// Exports a [`SupplierAdapter`] implementation as the component's adapter.
 ///
 /// Only wasm builds get the export; natively it expands to a check that the
-/// type implements [`SupplierAdapter`], so an adapter crate built as an
-/// `rlib` links into native unit tests (see "Testing natively").
+/// type implements [`SupplierAdapter`], so the adapter crate links into
+/// native unit tests (see "Testing natively").
 #[macro_export]
 macro_rules! export_adapter {
     ($ty:ident) => {

@@ -5,6 +5,9 @@
 
 mod wire;
 
+use std::collections::BTreeMap;
+
+use daifa_plugin_sdk::config::Json;
 use daifa_plugin_sdk::mapping::KeyMap;
 use daifa_plugin_sdk::prelude::*;
 use serde_json::Value;
@@ -13,34 +16,54 @@ use wire::{EventsPage, StatusWords, SubmitAnswer};
 
 struct RestJson;
 
+config_schema! {
+    /// Every config key rest-json reads; `manifest.toml` declares the same
+    /// (a unit test checks it).
+    struct Config {
+        base_url: String { required, description = "Supplier API base URL" },
+        api_token: Option<String> { secret },
+        auth_header: String { default = "authorization" },
+        auth_scheme: String { default = "Bearer" },
+        submit_path: String { default = "/orders" },
+        updates_path: String { default = "/shipments" },
+        cancel_path: String { default = "/orders/{supplier_ref}/cancel" },
+        stock_path: String { default = "/stock" },
+        page_size: u32 { default = "100" },
+        field_map: Json<BTreeMap<String, String>> { default = "{}" },
+        status_map: Json<BTreeMap<String, String>> { default = "{}" },
+        callback_token: Option<String> { secret },
+    }
+}
+
 /// Settings read from config once per call.
 struct Settings {
     base: String,
+    cfg: Config,
     keys: KeyMap,
     statuses: StatusWords,
 }
 
 impl Settings {
     fn load() -> Result<Settings, AdapterError> {
-        let base = config::require("base_url")?.trim_end_matches('/').to_string();
-        let keys = KeyMap::new(config::json("field_map")?.unwrap_or_default());
-        let statuses = StatusWords::new(config::json("status_map")?.unwrap_or_default())?;
-        Ok(Settings { base, keys, statuses })
+        let cfg = Config::load()?;
+        let base = cfg.base_url.trim_end_matches('/').to_string();
+        let keys = KeyMap::new(cfg.field_map.0.clone());
+        let statuses = StatusWords::new(cfg.status_map.0.clone())?;
+        Ok(Settings { base, cfg, keys, statuses })
     }
 
-    fn url(&self, path_key: &str, default: &str) -> String {
-        format!("{}{}", self.base, config::get_or(path_key, default))
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     /// Adds the configured auth header, if a token is set.
     fn auth(&self, req: http::Request) -> http::Request {
-        match config::get("api_token").filter(|t| !t.is_empty()) {
+        match &self.cfg.api_token {
             None => req,
             Some(token) => {
-                let header = config::get_or("auth_header", "authorization");
-                let scheme = config::get_or("auth_scheme", "Bearer");
-                let value = if scheme.is_empty() { token } else { format!("{scheme} {token}") };
-                req.header(&header, &value)
+                let scheme = &self.cfg.auth_scheme;
+                let value = if scheme.is_empty() { token.clone() } else { format!("{scheme} {token}") };
+                req.header(&self.cfg.auth_header, &value)
             }
         }
     }
@@ -71,7 +94,7 @@ impl SupplierAdapter for RestJson {
             return Err(AdapterError::rejected(format!("purchase order {} has no lines", order.po_number)));
         }
         let body = s.keys.to_theirs(wire::order_json(&order));
-        let req = http::Request::post(s.url("submit_path", "/orders"))
+        let req = http::Request::post(s.url(&s.cfg.submit_path))
             .header("idempotency-key", &order.idempotency_key)
             .json(&body)?;
         let answer: SubmitAnswer = serde_json::from_value(s.send_json(req)?)?;
@@ -83,14 +106,9 @@ impl SupplierAdapter for RestJson {
     fn poll_updates(cursor: Option<String>) -> Result<PollBatch, AdapterError> {
         let s = Settings::load()?;
         let since = cursor.unwrap_or_default();
-        let limit = config::get_or("page_size", "100");
-        let url = format!(
-            "{}?since={}&limit={}",
-            s.url("updates_path", "/shipments"),
-            http::encode_component(&since),
-            http::encode_component(&limit)
-        );
-        let page: EventsPage = serde_json::from_value(s.send_json(http::Request::get(url))?)?;
+        let req = http::Request::get(s.url(&s.cfg.updates_path))
+            .query(&[("since", since), ("limit", s.cfg.page_size.to_string())]);
+        let page: EventsPage = serde_json::from_value(s.send_json(req)?)?;
         page.into_batch(&s.statuses)
     }
 
@@ -100,7 +118,7 @@ impl SupplierAdapter for RestJson {
         reason: String,
     ) -> Result<CancelOutcome, AdapterError> {
         let s = Settings::load()?;
-        let path = config::get_or("cancel_path", "/orders/{supplier_ref}/cancel");
+        let path = &s.cfg.cancel_path;
         if path.contains("{supplier_ref}") && supplier_ref.is_none() {
             return Err(AdapterError::rejected(format!("{po_number} has no supplier reference to cancel")));
         }
@@ -115,23 +133,22 @@ impl SupplierAdapter for RestJson {
     fn query_stock(supplier_skus: Vec<String>) -> Result<Vec<StockLevel>, AdapterError> {
         let s = Settings::load()?;
         let skus: Vec<String> = supplier_skus.iter().map(|k| http::encode_component(k)).collect();
-        let url = format!("{}?skus={}", s.url("stock_path", "/stock"), skus.join(","));
+        let url = format!("{}?skus={}", s.url(&s.cfg.stock_path), skus.join(","));
         wire::stock_levels(s.send_json(http::Request::get(url))?)
     }
 
     fn handle_callback(req: CallbackRequest) -> Result<CallbackResult, AdapterError> {
         let s = Settings::load()?;
-        if let Some(expected) = config::get("callback_token").filter(|t| !t.is_empty()) {
-            let given = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-callback-token")).map(|(_, v)| v);
-            if given != Some(&expected) {
-                warn!("callback with a missing or wrong X-Callback-Token refused");
-                return Ok(CallbackResult {
-                    updates: vec![],
-                    response_status: 401,
-                    response_headers: vec![],
-                    response_body: b"bad callback token".to_vec(),
-                });
-            }
+        if let Some(expected) = &s.cfg.callback_token
+            && req.header("x-callback-token") != Some(expected.as_str())
+        {
+            warn!("callback with a missing or wrong X-Callback-Token refused");
+            return Ok(CallbackResult {
+                updates: vec![],
+                response_status: 401,
+                response_headers: vec![],
+                response_body: b"bad callback token".to_vec(),
+            });
         }
         let body: Value = serde_json::from_slice(&req.body)?;
         // A webhook carries either one event or a page of them.
@@ -152,3 +169,6 @@ impl SupplierAdapter for RestJson {
 }
 
 export_adapter!(RestJson);
+
+#[cfg(test)]
+mod tests;
