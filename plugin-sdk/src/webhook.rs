@@ -46,6 +46,15 @@ pub fn hmac_sha256_hex(secret: impl AsRef<[u8]>, message: &[u8]) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `true` if the shared secret a sender presented equals the expected one,
+/// compared in constant time (for `X-Callback-Token`-style headers; use
+/// [`verify_hmac_sha256`] when the sender signs the body instead).
+pub fn secrets_match(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    // The length is not secret; every byte is compared whatever differs.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn decode_signature(sig: &str) -> Option<Vec<u8>> {
     // A SHA-256 MAC is 32 bytes: 64 hex digits, or 43/44 base64 characters.
     if sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -96,6 +105,14 @@ mod tests {
         }
         assert!(!verify_hmac_sha256("other key", MSG, HEX));
         assert!(!verify_hmac_sha256(KEY, b"tampered", HEX));
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match("s3cret", "s3cret"));
+        for given in ["", "s3cre", "s3cret!", "S3cret"] {
+            assert!(!secrets_match(given, "s3cret"), "{given}");
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl SupplierAdapter for RestJson {
     fn handle_callback(req: CallbackRequest) -> Result<CallbackResult, AdapterError> {
         let s = Settings::load()?;
         if let Some(expected) = &s.cfg.callback_token
-            && req.header("x-callback-token") != Some(expected.as_str())
+            && !webhook::secrets_match(req.header("x-callback-token").unwrap_or_default(), expected)
         {
             warn!("callback with a missing or wrong X-Callback-Token refused");
             return Ok(CallbackResult {
