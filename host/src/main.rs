@@ -10,10 +10,12 @@ use daifa_host::api::client::AdminClient;
 use daifa_host::config::HostConfig;
 use daifa_host::erp::kingdee::KingdeeClient;
 use daifa_host::ingest::kingdee::KingdeeIngester;
+use daifa_host::plugins::tape::Tape;
 use daifa_host::plugins::{Manifest, PluginConfig, PluginPackage, PluginRuntime, Registry};
 use daifa_host::store::Store;
 
 mod dispatch_cli;
+mod plugin_kit;
 mod route_cli;
 mod sim_cli;
 
@@ -123,6 +125,32 @@ enum InvokeOp {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Start a plugin crate from the template: SDK, manifest, fixtures and
+    /// a README; it talks to `daifa sim supplier` as it is.
+    New {
+        name: String,
+        /// Where (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The plugin-sdk folder of a daifa checkout (default: the one this
+        /// binary was built from, or DAIFA_PLUGIN_SDK).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-wasip2 and pack it with its manifest
+    /// and sha256 (default: into target/daifa-package).
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build, then run every fixtures/*.toml of the crate in the production
+    /// sandbox, its HTTP answered from the fixture's recording.
+    Test {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Make a package directory: the manifest stamped with the component's sha256.
     Pack {
         #[arg(long)]
@@ -157,6 +185,26 @@ enum PluginCommand {
         /// egress_allow_ips` (e.g. `127.0.0.1/32` for a simulator here).
         #[arg(long = "allow-ip", global = true)]
         allow_ips: Vec<String>,
+        /// Save the call's HTTP exchanges to FILE (JSON; secret config
+        /// values and credential headers are taken out).
+        #[arg(long, global = true, conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Answer the plugin's HTTP from FILE (made by `--record`) instead
+        /// of the network: repeatable and offline.
+        #[arg(long, global = true)]
+        replay: Option<PathBuf>,
+    },
+    /// Show a running host's recent log lines and failed calls of a plugin.
+    Logs {
+        name: String,
+        /// Keep printing new lines as they come (Ctrl-C stops).
+        #[arg(short, long)]
+        follow: bool,
+        /// Print each line as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: Server,
     },
     /// Upload a package to a host's admin API.
     Install {
@@ -274,6 +322,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { .. } => "warn",
         // An author wants every line the plugin logs, and little else.
         Command::Plugin(PluginCommand::Invoke { .. }) => "warn,daifa::plugin=trace",
+        // Fixtures print their own verdicts; the plugin's lines are in them.
+        Command::Plugin(PluginCommand::Test { .. }) => "warn,daifa_host::plugins=error",
         _ => "warn,daifa=info,daifa_host=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
@@ -382,6 +432,11 @@ async fn main() -> anyhow::Result<()> {
 async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<()> {
     let print = |v: serde_json::Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match cmd {
+        PluginCommand::New { name, dir, sdk } => plugin_kit::new(&name, dir, sdk)?,
+        PluginCommand::Build { dir, out } => {
+            plugin_kit::build(&dir, out)?;
+        }
+        PluginCommand::Test { dir } => plugin_kit::test(&dir, config.as_deref()).await?,
         PluginCommand::Pack { manifest, component, out } => {
             let m = Manifest::from_toml(
                 &std::fs::read_to_string(&manifest).with_context(|| manifest.display().to_string())?,
@@ -405,7 +460,7 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
             let report = registry.validate(&pkg, &to_config(set)).await?;
             print(serde_json::to_value(report)?);
         }
-        PluginCommand::Invoke { package, operation, set, config_file, allow_ips } => {
+        PluginCommand::Invoke { package, operation, set, config_file, allow_ips, record, replay } => {
             let cfg = HostConfig::load(config.as_deref())?;
             let mut rt = daifa_host::plugins::RuntimeConfig { cache_dir: None, ..cfg.runtime };
             rt.egress_allow_ips.extend(allow_ips);
@@ -414,11 +469,52 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
             let pkg = PluginPackage::from_dir(&package)?;
             let values = invoke_config(&pkg, set, config_file.as_deref())?;
             let op = invoke_operation(operation)?;
-            let report = daifa_host::plugins::invoke::invoke(&registry, &pkg, &values, op).await?;
+            let tape = match (&record, &replay) {
+                (Some(_), _) => Some(Tape::record()),
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    Some(Tape::replay(
+                        serde_json::from_str(&text)
+                            .with_context(|| format!("{}: not a recording (`--record` makes one)", path.display()))?,
+                    ))
+                }
+                (None, None) => None,
+            };
+            let report = daifa_host::plugins::invoke::invoke(&registry, &pkg, &values, op, tape.clone()).await?;
+            if let (Some(path), Some(rec)) = (&record, tape.as_ref().and_then(Tape::recording)) {
+                std::fs::write(path, serde_json::to_string_pretty(&rec)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("recorded {} HTTP exchange(s) to {}", rec.exchanges.len(), path.display());
+            }
             eprintln!("{}", report.answer);
             print(serde_json::to_value(&report)?);
             if !report.ok {
                 std::process::exit(1);
+            }
+        }
+        PluginCommand::Logs { name, follow, json, server } => {
+            let client = server.client();
+            let mut after = 0;
+            loop {
+                let page = client.logs(&name, after).await?;
+                let lines = page.get("lines").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+                for l in &lines {
+                    if json {
+                        println!("{l}");
+                    } else {
+                        println!("{}", log_line(l));
+                    }
+                }
+                after = page.get("next").and_then(|n| n.as_u64()).unwrap_or(after);
+                if !follow {
+                    break;
+                }
+                if lines.is_empty() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
+                }
             }
         }
         PluginCommand::Install { package, set, activate, server } => {
@@ -436,6 +532,16 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
         PluginCommand::List { server } => print(server.client().list().await?),
     }
     Ok(())
+}
+
+/// One journal line as text: time, version, level, operation, message.
+fn log_line(l: &serde_json::Value) -> String {
+    let s = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let at = l.get("at_ms").and_then(|v| v.as_i64()).unwrap_or(0);
+    let time = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64));
+    let op = s("operation");
+    let op = if op.is_empty() { String::new() } else { format!(" {op}") };
+    format!("{time} {} {:>10}{op}: {}", s("version"), s("level"), s("message"))
 }
 
 /// `daifa plugin invoke`'s config: the manifest's keys from the environment

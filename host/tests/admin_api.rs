@@ -163,3 +163,60 @@ async fn the_openapi_document_lists_every_route_the_router_serves() {
     let conn = &doc["components"]["schemas"]["ConnectionBody"]["properties"];
     assert!(conn["plugin"].is_object() && conn["max_in_flight"].is_object(), "{conn}");
 }
+
+/// A plugin's log lines and failed calls reach `GET /plugins/{name}/logs`
+/// and its version's `last_errors` (secrets redacted); `invoke` runs an
+/// installed version on a scratch binding: the request's config only, a
+/// side effect needs a recording or a confirmation, and nothing it does is
+/// counted against the serving version.
+#[tokio::test]
+async fn logs_last_errors_and_invoke_on_a_running_host() {
+    use reqwest::Method;
+    use serde_json::json;
+    let (url, token, registry) = serve().await;
+    let client = AdminClient::new(&url, token);
+    client.install(&hostile_package("1.0.0"), &config(&[("token", "sekrit-value-1")]), true).await.unwrap();
+    let live = registry.bind("hostile", None, &config(&[("mode", "echo-secret")]), "S1").unwrap();
+    let _ = live.submit_order(&order("L1", 1)).await;
+    let bad = registry.bind("hostile", None, &config(&[("mode", "error")]), "S1").unwrap();
+    assert!(bad.submit_order(&order("L2", 1)).await.is_err());
+
+    let logs = client.logs("hostile", 0).await.unwrap();
+    let text = logs.to_string();
+    assert!(text.contains("call-error") && text.contains("supplier busy"), "{logs}");
+    assert!(!text.contains("sekrit-value-1"), "a secret in the journal: {logs}");
+    let next = logs["next"].as_u64().unwrap();
+    assert_eq!(client.logs("hostile", next).await.unwrap()["lines"], json!([]), "after `next` there is nothing new");
+    let list = client.list().await.unwrap();
+    let errors = &list[0]["versions"][0]["last_errors"];
+    assert!(errors.to_string().contains("supplier busy") && errors[0]["operation"] == "submit-order", "{list}");
+    let calls_before = list[0]["versions"][0]["stats"]["calls"].as_u64().unwrap();
+
+    // invoke: describe runs; a submit needs a confirmation.
+    let path = "/plugins/hostile/versions/1.0.0/invoke";
+    let r = client.call(Method::POST, &format!("{path}/describe"), Some(&json!({}))).await.unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+    let po = json!({ "po_number": "PO-X", "lines": [{ "line_id": "1", "our_sku": "M", "supplier_sku": "S", "quantity": 1, "unit_cost": "2.5" }],
+        "ship_to": { "name": "a", "phone": "b", "province": "c", "city": "d", "street": "e" } });
+    match client.call(Method::POST, &format!("{path}/submit-order"), Some(&json!({ "input": po }))).await {
+        Err(ClientError::Refused { status: 409, message }) => {
+            assert!(message.contains("confirm_side_effects"), "{message}")
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let body = json!({ "input": po, "config": { "mode": "ok", "tag": "scratch" }, "confirm_side_effects": true });
+    let r = client.call(Method::POST, &format!("{path}/submit-order"), Some(&body)).await.unwrap();
+    assert!(r["answer"].as_str().unwrap().contains("scratch:PO-X"), "the request's config, not the install's: {r}");
+    match client.call(Method::POST, &format!("{path}/fly"), Some(&json!({}))).await {
+        Err(ClientError::Refused { status: 422, message }) => {
+            assert!(message.contains("unknown operation `fly`"), "{message}")
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let list = client.list().await.unwrap();
+    assert_eq!(
+        list[0]["versions"][0]["stats"]["calls"].as_u64().unwrap(),
+        calls_before,
+        "scratch calls are not the version's"
+    );
+}

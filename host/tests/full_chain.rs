@@ -1066,3 +1066,109 @@ async fn the_console_finds_an_order_reads_its_timeline_and_rolls_back_a_plugin()
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
 }
+
+/// `daifa` run as a plugin author would, in `dir`; panics with its output
+/// unless it exits as `ok` says.
+fn author(args: &[&str], ok: bool) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_daifa"))
+        .args(args)
+        // The template's dependencies are those of the bundled plugins:
+        // share their build instead of compiling them again.
+        .env("CARGO_TARGET_DIR", common::repo_root().join("plugins/target"))
+        .output()
+        .expect("run daifa");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.success(), ok, "daifa {args:?}:\n{text}");
+    text
+}
+
+/// The guide's steps (docs/writing-a-plugin.md): a new crate from the
+/// template, built, its fixtures run offline, deployed to a running
+/// `daifa serve` with the CLI, a supplier connected to it — and that
+/// supplier's orders flow through the new adapter to shipped and written
+/// back, with no code outside the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_guide_new_build_test_deploy_and_orders_flow_through_the_new_adapter() {
+    let work = tempfile::tempdir().unwrap();
+    let crate_dir = work.path().join("guide-adapter");
+    let crate_arg = crate_dir.display().to_string();
+    author(&["plugin", "new", "guide-adapter", "--dir", &crate_arg], true);
+    let built = author(&["plugin", "build", &crate_arg], true);
+    assert!(built.contains("built guide-adapter@0.1.0"), "{built}");
+    let tested = author(&["plugin", "test", &crate_arg], true);
+    assert!(tested.contains("2 fixture(s), 0 failed"), "{tested}");
+    // Its unit tests run natively against the SDK's mock host.
+    let unit = Command::new("cargo")
+        .args(["test", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", common::repo_root().join("plugins/target"))
+        .output()
+        .expect("cargo test");
+    let unit_text = String::from_utf8_lossy(&unit.stdout);
+    assert!(
+        unit.status.success() && unit_text.contains("2 passed"),
+        "{unit_text}{}",
+        String::from_utf8_lossy(&unit.stderr)
+    );
+
+    // A fixture that expects what the adapter does not answer fails, by name.
+    let broken = crate_dir.join("fixtures/zz-wrong.toml");
+    let text = std::fs::read_to_string(crate_dir.join("fixtures/query-stock.toml")).unwrap();
+    std::fs::write(&broken, text.replace("available: 7", "available: 8")).unwrap();
+    let failed = author(&["plugin", "test", &crate_arg], false);
+    assert!(failed.contains("FAILED zz-wrong") && failed.contains("available: 8"), "{failed}");
+    std::fs::remove_file(&broken).unwrap();
+
+    // Deploy to a running host and connect supplier HZ to the new adapter.
+    let w = World::start_without(200, 8, &["HZ"], |_| {}).await;
+    let hz = SupplierSim::start(SupplierSimConfig { token: Some("token-guide".into()), ..Default::default() }, 0)
+        .await
+        .unwrap();
+    let package = crate_dir.join("target/daifa-package");
+    let package_arg = package.display().to_string();
+    let installed = author(
+        &[
+            "plugin",
+            "install",
+            &package_arg,
+            "-c",
+            "base_url=http://127.0.0.1:9",
+            "--activate",
+            "--server",
+            &w.host.url,
+            "--token",
+            TOKEN,
+        ],
+        true,
+    );
+    assert!(installed.contains("guide-adapter"), "{installed}");
+    let body = json!({
+        "plugin": "guide-adapter",
+        "config": { "base_url": hz.base_url() },
+        "secrets": { "api_token": "token-guide" },
+        "poll_interval_ms": 200,
+    });
+    w.host.client().call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ");
+    let at_suppliers = w.wait_accepted().await;
+    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
+    let ours: HashSet<String> = pos["purchase_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["dispatched_at"].is_i64())
+        .map(|p| p["po_number"].as_str().unwrap().to_string())
+        .collect();
+    let theirs: Vec<String> = hz.orders().into_iter().map(|o| o.0).collect();
+    assert!(!ours.is_empty(), "HZ got purchase orders");
+    assert_eq!(theirs.len(), ours.len(), "one order per PO at HZ");
+    assert_eq!(theirs.into_iter().collect::<HashSet<_>>(), ours, "HZ holds exactly its POs");
+
+    hz.ship_all();
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    let hz_tracking: Vec<String> = hz.tracking_numbers().into_iter().map(|t| t.1).collect();
+    w.check_end_state_with(&hz_tracking).await;
+    // What the new adapter logged is there for its author.
+    let logs = w.host.client().logs("guide-adapter", 0).await.unwrap();
+    assert!(logs.to_string().contains("submitted PO"), "{logs}");
+}

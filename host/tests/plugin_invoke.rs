@@ -96,7 +96,108 @@ async fn a_limit_hit_is_reported_by_name_and_exits_1() {
     .unwrap();
     let (out, r) = invoke(&pkg, &["submit-order", "--json", &po.display().to_string(), "-c", "mode=loop"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(r["limits_hit"], serde_json::json!(["Deadline"]), "{r}");
+    assert_eq!(r["limits_hit"], serde_json::json!(["deadline"]), "{r}");
     assert!(r["answer"].as_str().unwrap().contains("deadline"), "{r}");
     assert_eq!(r["timeout_ms"], 300);
+    assert!(r["hints"].to_string().contains("[limits] timeout_ms = 300"), "the hint names the manifest key: {r}");
+}
+
+fn po_file(dir: &Path) -> String {
+    let po = dir.join("po.json");
+    std::fs::write(
+        &po,
+        r#"{"po_number": "PO-9", "lines": [{"line_id": "1", "our_sku": "M", "supplier_sku": "SKU-00001", "quantity": 1, "unit_cost": "1"}],
+            "ship_to": {"name": "a", "phone": "b", "province": "c", "city": "d", "street": "e"}}"#,
+    )
+    .unwrap();
+    po.display().to_string()
+}
+
+/// The mistakes an author makes first each get a message naming the fix.
+#[tokio::test]
+async fn each_first_mistake_names_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let po = po_file(dir.path());
+
+    // A config key the code reads but the manifest does not declare.
+    let pkg = dir.path().join("h-undeclared");
+    hostile_named("h-undeclared", |m| {
+        m.config.remove("tag");
+    })
+    .write_dir(&pkg)
+    .unwrap();
+    let (out, r) = invoke(&pkg, &["submit-order", "--json", &po], &[]);
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    let answer = r["answer"].as_str().unwrap();
+    assert!(answer.contains("config key `tag`") && answer.contains("add a [config.tag] table"), "{r}");
+
+    // A panic: where, and in which operation.
+    let pkg = dir.path().join("h-panic");
+    hostile_named("h-panic", |_| {}).write_dir(&pkg).unwrap();
+    let (out, r) = invoke(&pkg, &["submit-order", "--json", &po, "-c", "mode=panic"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let hints = r["hints"].to_string();
+    assert!(hints.contains("panicked in submit-order at") && hints.contains("src/lib.rs:"), "{r}");
+
+    // A memory limit: the manifest key and its value.
+    let pkg = dir.path().join("h-mem");
+    hostile_named("h-mem", |m| m.limits.memory_bytes = 4 << 20).write_dir(&pkg).unwrap();
+    let (out, r) = invoke(&pkg, &["submit-order", "--json", &po, "-c", "mode=memory"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(r["hints"].to_string().contains("[limits] memory_bytes = 4194304"), "{r}");
+
+    // A host not on the allowlist: the allowlist is shown.
+    let pkg = dir.path().join("h-http");
+    hostile_named("h-http", |_| {}).write_dir(&pkg).unwrap();
+    let (out, r) = invoke(
+        &pkg,
+        &["submit-order", "--json", &po, "-c", "mode=http", "-c", "target=https://elsewhere.example/x"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    assert!(r["hints"].to_string().contains("the allowlist is ["), "{r}");
+}
+
+/// `--record` keeps the call's HTTP (secrets out); `--replay` answers the
+/// same call from it without the network; the report counts requests and
+/// bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_call_replays_offline() {
+    let sim =
+        SupplierSim::start(SupplierSimConfig { token: Some("tok-rec".into()), ..Default::default() }, 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("rest-json");
+    rest_json_package().write_dir(&pkg).unwrap();
+    let po = po_file(dir.path());
+    let tape = dir.path().join("submit.http.json");
+    let tape_arg = tape.display().to_string();
+    let base = format!("base_url={}", sim.base_url());
+    let env = [("DAIFA_PLUGIN_API_TOKEN", "tok-rec")];
+    let live = ["submit-order", "--json", &po, "-c", &base, "--allow-ip", "127.0.0.1/32"];
+    let mut recorded = live.to_vec();
+    recorded.extend(["--record", &tape_arg]);
+    let (out, r) = invoke(&pkg, &recorded, &env);
+    assert!(out.status.success(), "{}\n{r}", stderr(&out));
+    assert_eq!((r["http_requests"].as_u64(), r["recorded"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert!(r["http_bytes_sent"].as_u64().unwrap() > 100 && r["http_bytes_received"].as_u64().unwrap() > 10, "{r}");
+    let text = std::fs::read_to_string(&tape).unwrap();
+    assert!(!text.contains("tok-rec"), "a secret in the recording: {text}");
+    assert_eq!(sim.orders().len(), 1);
+
+    let mut replayed = live.to_vec();
+    replayed.extend(["--replay", &tape_arg]);
+    let (out, again) = invoke(&pkg, &replayed, &env);
+    assert!(out.status.success(), "{}\n{again}", stderr(&out));
+    assert_eq!(again["answer"], r["answer"], "the replay answers as the supplier did");
+    assert_eq!(sim.orders().len(), 1, "the replay never reached the supplier");
+    assert_eq!(
+        (again["replay_misses"].clone(), again["replay_unused"].clone()),
+        (serde_json::json!([]), serde_json::json!([]))
+    );
+
+    // A request the recording does not hold is named.
+    let (out, r) =
+        invoke(&pkg, &["poll-updates", "-c", &base, "--allow-ip", "127.0.0.1/32", "--replay", &tape_arg], &env);
+    assert!(!out.status.success());
+    assert!(r["replay_misses"].to_string().contains("GET http://127.0.0.1"), "{r}");
 }

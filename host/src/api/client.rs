@@ -74,6 +74,11 @@ impl AdminClient {
         self.send(self.http.delete(self.url(&format!("/plugins/{name}/canary")))).await
     }
 
+    /// `name`'s log lines after `after`.
+    pub async fn logs(&self, name: &str, after: u64) -> Result<serde_json::Value, ClientError> {
+        self.send(self.http.get(self.url(&format!("/plugins/{name}/logs?after={after}&limit=1000")))).await
+    }
+
     pub async fn list(&self) -> Result<serde_json::Value, ClientError> {
         self.send(self.http.get(self.url("/plugins"))).await
     }

@@ -56,7 +56,7 @@ impl Modify for BearerToken {
     ),
     paths(
         orders::intake, orders::list, orders::stats, orders::one, orders::fix, orders::transition,
-        plugins::list, plugins::validate, plugins::install, plugins::activate, plugins::rollback, plugins::disable, plugins::remove, plugins::start_canary, plugins::stop_canary,
+        plugins::list, plugins::validate, plugins::install, plugins::activate, plugins::rollback, plugins::disable, plugins::remove, plugins::start_canary, plugins::stop_canary, plugins::logs, plugins::invoke,
         dispatch::list_connections, dispatch::get_connection, dispatch::put_connection, dispatch::delete_connection, dispatch::resume, dispatch::list_pos, dispatch::get_po, dispatch::jobs, dispatch::dead_letters, dispatch::retry, dispatch::discard, dispatch::circuits, dispatch::operator_events,
         routing::explain, routing::reroute, routing::policy, routing::policies, routing::put_policy, routing::what_if, routing::run, routing::put_catalog, routing::suppliers, routing::patch_supplier, routing::stock, routing::performance, routing::events, routing::circuit,
         access::list_tokens, access::create_token, access::revoke_token, access::audit, access::alerts,

@@ -1,5 +1,6 @@
 //! `/api/v1/plugins`: validate, install, activate, roll back, disable,
-//! remove, list.
+//! remove, list; a plugin's recent log lines; one operation of an installed
+//! version on a scratch binding (`invoke`).
 //! Every change is logged with what was done (the audit trail).
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -23,6 +24,8 @@ pub(super) fn routes(max_body: usize) -> Router<ApiState> {
         .route("/plugins/{name}/disable", post(disable))
         .route("/plugins/{name}/versions/{version}/canary", post(start_canary))
         .route("/plugins/{name}/canary", delete(stop_canary))
+        .route("/plugins/{name}/logs", get(logs))
+        .route("/plugins/{name}/versions/{version}/invoke/{operation}", post(invoke))
         .layer(DefaultBodyLimit::max(max_body))
 }
 
@@ -201,4 +204,92 @@ pub(super) async fn stop_canary(
         Change::new(before, audit_view(&s, &name)),
         Json(serde_json::json!({ "plugin": name, "stopped": v.to_string() })),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogsQuery {
+    /// Only lines with a greater `seq` (for following).
+    #[serde(default)]
+    after: u64,
+    /// At most this many lines (default 200, at most 1,000).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// A plugin's recent log lines and failed calls (every version; in memory,
+/// the last 1,000), oldest first; `next` is the `after` of the next page.
+#[utoipa::path(get, path = "/plugins/{name}/logs", tag = "plugins", params(("name" = String, Path, description = "Plugin name"), ("after" = Option<u64>, Query, description = "Only lines with a greater seq"), ("limit" = Option<u64>, Query, description = "At most this many, default 200, at most 1000")), responses((status = 200, description = "`{plugin, lines: [{seq, at_ms, version, level, operation, message}], next}`", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub(super) async fn logs(
+    State(s): State<ApiState>,
+    ApiPath(name): ApiPath<String>,
+    super::ApiQuery(q): super::ApiQuery<LogsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !s.registry.list().iter().any(|p| p.name == name) {
+        return Err(registry_error(RegistryError::UnknownPlugin(name)));
+    }
+    let lines = s.registry.journal().lines(&name, q.after, q.limit.unwrap_or(200).min(1000));
+    let next = lines.last().map_or(q.after, |l| l.seq);
+    Ok(Json(serde_json::json!({ "plugin": name, "lines": lines, "next": next })))
+}
+
+/// `POST /plugins/{name}/versions/{v}/invoke/{operation}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InvokeRequest {
+    /// The config of this call alone. A supplier connection's config and
+    /// secrets are never used: the call cannot reach a supplier the caller
+    /// did not name.
+    #[serde(default)]
+    config: PluginConfig,
+    /// The operation's input: a purchase order for `submit-order`,
+    /// `{cursor}`, `{po_number, supplier_ref, reason}`, `{skus}`, or
+    /// `{method, path, query, headers, body}` for `handle-callback`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    input: serde_json::Value,
+    /// Answer the plugin's HTTP from this recording (`daifa plugin invoke
+    /// --record` makes one) instead of the network.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    replay: Option<crate::plugins::tape::Recording>,
+    /// `submit-order` and `cancel-order` change the supplier's state: without
+    /// a `replay` they run only with this set.
+    #[serde(default)]
+    confirm_side_effects: bool,
+}
+
+/// Runs one operation of an installed version (active or not) on a scratch
+/// binding — the request's config only, an empty kv, not counted in the
+/// version's metrics — and reports the answer, the plugin's logs and what
+/// the call used against each limit. Nothing it answers is applied to any
+/// order. `submit-order` and `cancel-order` need a `replay` recording or
+/// `confirm_side_effects: true`.
+#[utoipa::path(post, path = "/plugins/{name}/versions/{version}/invoke/{operation}", tag = "plugins", params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Semver version"), ("operation" = String, Path, description = "describe, submit-order, poll-updates, cancel-order, query-stock or handle-callback")), request_body = InvokeRequest, responses((status = 200, description = "The report (`ok` false when the call failed)", body = Value), (status = 401, description = "No, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "A side effect not confirmed", body = ErrorBody), (status = 422, description = "Refused, naming every problem", body = ErrorBody), (status = 403, description = "The token's role may not do this", body = ErrorBody)))]
+pub(super) async fn invoke(
+    State(s): State<ApiState>,
+    ApiPath((name, version, operation)): ApiPath<(String, String, String)>,
+    ApiJson(req): ApiJson<InvokeRequest>,
+) -> Result<Json<crate::plugins::invoke::InvokeReport>, ApiError> {
+    use crate::plugins::invoke::{InvokeError, Operation, invoke_installed};
+    let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+    let v = parse_version(&version)?;
+    let op = Operation::from_json(&operation, req.input).map_err(bad)?;
+    if op.has_side_effects() && req.replay.is_none() && !req.confirm_side_effects {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "{operation} changes the supplier's state: send a `replay` recording to answer it offline, or \
+                 `confirm_side_effects: true` to call the supplier named in `config` for real"
+            ),
+        ));
+    }
+    let tape = req.replay.map(crate::plugins::tape::Tape::replay);
+    tracing::info!(target: "daifa::audit", plugin = %name, %version, %operation, replay = tape.is_some(), "admin: invoke");
+    invoke_installed(&s.registry, &name, &v, &req.config, op, tape).await.map(Json).map_err(|e| match e {
+        InvokeError::Refused(r) => registry_error(r),
+        InvokeError::Config(c) => bad(c.to_string()),
+        InvokeError::Unavailable(c) => ApiError::new(StatusCode::CONFLICT, "conflict", c.to_string()),
+    })
 }

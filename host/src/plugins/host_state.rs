@@ -29,6 +29,34 @@ pub struct PluginContext {
     pub limits: Limits,
     pub kv: Arc<KvStore>,
     pub http: OutboundHttp,
+    /// The keys the manifest declares: reading any other is a mistake the
+    /// author must hear about, not a silent `None`.
+    pub declared: Arc<std::collections::BTreeSet<String>>,
+    /// This binding's secret config values, kept out of the journal.
+    pub secrets: Vec<String>,
+    pub journal: super::journal::Journal,
+    /// Record or replay this binding's HTTP (`invoke`; `None` in service).
+    pub tape: Option<super::tape::Tape>,
+    /// A one-off call for an author or operator (`invoke`): it is not
+    /// counted in the version's metrics and cannot quarantine it.
+    pub scratch: bool,
+}
+
+impl PluginContext {
+    /// The declared keys and secret values of `manifest` under `config`.
+    pub fn config_facts(
+        manifest: &super::Manifest,
+        config: &PluginConfig,
+    ) -> (Arc<std::collections::BTreeSet<String>>, Vec<String>) {
+        let declared = Arc::new(manifest.config.keys().cloned().collect());
+        let secrets = manifest
+            .config
+            .iter()
+            .filter(|(_, f)| f.secret)
+            .filter_map(|(k, _)| config.get(k).filter(|v| v.len() >= 4).cloned())
+            .collect();
+        (declared, secrets)
+    }
 }
 
 /// The first rule a call broke; it decides the call's error even if the
@@ -49,7 +77,9 @@ pub struct HostState {
     pub(crate) violation: Option<Violation>,
     pub(crate) stderr: MemoryOutputPipe,
     log_bytes: u64,
-    http_requests: u32,
+    pub(crate) http_requests: u32,
+    pub(crate) http_bytes_sent: u64,
+    pub(crate) http_bytes_received: u64,
 }
 
 impl HostState {
@@ -68,6 +98,8 @@ impl HostState {
             stderr,
             log_bytes: 0,
             http_requests: 0,
+            http_bytes_sent: 0,
+            http_bytes_received: 0,
         }
     }
 
@@ -138,23 +170,60 @@ impl api::http::Host for HostState {
         let max_body = limits.http_response_bytes;
         let plugin = self.plugin.clone();
         let target = req.url.clone();
+        self.http_bytes_sent += req.body.len() as u64;
+        if let Some(tape) = &plugin.tape {
+            // A replay still holds the plugin to its allowlist: a recording
+            // must not make a request pass that production would refuse.
+            if let Err(d) = plugin.allowlist.check(&req.url) {
+                let what = d.to_string();
+                self.violate(Violation::Denied(what.clone()));
+                return Ok(Err(HttpError::Denied(what)));
+            }
+            if let Some(answer) = tape.answer(&req, &plugin.secrets) {
+                if let Ok(r) = &answer {
+                    self.http_bytes_received += r.body.len() as u64;
+                }
+                return Ok(answer);
+            }
+        }
+        let sent = plugin.tape.as_ref().map(|_| req.clone());
+        let result = self.send_live(&plugin, req, timeout, max_body, &target).await;
+        if let (Some(tape), Some(req)) = (&plugin.tape, sent) {
+            tape.keep(&req, &result, &plugin.secrets);
+        }
+        Ok(result)
+    }
+}
+
+impl HostState {
+    async fn send_live(
+        &mut self,
+        plugin: &PluginContext,
+        req: HttpRequest,
+        timeout: Duration,
+        max_body: u64,
+        target: &str,
+    ) -> Result<HttpResponse, HttpError> {
         match plugin.http.send(&plugin.allowlist, req, timeout, max_body).await {
-            Ok(resp) => Ok(Ok(resp)),
+            Ok(resp) => {
+                self.http_bytes_received += resp.body.len() as u64;
+                Ok(resp)
+            }
             Err(OutboundError::Denied(what)) => {
                 tracing::warn!(plugin = %plugin.name, target = %target, "outbound request denied: {what}");
                 self.violate(Violation::Denied(what.clone()));
-                Ok(Err(HttpError::Denied(what)))
+                Err(HttpError::Denied(what))
             }
             Err(OutboundError::TooLarge { limit }) => {
                 self.violate(Violation::Limit(
                     LimitKind::HttpResponseBytes,
                     format!("response from {target} is larger than {limit} bytes"),
                 ));
-                Ok(Err(HttpError::ResponseTooLarge(limit)))
+                Err(HttpError::ResponseTooLarge(limit))
             }
-            Err(OutboundError::Timeout(_)) => Ok(Err(HttpError::Timeout)),
-            Err(OutboundError::Invalid(m)) => Ok(Err(HttpError::InvalidRequest(m))),
-            Err(OutboundError::Transport(m)) => Ok(Err(HttpError::Transport(m))),
+            Err(OutboundError::Timeout(_)) => Err(HttpError::Timeout),
+            Err(OutboundError::Invalid(m)) => Err(HttpError::InvalidRequest(m)),
+            Err(OutboundError::Transport(m)) => Err(HttpError::Transport(m)),
         }
     }
 }
@@ -178,6 +247,20 @@ impl api::log::Host for HostState {
             fields.iter().map(|(k, v)| format!("plugin.{}={:?}", plain_key(k), v)).collect::<Vec<_>>().join(" ");
         let message = message.escape_debug().to_string();
         let p = &self.plugin.name;
+        let level_name = match level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        let line = if fields.is_empty() { message.clone() } else { format!("{message} {fields}") };
+        self.plugin.journal.log(
+            p,
+            &self.plugin.version,
+            level_name,
+            super::journal::redact(&line, &self.plugin.secrets),
+        );
         match level {
             LogLevel::Trace => tracing::trace!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
@@ -199,6 +282,22 @@ fn plain_key(k: &str) -> String {
 
 impl api::config::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        if !self.plugin.declared.contains(&key) {
+            // Refused like an HTTP target off the allowlist: the call fails
+            // with a message naming the fix, so the author meets it on the
+            // first `invoke`, not as a `None` in production.
+            let what = format!(
+                "config key `{key}`, which the manifest does not declare (add a [config.{key}] table to \
+                 manifest.toml; declared: {})",
+                if self.plugin.declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.plugin.declared.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                }
+            );
+            self.violate(Violation::Denied(what));
+            return Ok(None);
+        }
         Ok(self.plugin.config.get(&key).cloned())
     }
 

@@ -4,7 +4,7 @@
 //! Owns: the wasmtime engine and linker (`runtime`), the host side of the WIT
 //! imports (`host_state`, `http` with the address policy `egress`, `kv`), packages and their validation
 //! (`manifest`, `package`, `allowlist`), one loaded version and its call path
-//! (`plugin`), call slots shared fairly between plugins (`share`), and
+//! (`plugin`), what plugins logged and their last errors (`journal`), call slots shared fairly between plugins (`share`), and
 //! installed versions with hot swap (`registry`).
 //! May call: nothing else in the host. Dispatch and tracking call into it.
 
@@ -15,6 +15,7 @@ pub mod error;
 pub mod host_state;
 pub mod http;
 pub mod invoke;
+pub mod journal;
 pub mod kv;
 pub mod manifest;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod registry;
 pub mod runtime;
 pub mod share;
 pub mod stats;
+pub mod tape;
 
 pub use error::{AdapterErrorKind, CallError, LimitKind, ValidationError};
 pub use manifest::{Limits, Manifest, PluginConfig};

@@ -150,9 +150,15 @@ pub async fn validate(
         ),
     };
 
+    let (declared, secrets) = PluginContext::config_facts(m, &config);
     let ctx = Arc::new(PluginContext {
         name: m.name.clone(),
         version: m.version.to_string(),
+        declared,
+        secrets,
+        journal: rt.journal.clone(),
+        tape: None,
+        scratch: false,
         config,
         allowlist,
         limits: m.limits.clone(),
@@ -173,7 +179,12 @@ pub async fn validate(
         sha256: actual,
         size_bytes: bytes.len(),
         imports,
-        allowed_outbound_hosts: plugin.ctx.allowlist.to_string(),
+        // An entry built from a secret key shows as its template: the report
+        // goes back over the API and into logs.
+        allowed_outbound_hosts: plugin
+            .ctx
+            .allowlist
+            .redacted(&m.permissions.allowed_outbound_hosts, |k| m.config.get(k).is_some_and(|f| f.secret)),
         describe_name: info.name,
         describe_version: info.version,
     };

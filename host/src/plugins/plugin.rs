@@ -163,13 +163,49 @@ impl LoadedPlugin {
         config: &super::PluginConfig,
         kv: Arc<super::kv::KvStore>,
     ) -> Result<LoadedPlugin, super::ValidationError> {
+        self.bind_with(config, kv, self.ctx.journal.clone(), None, self.stats.clone())
+    }
+
+    /// This version for a one-off call (`invoke`): `config` only (never a
+    /// supplier connection's), an empty kv in memory, its own journal and
+    /// counters, HTTP recorded or replayed by `tape`; its calls are not in
+    /// the version's metrics and cannot put it in quarantine.
+    pub fn scratch(
+        &self,
+        config: &super::PluginConfig,
+        tape: Option<super::tape::Tape>,
+    ) -> Result<LoadedPlugin, super::ValidationError> {
+        self.bind_with(
+            config,
+            Arc::new(super::kv::KvStore::in_memory()),
+            super::journal::Journal::default(),
+            Some(tape),
+            Arc::new(PluginStats::default()),
+        )
+    }
+
+    /// `scratch`: `Some(tape)` for a one-off binding.
+    fn bind_with(
+        &self,
+        config: &super::PluginConfig,
+        kv: Arc<super::kv::KvStore>,
+        journal: super::journal::Journal,
+        scratch: Option<Option<super::tape::Tape>>,
+        stats: Arc<PluginStats>,
+    ) -> Result<LoadedPlugin, super::ValidationError> {
         let config = self.manifest.resolve_config(config)?;
         let allowlist =
             super::allowlist::Allowlist::compile(&self.manifest.permissions.allowed_outbound_hosts, &config)
                 .map_err(super::ValidationError::Config)?;
+        let (declared, secrets) = PluginContext::config_facts(&self.manifest, &config);
         let ctx = Arc::new(PluginContext {
             name: self.ctx.name.clone(),
             version: self.ctx.version.clone(),
+            declared,
+            secrets,
+            journal,
+            scratch: scratch.is_some(),
+            tape: scratch.flatten(),
             config,
             allowlist,
             limits: self.ctx.limits.clone(),
@@ -181,12 +217,31 @@ impl LoadedPlugin {
             api: self.api,
             info: self.info.clone(),
             info_known: self.info_known,
-            stats: self.stats.clone(),
+            stats,
             ctx,
             component: self.component.clone(),
             pre: self.pre.clone(),
             runtime: self.runtime.clone(),
         })
+    }
+
+    /// What this binding's plugin logged and its failed calls (a scratch
+    /// binding has its own).
+    pub fn journal(&self) -> &super::journal::Journal {
+        &self.ctx.journal
+    }
+
+    /// The hosts this binding may reach, entries built from secret keys
+    /// shown as their templates.
+    pub fn allowlist_shown(&self) -> String {
+        self.ctx.allowlist.redacted(&self.manifest.permissions.allowed_outbound_hosts, |k| {
+            self.manifest.config.get(k).is_some_and(|f| f.secret)
+        })
+    }
+
+    /// The HTTP tape of a scratch binding.
+    pub fn tape(&self) -> Option<&super::tape::Tape> {
+        self.ctx.tape.as_ref()
     }
 
     /// The compiled component (for tooling and benchmarks).
@@ -287,13 +342,21 @@ impl LoadedPlugin {
         // A version in quarantine waits for its own few slots first (its
         // calls then take no shared slot while they wait). Not counted as a
         // failure of the call's own: it is the version's earlier ones.
-        let quarantine = match rt.quarantine.enter(&self.id(), timeout).await {
-            Ok(q) => q,
-            Err(detail) => {
-                let err =
-                    CallError::Crowded { plugin: self.id(), holder: self.id(), detail: format!("{op:?}: {detail}") };
-                rt.metrics.record(&self.manifest.name, &self.ctx.version, op.as_str(), Err(&err), 0.0, 0);
-                return Err(err);
+        // A scratch call (invoke) neither waits in nor feeds the quarantine.
+        let quarantine = if self.ctx.scratch {
+            None
+        } else {
+            match rt.quarantine.enter(&self.id(), timeout).await {
+                Ok(q) => q,
+                Err(detail) => {
+                    let err = CallError::Crowded {
+                        plugin: self.id(),
+                        holder: self.id(),
+                        detail: format!("{op:?}: {detail}"),
+                    };
+                    rt.metrics.record(&self.manifest.name, &self.ctx.version, op.as_str(), Err(&err), 0.0, 0);
+                    return Err(err);
+                }
             }
         };
         // Not counted in this plugin's stats: the holder's overload.
@@ -391,17 +454,29 @@ impl LoadedPlugin {
         let peak = store.data().limiter.peak;
         let elapsed = started.elapsed();
         self.stats.record(elapsed, result.as_ref().map(|_| ()), fuel, peak);
-        if let Err(e @ (CallError::LimitExceeded { .. } | CallError::Trap { .. })) = &result {
-            self.runtime.inner.quarantine.impose(&self.id(), &e.to_string());
+        let s = store.data();
+        self.stats.record_http(s.http_requests.into(), s.http_bytes_sent, s.http_bytes_received);
+        if !self.ctx.scratch {
+            if let Err(e @ (CallError::LimitExceeded { .. } | CallError::Trap { .. })) = &result {
+                self.runtime.inner.quarantine.impose(&self.id(), &e.to_string());
+            }
+            self.runtime.inner.metrics.record(
+                &self.manifest.name,
+                &self.ctx.version,
+                op.as_str(),
+                result.as_ref().map(|_| ()),
+                elapsed.as_secs_f64(),
+                fuel,
+            );
         }
-        self.runtime.inner.metrics.record(
-            &self.manifest.name,
-            &self.ctx.version,
-            op.as_str(),
-            result.as_ref().map(|_| ()),
-            elapsed.as_secs_f64(),
-            fuel,
-        );
+        if let Err(e) = &result {
+            self.ctx.journal.call_error(
+                &self.manifest.name,
+                &self.ctx.version,
+                op.as_str(),
+                self.redact(&e.to_string()),
+            );
+        }
         match &result {
             Ok(_) => {}
             // The adapter's own words usually carry the supplier's answer:
@@ -489,13 +564,7 @@ impl LoadedPlugin {
 
     /// `text` with every secret config value of this binding replaced.
     fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (key, field) in &self.manifest.config {
-            if let Some(value) = self.ctx.config.get(key).filter(|v| field.secret && v.len() >= 4) {
-                out = out.replace(value.as_str(), "[redacted]");
-            }
-        }
-        out
+        super::journal::redact(text, &self.ctx.secrets)
     }
 
     fn host_err(&self, detail: String) -> CallError {

@@ -112,6 +112,8 @@ pub struct VersionSummary {
     pub load_error: Option<String>,
     /// Set once a call of it hit a limit or trapped (see `quarantine`).
     pub quarantine: Option<super::quarantine::QuarantineState>,
+    /// Its last failed calls (newest last; redacted), since the host started.
+    pub last_errors: Vec<super::journal::JournalEntry>,
 }
 
 /// All plugins of this host.
@@ -328,6 +330,19 @@ impl Registry {
         let unavailable = |detail: &str| CallError::Unavailable { plugin: name.to_string(), detail: detail.into() };
         let slot = self.slot(name).map_err(|_| unavailable("not installed"))?;
         slot.pick().ok_or_else(|| unavailable("no active version (disabled or never activated)"))
+    }
+
+    /// What plugins logged and their failed calls.
+    pub fn journal(&self) -> &super::journal::Journal {
+        self.runtime.journal()
+    }
+
+    /// An installed version of `name` as it was loaded (its install config),
+    /// active or not.
+    pub fn version(&self, name: &str, version: &Version) -> Result<Arc<LoadedPlugin>, RegistryError> {
+        let slot = self.slot(name)?;
+        let inner = slot.inner.lock().map_err(io)?;
+        Ok(inner.installed(name, version)?.plugin.clone())
     }
 
     /// `name` bound to a supplier connection: the pinned version (or the
@@ -628,6 +643,7 @@ impl Registry {
                             stats: p.stats.snapshot(),
                             load_error: None,
                             quarantine: self.runtime.inner.quarantine.state(&p.id()),
+                            last_errors: self.runtime.inner.journal.last_errors(&p.id()),
                         }
                     })
                     .collect();
@@ -641,6 +657,7 @@ impl Registry {
                     stats: StatsSnapshot::default(),
                     load_error: Some(e.clone()),
                     quarantine: None,
+                    last_errors: Vec::new(),
                 }));
                 Some(PluginSummary {
                     name: name.clone(),

@@ -141,6 +141,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) metrics: super::metrics::PluginMetrics,
     /// Versions that hit a limit or trapped, held to few calls at once.
     pub(crate) quarantine: super::quarantine::Quarantine,
+    /// What plugins logged and their last errors.
+    pub(crate) journal: super::journal::Journal,
     /// Compiles running at once (see [`PluginRuntime::compile`]).
     compile_slots: Arc<tokio::sync::Semaphore>,
     engine_hash: String,
@@ -272,6 +274,7 @@ impl PluginRuntime {
                     Duration::from_millis(config.quarantine_ms),
                     Duration::from_millis(config.quarantine_spacing_ms),
                 ),
+                journal: Default::default(),
                 config,
                 http,
                 engine_hash,
@@ -285,6 +288,11 @@ impl PluginRuntime {
     /// Adds the plugin call metrics to the host's registry.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.inner.metrics.register(registry, &self.inner.share);
+    }
+
+    /// What plugins logged and their calls' errors (`daifa plugin logs`).
+    pub fn journal(&self) -> &super::journal::Journal {
+        &self.inner.journal
     }
 
     /// The call slots every plugin shares.

@@ -21,6 +21,9 @@ pub struct PluginStats {
     max_ns: AtomicU64,
     fuel: AtomicU64,
     peak_memory: AtomicU64,
+    http_requests: AtomicU64,
+    http_bytes_sent: AtomicU64,
+    http_bytes_received: AtomicU64,
 }
 
 /// A point-in-time copy of [`PluginStats`].
@@ -39,6 +42,10 @@ pub struct StatsSnapshot {
     pub max_us: u64,
     pub fuel_consumed: u64,
     pub peak_memory_bytes: u64,
+    /// Outbound HTTP requests the plugin made, and body bytes each way.
+    pub http_requests: u64,
+    pub http_bytes_sent: u64,
+    pub http_bytes_received: u64,
 }
 
 impl PluginStats {
@@ -72,6 +79,15 @@ impl PluginStats {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Adds one call's outbound HTTP: requests, body bytes sent and received.
+    pub fn record_http(&self, requests: u64, sent: u64, received: u64) {
+        if requests > 0 {
+            self.http_requests.fetch_add(requests, Relaxed);
+            self.http_bytes_sent.fetch_add(sent, Relaxed);
+            self.http_bytes_received.fetch_add(received, Relaxed);
+        }
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         let calls = self.calls.load(Relaxed);
@@ -93,6 +109,9 @@ impl PluginStats {
             max_us: self.max_ns.load(Relaxed) / 1000,
             fuel_consumed: self.fuel.load(Relaxed),
             peak_memory_bytes: self.peak_memory.load(Relaxed),
+            http_requests: self.http_requests.load(Relaxed),
+            http_bytes_sent: self.http_bytes_sent.load(Relaxed),
+            http_bytes_received: self.http_bytes_received.load(Relaxed),
         }
     }
 }
