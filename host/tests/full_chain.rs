@@ -1172,3 +1172,72 @@ async fn the_guide_new_build_test_deploy_and_orders_flow_through_the_new_adapter
     let logs = w.host.client().logs("guide-adapter", 0).await.unwrap();
     assert!(logs.to_string().contains("submitted PO"), "{logs}");
 }
+
+/// Supplier HZ is an EDI X12 partner behind a drop box (`edi-x12`): 850s
+/// out; 997s, 855s and 856s back. The partner corrupts some of its
+/// documents (our 997 rejects them, it sends them again corrected),
+/// replays some (skipped), and refuses a few 850s outright (those POs are
+/// cancelled at HZ and their lines routed elsewhere). At the end: one
+/// order per accepted PO at the partner, a 997 for every document it sent,
+/// every order written back with exactly the tracking numbers issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
+    use daifa_host::sim::edi_supplier::{EdiSim, EdiSimConfig};
+    let w = World::start_without(300, 8, &["HZ"], |_| {}).await;
+    let hz = EdiSim::start(EdiSimConfig { backorder_every: 7, ..Default::default() }, 0).await.unwrap();
+    hz.corrupt_next(3);
+    hz.replay_next(3);
+    hz.refuse_next_850s(2);
+    let client = w.host.client();
+    let placeholders = common::config(&[("base_url", "http://127.0.0.1:9"), ("receiver_id", "-")]);
+    client.install(&common::edi_x12_package(), &placeholders, true).await.expect("install edi-x12");
+    let body = json!({
+        "plugin": "edi-x12",
+        "config": { "base_url": hz.base_url(), "receiver_id": "PARTNER" },
+        "secrets": { "api_token": "edi-token" },
+        "poll_interval_ms": 200,
+        // Control numbers come from a kv counter: one submit at a time.
+        "max_in_flight": 1,
+    });
+    client.call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ to edi-x12");
+    let at_suppliers = w.wait_accepted().await;
+
+    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
+    let pos = pos["purchase_orders"].as_array().unwrap().clone();
+    let sent: HashSet<String> = pos
+        .iter()
+        .filter(|p| p["dispatched_at"].is_i64())
+        .map(|p| p["po_number"].as_str().unwrap().to_string())
+        .collect();
+    let refused: HashSet<String> = pos
+        .iter()
+        .filter(|p| p["state"] == "cancelled")
+        .map(|p| p["po_number"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refused.len(), 2, "the two 850s the partner refused are cancelled at HZ: {refused:?}");
+    let theirs: Vec<String> = hz.orders().into_iter().map(|o| o.po).collect();
+    assert!(!theirs.is_empty(), "HZ got orders");
+    assert_eq!(theirs.len(), theirs.iter().collect::<HashSet<_>>().len(), "one order per PO at the partner");
+    let expected: HashSet<String> = sent.difference(&refused).cloned().collect();
+    assert_eq!(theirs.into_iter().collect::<HashSet<_>>(), expected, "the partner holds exactly HZ's accepted POs");
+    let c = hz.counts();
+    assert_eq!((c.conflicting_850s, c.unreadable), (0, 0), "{c:?}");
+
+    hz.ship_all();
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    let hz_tracking: Vec<String> = hz.tracking_numbers().into_iter().map(|t| t.1).collect();
+    w.check_end_state_with(&hz_tracking).await;
+    // Every document the partner sent was answered by a 997: the three
+    // corrupted ones rejected (and sent again), the rest accepted.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = hz.counts();
+        if c.unacknowledged == 0 {
+            assert_eq!(c.rejected_by_daifa, 3, "{c:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "documents without a 997: {c:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

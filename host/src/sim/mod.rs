@@ -5,6 +5,7 @@
 //! Owns: the simulated systems' state. May call: nothing in daifa.
 
 pub mod catalog;
+pub mod edi_supplier;
 pub mod kingdee;
 pub mod orders;
 pub mod rest_supplier;

@@ -126,3 +126,7 @@ pub fn order(po: &str, lines: usize) -> daifa_host::plugins::bindings::PurchaseO
 pub fn acme_xml_package() -> PluginPackage {
     PluginPackage::pack(manifest("tests/fixtures/outside-adapter/manifest.toml"), component("acme_xml"))
 }
+
+pub fn edi_x12_package() -> PluginPackage {
+    PluginPackage::pack(manifest("plugins/edi-x12/manifest.toml"), component("edi_x12"))
+}
