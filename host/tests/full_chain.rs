@@ -1223,11 +1223,19 @@ async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
     let c = hz.counts();
     assert_eq!((c.conflicting_850s, c.unreadable), (0, 0), "{c:?}");
 
+    // An 856 for a PO never sent to HZ: an exception, nothing changes.
+    let bogus = hz.ship_unknown("PO-NEVER-SENT");
     hz.ship_all();
     let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
     w.wait_written_back(at_suppliers).await;
     let hz_tracking: Vec<String> = hz.tracking_numbers().into_iter().map(|t| t.1).collect();
     w.check_end_state_with(&hz_tracking).await;
+    let events = w.host.get("/operator-events?limit=1000").await;
+    assert!(
+        events.to_string().contains("PO-NEVER-SENT") && events.to_string().contains("never sent to HZ"),
+        "an 856 for a PO never sent is an exception: {events}"
+    );
+    assert!(!w.kd.with(|s| s.outstocks.iter().any(|d| d["FCarriageNO"].as_str() == Some(bogus.as_str()))));
     // Every document the partner sent was answered by a 997: the three
     // corrupted ones rejected (and sent again), the rest accepted.
     let deadline = Instant::now() + Duration::from_secs(20);

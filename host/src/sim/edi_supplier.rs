@@ -225,6 +225,25 @@ impl EdiSim {
         })
     }
 
+    /// An 856 for a PO this partner never received (a partner's mistake):
+    /// the adapter reports it and the host must make it an exception.
+    pub fn ship_unknown(&self, po: &str) -> String {
+        let cfg = self.state.config.clone();
+        let tracking = format!("1ZBOGUS{:06}", TRACKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let body = vec![
+            "BSN*00*BOGUS*20261201*1200".to_string(),
+            "HL*1**S".into(),
+            format!("TD5**2*{}", cfg.scac),
+            format!("REF*CN*{tracking}"),
+            "HL*2*1*O".into(),
+            format!("PRF*{po}"),
+            "HL*3*2*I".into(),
+            "SN1*1*1*EA".into(),
+        ];
+        self.with(|i| put_clean(i, &cfg, "SH", "856", body));
+        tracking
+    }
+
     /// (PO, tracking number) of every shipment.
     pub fn tracking_numbers(&self) -> Vec<(String, String)> {
         self.with(|i| i.orders.iter().filter_map(|o| o.tracking.clone().map(|t| (o.po.clone(), t))).collect())
