@@ -1249,3 +1249,82 @@ async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Supplier HZ runs Kingdee K3Cloud itself (`kingdee-supplier`, the
+/// simulator's second-company mode with its strictness on): each PO
+/// becomes one SAL_SaleOrder there (Save, Submit, Audit; our PO number in
+/// its custom field), its warehouse ships with SAL_OUTSTOCKs carrying the
+/// tracking number, and those come back as our shipments and are written
+/// back to our ERP. A material its master data lacks is refused: that PO
+/// is rejected at HZ and its lines go to other suppliers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_supplier_running_kingdee_takes_pos_as_sales_orders_and_ships_them() {
+    use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
+    let w = World::start_without(300, 8, &["HZ"], |_| {}).await;
+    let catalog = daifa_host::sim::catalog::demo_catalog_toml(5_000, 7);
+    let offers = daifa_host::routing::CatalogFile::from_toml(&catalog).unwrap().offers;
+    let mut materials: Vec<String> = offers
+        .iter()
+        .filter(|o| o.supplier == "HZ")
+        .map(|o| o.supplier_sku.clone().unwrap_or_else(|| o.sku.clone()))
+        .collect();
+    materials.sort();
+    // Its master data lacks every tenth of our SKUs.
+    let unknown: HashSet<String> = materials.iter().step_by(10).cloned().collect();
+    let known: Vec<String> = materials.iter().filter(|m| !unknown.contains(*m)).cloned().collect();
+    let cfg = KingdeeSimConfig::supplier_company(known);
+    let app = cfg.app.clone();
+    let hz = KingdeeSim::start(cfg, 0).await.unwrap();
+    let client = w.host.client();
+    let placeholders = common::config(&[
+        ("server_url", "http://127.0.0.1:9/k3cloud/"),
+        ("acct_id", "-"),
+        ("user_name", "-"),
+        ("app_id", "-"),
+        ("app_secret", "-"),
+        ("customer", "-"),
+    ]);
+    client.install(&common::kingdee_supplier_package(), &placeholders, true).await.expect("install kingdee-supplier");
+    let body = json!({
+        "plugin": "kingdee-supplier",
+        "config": { "server_url": hz.server_url(), "acct_id": app.acct_id, "user_name": app.user_name, "app_id": app.app_id, "customer": "DAIFA" },
+        "secrets": { "app_secret": app.app_secret },
+        "poll_interval_ms": 300,
+    });
+    client.call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ to kingdee-supplier");
+    let at_suppliers = w.wait_accepted().await;
+
+    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
+    let pos = pos["purchase_orders"].as_array().unwrap().clone();
+    let accepted: HashSet<String> = pos
+        .iter()
+        .filter(|p| p["supplier_ref"].as_str().is_some_and(|r| r.starts_with("XSDD")))
+        .map(|p| p["po_number"].as_str().unwrap().to_string())
+        .collect();
+    let refused = pos.iter().filter(|p| p["state"] == "rejected").count();
+    let theirs: Vec<(String, String)> = hz.with(|s| {
+        s.sale_orders
+            .iter()
+            .map(|o| {
+                (o.bill_no.clone(), o.extra.get("F_SUP_CustPoNo").and_then(|v| v.as_str()).unwrap_or("").to_string())
+            })
+            .collect()
+    });
+    assert!(!accepted.is_empty(), "HZ took sales orders");
+    assert!(refused > 0, "POs with a material HZ does not know are rejected (every tenth SKU)");
+    let their_pos: Vec<&String> = theirs.iter().map(|t| &t.1).collect();
+    assert_eq!(their_pos.len(), their_pos.iter().collect::<HashSet<_>>().len(), "one sales order per PO at HZ");
+    assert_eq!(their_pos.into_iter().cloned().collect::<HashSet<_>>(), accepted, "HZ holds exactly its accepted POs");
+    assert!(hz.with(|s| s.sale_orders.iter().all(|o| o.status == "C")), "every sales order audited");
+
+    // HZ's warehouse ships each one with a tracking number.
+    let mut tracking = Vec::new();
+    for (i, (bill, _)) in theirs.iter().enumerate() {
+        let t = format!("SFK3{i:08}");
+        hz.ship_sale_order(bill, "SF", &t).expect("ship");
+        tracking.push(t);
+    }
+    let _ = w.sims.values().map(|s| s.ship_all()).sum::<usize>();
+    w.wait_written_back(at_suppliers).await;
+    w.check_end_state_with(&tracking).await;
+}

@@ -130,3 +130,7 @@ pub fn acme_xml_package() -> PluginPackage {
 pub fn edi_x12_package() -> PluginPackage {
     PluginPackage::pack(manifest("plugins/edi-x12/manifest.toml"), component("edi_x12"))
 }
+
+pub fn kingdee_supplier_package() -> PluginPackage {
+    PluginPackage::pack(manifest("plugins/kingdee-supplier/manifest.toml"), component("kingdee_supplier"))
+}
