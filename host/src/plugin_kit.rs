@@ -44,16 +44,28 @@ fn sdk_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// `daifa plugin new NAME [--dir D] [--sdk S]`.
 pub(crate) fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
+    let valid = (2..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
-        bail!("plugin name `{name}`: use lower-case letters, digits and `-`, starting with a letter (e.g. acme-api)");
+    // Names cargo refuses for a crate of its own.
+    if !valid || matches!(name, "test" | "core" | "std" | "alloc" | "proc-macro") {
+        bail!(
+            "plugin name `{name}`: 2-64 lower-case letters, digits and single `-`s, starting with a letter and not \
+             ending with `-`, not a name Rust reserves (e.g. acme-api)"
+        );
     }
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
-    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} already exists and is not empty", dir.display());
+    if dir.is_file() {
+        bail!("{} is a file; choose another place with --dir", dir.display());
+    }
+    // A folder holding only dotfiles (a fresh `git init`) is fine.
+    let occupied = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(Result::ok).any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        .unwrap_or(false);
+    if occupied {
+        bail!("{} already holds files; choose an empty folder with --dir", dir.display());
     }
     let sdk = sdk_path(sdk)?;
     for (file, text) in TEMPLATE {
@@ -109,6 +121,13 @@ pub(crate) fn build(dir: &Path, out: Option<PathBuf>) -> anyhow::Result<PathBuf>
         &std::fs::read_to_string(&manifest_path).with_context(|| manifest_path.display().to_string())?,
     )
     .with_context(|| manifest_path.display().to_string())?;
+    if manifest.name != name {
+        bail!(
+            "manifest.toml names the plugin `{}` but Cargo.toml names the crate `{name}`: use one name (operators \
+             see the manifest's, `describe` reports the crate's)",
+            manifest.name
+        );
+    }
     if manifest.version.to_string() != version {
         bail!(
             "manifest.toml says version {} but Cargo.toml says {version}: bump both together (the host keeps each \
@@ -127,6 +146,20 @@ pub(crate) fn build(dir: &Path, out: Option<PathBuf>) -> anyhow::Result<PathBuf>
     }
     let target = target_dir(dir)?;
     let wasm = target.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
+    // Two crates of one name sharing a CARGO_TARGET_DIR write the same file,
+    // and cargo may call the other's build fresh: pack only what this
+    // crate's sources made.
+    let deps = std::fs::read_to_string(wasm.with_extension("d")).unwrap_or_default();
+    let src = std::fs::canonicalize(dir.join("src")).with_context(|| dir.join("src").display().to_string())?;
+    if !deps.contains(&src.display().to_string()) {
+        bail!(
+            "{} was not built from {}: another crate named `{name}` shares this target directory ({}); build with a \
+             CARGO_TARGET_DIR of its own",
+            wasm.display(),
+            src.display(),
+            target.display()
+        );
+    }
     let bytes = std::fs::read(&wasm).with_context(|| format!("{}: the built component", wasm.display()))?;
     let pkg = PluginPackage::pack(manifest, bytes);
     // Beside the crate whatever CARGO_TARGET_DIR says: where the README and

@@ -45,7 +45,8 @@ pub struct DemoArgs {
 
 #[derive(Subcommand)]
 pub enum SimCommand {
-    /// A JSON-over-HTTP supplier (the rest-json dialect).
+    /// A JSON-over-HTTP supplier (the rest-json dialect); `POST /_sim/ship`
+    /// makes it ship everything it holds.
     Supplier {
         #[arg(long, default_value_t = 8801)]
         port: u16,
@@ -133,8 +134,13 @@ pub async fn sim(cmd: SimCommand) -> anyhow::Result<()> {
     use daifa_host::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
     match cmd {
         SimCommand::Supplier { port, token } => {
-            let sim = SupplierSim::start(SupplierSimConfig { token: Some(token), ..Default::default() }, port).await?;
-            println!("supplier simulator on {}", sim.base_url());
+            let sim = SupplierSim::start(SupplierSimConfig { token: Some(token.clone()), ..Default::default() }, port)
+                .await?;
+            println!("supplier simulator on {} (bearer token {token:?})", sim.base_url());
+            println!(
+                "  it ships what it holds on POST {}/_sim/ship; then poll-updates sees the parcels",
+                sim.base_url()
+            );
             tokio::signal::ctrl_c().await?;
             Ok(())
         }

@@ -70,4 +70,6 @@ async fn a_plugin_cannot_write_a_line_that_reads_as_another_target() {
     assert!(line.contains("operation=\"submit-order\""), "{line}");
     assert!(line.contains("401 invalid token [redacted] for E-9"), "{line}");
     assert!(!text.contains("tok-s3cret-42"), "a secret reached the log: {text}");
+    let logged = text.lines().find(|l| l.contains("calling with token")).unwrap_or_else(|| panic!("{text}"));
+    assert!(logged.contains("calling with token [redacted]") && logged.contains("Bearer [redacted]"), "{logged}");
 }

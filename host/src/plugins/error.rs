@@ -74,7 +74,7 @@ pub enum CallError {
     LimitExceeded { plugin: String, kind: LimitKind, detail: String },
     /// The plugin asked for something it is not granted (e.g. an HTTP target
     /// outside its allowlist).
-    #[error("plugin `{plugin}` was denied {target}")]
+    #[error("plugin `{plugin}` was denied: {target}")]
     CapabilityDenied { plugin: String, target: String },
     /// The plugin trapped (panic, `unreachable`, bad memory access, ...).
     #[error("plugin `{plugin}` trapped: {reason}")]

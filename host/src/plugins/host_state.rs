@@ -243,9 +243,15 @@ impl api::log::Host for HostState {
         // alphabet, so no plugin can write a line that reads as another
         // target's (a forged `daifa::audit` line) or as the host's own
         // `plugin=` field.
-        let fields =
-            fields.iter().map(|(k, v)| format!("plugin.{}={:?}", plain_key(k), v)).collect::<Vec<_>>().join(" ");
-        let message = message.escape_debug().to_string();
+        // The binding's secret values never reach a log, the host's or the
+        // journal: taken out before escaping, as the plugin wrote them.
+        let secrets = &self.plugin.secrets;
+        let fields = fields
+            .iter()
+            .map(|(k, v)| format!("plugin.{}={:?}", plain_key(k), super::journal::redact(v, secrets)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let message = super::journal::redact(&message, secrets).escape_debug().to_string();
         let p = &self.plugin.name;
         let level_name = match level {
             LogLevel::Trace => "trace",
@@ -255,12 +261,7 @@ impl api::log::Host for HostState {
             LogLevel::Error => "error",
         };
         let line = if fields.is_empty() { message.clone() } else { format!("{message} {fields}") };
-        self.plugin.journal.log(
-            p,
-            &self.plugin.version,
-            level_name,
-            super::journal::redact(&line, &self.plugin.secrets),
-        );
+        self.plugin.journal.log(p, &self.plugin.version, level_name, line);
         match level {
             LogLevel::Trace => tracing::trace!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "daifa::plugin", plugin = %p, %fields, "{message}"),
@@ -283,9 +284,9 @@ fn plain_key(k: &str) -> String {
 impl api::config::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         if !self.plugin.declared.contains(&key) {
-            // Refused like an HTTP target off the allowlist: the call fails
-            // with a message naming the fix, so the author meets it on the
-            // first `invoke`, not as a `None` in production.
+            // Refused like an HTTP target off the allowlist, and the call
+            // stops: the message names the fix, so the author meets it on
+            // the first `invoke`, not as a `None` in production.
             let what = format!(
                 "config key `{key}`, which the manifest does not declare (add a [config.{key}] table to \
                  manifest.toml; declared: {})",
@@ -295,8 +296,10 @@ impl api::config::Host for HostState {
                     self.plugin.declared.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
                 }
             );
-            self.violate(Violation::Denied(what));
-            return Ok(None);
+            self.violate(Violation::Denied(what.clone()));
+            // Stop the call here: carrying on without the value could place
+            // an order with a half-made request.
+            return Err(trap(what));
         }
         Ok(self.plugin.config.get(&key).cloned())
     }

@@ -316,11 +316,11 @@ pub struct InvokeReport {
 /// Why nothing ran.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(#[from] RegistryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Unavailable(#[from] super::CallError),
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] super::ValidationError),
 }
 
