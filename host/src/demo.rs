@@ -1,9 +1,10 @@
 //! `daifa demo`: the product on one machine, driven the way an operator
-//! drives it. It starts the simulators (a K3Cloud ERP full of sales orders,
-//! one JSON-over-HTTP supplier per warehouse), writes a configuration and
-//! runs the very `serve` the binary runs. Then, through the admin API
-//! only: deploys the bundled rest-json plugin, connects each warehouse with
-//! its own base URL and token, watches the orders flow (ingested → routed →
+//! drives it. It starts the simulators (a K3Cloud ERP full of sales orders;
+//! suppliers speaking three protocols: JSON over HTTP, EDI X12 through a
+//! drop box, and a supplier's own K3Cloud — see `partners`), writes a
+//! configuration and runs the very `serve` the binary runs. Then, through
+//! the admin API only: deploys the bundled plugins, connects each supplier
+//! with its own endpoint and secrets, watches the orders flow (ingested → routed →
 //! accepted → PUR_PurchaseOrder in the ERP), hot-swaps the plugin under
 //! traffic, lets the warehouses ship and watches the tracking numbers come
 //! back and go into the ERP. It reports each stage's time, so it doubles as
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::client::AdminClient;
 use crate::config::{HostConfig, KingdeeSection};
@@ -25,8 +26,9 @@ use crate::plugins::{Manifest, PluginPackage};
 use crate::routing::{CatalogFile, explain};
 use crate::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use crate::sim::orders::Gen;
-use crate::sim::rest_supplier::{SupplierSim, SupplierSimConfig};
 use crate::store::{SqliteSync, StoredDecision};
+
+mod partners;
 
 /// The demo's routing policy: marketplace orders from JD ship in one parcel;
 /// the rest go by landed cost, weighed by performance, splits discouraged.
@@ -113,22 +115,20 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.erp_latency_ms
     );
 
-    // The warehouses: one supplier simulator each, each with its own token;
-    // some SKUs short, some unknown.
+    // The suppliers, each with its own token: JSON warehouses (some SKUs
+    // short, some unknown), an EDI X12 partner and one on its own K3Cloud.
     let catalog = crate::sim::catalog::demo_catalog_toml(5_000, 7);
     let ids: Vec<String> = CatalogFile::from_toml(&catalog)?.suppliers.into_iter().map(|s| s.id).collect();
-    let mut sims = BTreeMap::new();
-    for id in &ids {
-        let mut cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
-        for sku in 0..40 {
-            cfg.stock.insert(format!("SKU-{sku:05}"), 2);
-        }
-        cfg.unknown_prefix = "SKU-0099".into();
-        let sim = SupplierSim::start(cfg, 0).await?;
-        sim.set_latency(opts.supplier_latency_ms);
-        sims.insert(id.clone(), sim);
-    }
-    println!("  supplier simulators  {} warehouses ({} ms per answer)", sims.len(), opts.supplier_latency_ms);
+    let sims = partners::Partners::start(&ids, opts.supplier_latency_ms).await?;
+    println!(
+        "  supplier simulators  {} on rest-json ({} ms per answer), {} on EDI X12 (drop box {}), {} on its own K3Cloud ({})",
+        sims.rest.keys().cloned().collect::<Vec<_>>().join(" "),
+        opts.supplier_latency_ms,
+        partners::EDI_SUPPLIER,
+        sims.edi.base_url(),
+        partners::KINGDEE_SUPPLIER,
+        sims.kingdee.server_url()
+    );
 
     // The host: the same `serve` as `daifa serve`, from a config file's worth of settings.
     std::fs::write(data_dir.join("catalog.toml"), &catalog)?;
@@ -157,25 +157,25 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!("  daifa serve          {admin_url}  (config {}, token {token})", data_dir.join("daifa.toml").display());
     let client = AdminClient::new(&admin_url, &token);
 
-    // Deploy the plugin and connect every warehouse, as an operator would.
+    // Deploy the plugins and connect every supplier, as an operator would.
     let v1 = PluginPackage::pack(manifest.clone(), component.clone());
     let base: BTreeMap<String, String> = [("base_url".to_string(), "http://127.0.0.1:9".to_string())].into();
     let t = Instant::now();
     client.install(&v1, &base, true).await?;
-    println!("\ndeployed rest-json {} via the admin API in {:.0?}", v1.manifest.version, t.elapsed());
-    for (id, sim) in &sims {
-        let body = json!({
-            "plugin": "rest-json",
-            "config": { "base_url": sim.base_url() },
-            "secrets": { "api_token": format!("token-{id}") },
-            "poll_interval_ms": 500,
-            "max_in_flight": 16,
-        });
-        client.call(Method::PUT, &format!("/suppliers/{id}/connection"), Some(&body)).await?;
-    }
+    let plugins_root = opts.manifest.parent().and_then(|p| p.parent()).unwrap_or(std::path::Path::new("plugins"));
+    let edi = partners::package(&opts.plugin_dir, plugins_root, "edi-x12")?;
+    let kingdee = partners::package(&opts.plugin_dir, plugins_root, "kingdee-supplier")?;
+    sims.connect(&client, &edi, &kingdee).await?;
     println!(
-        "connected {} warehouses, each with its own base URL and token (GET /api/v1/suppliers/connections)",
-        sims.len()
+        "\ndeployed rest-json {}, edi-x12 {} and kingdee-supplier {} via the admin API in {:.0?}",
+        v1.manifest.version,
+        edi.manifest.version,
+        kingdee.manifest.version,
+        t.elapsed()
+    );
+    println!(
+        "connected {} suppliers, each with its own endpoint and secrets (GET /api/v1/suppliers/connections)",
+        ids.len()
     );
 
     let total = fids.len() as i64;
@@ -210,10 +210,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         println!("  exception {}: {}", o["bill_no"], o["state_reason"]);
     }
 
-    // The warehouses ship; tracking comes back by polling and goes to the ERP.
-    let shipped: usize = sims.values().map(|s| s.ship_all()).sum();
-    st.mark("warehouses shipped");
-    println!("\nwarehouses shipped {shipped} purchase orders");
+    // The suppliers ship; tracking comes back by polling and goes to the ERP.
+    let shipped: usize = sims.ship_all();
+    st.mark("suppliers shipped");
+    println!("\nsuppliers shipped {shipped} purchase orders");
     // Every PO the warehouses shipped is written back (POs with backordered
     // lines stay partially shipped until the rest ships).
     wait(&client, 1800, |_, pos, jobs| {
@@ -267,12 +267,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let dead = client.call(Method::GET, "/dispatch/dead-letters", None).await?;
     let dead = dead.as_array().map_or(0, Vec::len);
-    let duplicates: u64 = sims.values().map(|s| s.key_conflicts()).sum();
+    let duplicates: u64 = sims.duplicates();
     println!("dead letters: {dead}; idempotency-key conflicts at the suppliers: {duplicates}");
 
     let summary = {
         let pos = client.call(Method::GET, "/purchase-orders?limit=1", None).await?["counts"].clone();
-        let per_supplier: BTreeMap<String, usize> = sims.iter().map(|(id, s)| (id.clone(), s.orders().len())).collect();
+        let per_supplier: BTreeMap<String, usize> = sims.orders_held();
         let sent: usize = per_supplier.values().sum();
         let shares: BTreeMap<&String, f64> = per_supplier
             .iter()
@@ -301,6 +301,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             "elapsed_ms": st.marks.last().map_or(0, |(_, d)| d.as_millis() as u64),
             "stages": stages,
             "supplier_share_percent": shares,
+            "protocols": sims.protocols(),
         })
     };
     let result = if n(&c, "written_back") == 0 || dead > 0 || duplicates > 0 {

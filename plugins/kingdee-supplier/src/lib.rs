@@ -37,6 +37,7 @@ config_schema! {
         sale_org: String { default = "100" },
         bill_type: String { default = "XSDD01_SYS" },
         po_field: String { default = "F_SUP_CustPoNo" },
+        line_field: String { default = "FEntryNote" },
         material_map: Json<BTreeMap<String, String>> { default = "{}" },
         carrier_map: Json<BTreeMap<String, String>> { default = "{}" },
         page_size: u32 { default = "2000" },
@@ -57,11 +58,11 @@ fn client(c: &Config) -> K3 {
     }
 }
 
-/// A field name we put into a filter: letters, digits and `_` only.
-fn field_name(c: &Config) -> Result<&str, AdapterError> {
-    let f = c.po_field.as_str();
+/// A configured field name (it goes into filters and field lists):
+/// letters, digits and `_` only.
+fn field_name<'a>(key: &str, f: &'a str) -> Result<&'a str, AdapterError> {
     if f.is_empty() || !f.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-        return Err(AdapterError::misconfigured(format!("po_field `{f}` is not a field name")));
+        return Err(AdapterError::misconfigured(format!("{key} `{f}` is not a field name")));
     }
     Ok(f)
 }
@@ -74,13 +75,31 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-/// Poll position: the newest SAL_OUTSTOCK and SAL_SaleOrder modify dates seen.
+/// Poll position: the newest SAL_OUTSTOCK and SAL_SaleOrder modify dates
+/// seen, and the bills already read at exactly that date (the next query
+/// starts at the date itself, so a bill saved in the same instant after the
+/// read is not missed, and these are not reported twice).
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Cursor {
     #[serde(default)]
     out: String,
     #[serde(default)]
+    out_seen: Vec<String>,
+    #[serde(default)]
     so: String,
+    #[serde(default)]
+    so_seen: Vec<String>,
+}
+
+/// Moves `(at, seen)` past a row read at `date` with `bill`.
+fn advance(at: &mut String, seen: &mut Vec<String>, date: &str, bill: &str) {
+    if date > at.as_str() {
+        *at = date.to_string();
+        seen.clear();
+    }
+    if date == at.as_str() && !seen.iter().any(|b| b == bill) {
+        seen.push(bill.to_string());
+    }
 }
 
 impl SupplierAdapter for Adapter {
@@ -91,7 +110,8 @@ impl SupplierAdapter for Adapter {
     fn submit_order(order: PurchaseOrder) -> Result<SubmitReceipt, AdapterError> {
         let c = Config::load()?;
         let k3 = client(&c);
-        let field = field_name(&c)?;
+        let field = field_name("po_field", &c.po_field)?;
+        let line_field = field_name("line_field", &c.line_field)?;
         if order.lines.is_empty() {
             return Err(AdapterError::rejected(format!("purchase order {} has no lines", order.po_number)));
         }
@@ -120,7 +140,12 @@ impl SupplierAdapter for Adapter {
                     .map(|l| {
                         let material =
                             c.material_map.get(&l.supplier_sku).cloned().unwrap_or_else(|| l.supplier_sku.clone());
-                        json!({ "FMaterialId": { "FNumber": material }, "FQty": l.quantity, "FTaxPrice": l.unit_cost })
+                        let mut e =
+                            json!({ "FMaterialId": { "FNumber": material }, "FQty": l.quantity, "FTaxPrice": l.unit_cost });
+                        // Our line id rides on the line: its outbound lines
+                        // name their source line, and so ours.
+                        e[line_field] = json!(l.line_id);
+                        e
                     })
                     .collect();
                 let mut model = json!({
@@ -157,7 +182,8 @@ impl SupplierAdapter for Adapter {
     fn poll_updates(cursor: Option<String>) -> Result<PollBatch, AdapterError> {
         let c = Config::load()?;
         let k3 = client(&c);
-        let field = field_name(&c)?;
+        let field = field_name("po_field", &c.po_field)?;
+        let line_field = field_name("line_field", &c.line_field)?;
         let mut pos: Cursor = cursor.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
         let limit = c.page_size.clamp(1, 10_000) as usize;
         let since = |d: &str| {
@@ -175,23 +201,28 @@ impl SupplierAdapter for Adapter {
                 "FMaterialID.FNumber",
                 "FRealQty",
                 "FModifyDate",
+                "FSrcEntryId",
             ],
             &format!("FDocumentStatus = 'C'{}", since(&pos.out)),
             "FModifyDate asc, FID asc",
             limit,
         )?;
-        // outbound bill → (sales order, carrier, tracking, lines)
-        let mut outs: Vec<(String, String, String, String, Vec<ParcelLine>)> = Vec::new();
+        // outbound bill → (sales order, carrier, tracking, lines as (source entry, material, qty))
+        type Out = (String, String, String, String, Vec<(String, String, u32)>);
+        let mut outs: Vec<Out> = Vec::new();
+        let (was_at, was_seen) = (pos.out.clone(), pos.out_seen.clone());
         for r in &rows {
             let bill = text(r.first());
+            let date = text(r.get(6));
+            if date == was_at && was_seen.contains(&bill) {
+                continue;
+            }
+            advance(&mut pos.out, &mut pos.out_seen, &date, &bill);
             if outs.last().map(|o| &o.0) != Some(&bill) {
                 let carrier = text(r.get(2));
                 let carrier = c.carrier_map.get(&carrier).cloned().unwrap_or(carrier);
                 outs.push((bill.clone(), text(r.get(3)), carrier, text(r.get(1)), Vec::new()));
             }
-            let material = text(r.get(4));
-            // Our SKU for their material (the host resolves a SKU to its PO line).
-            let sku = c.material_map.iter().find(|(_, m)| **m == material).map_or(material, |(s, _)| s.clone());
             let qty = text(r.get(5)).parse::<f64>().unwrap_or(0.0);
             if qty.fract() != 0.0 || qty <= 0.0 {
                 return Err(AdapterError::rejected(format!(
@@ -199,9 +230,8 @@ impl SupplierAdapter for Adapter {
                 )));
             }
             if let Some(o) = outs.last_mut() {
-                o.4.push(ParcelLine { line_id: sku, quantity: qty as u32 });
+                o.4.push((text(r.get(7)), text(r.get(4)), qty as u32));
             }
-            pos.out = pos.out.clone().max(text(r.get(6)));
         }
 
         // Orders it closed or voided.
@@ -212,28 +242,30 @@ impl SupplierAdapter for Adapter {
             "FModifyDate asc, FID asc",
             limit,
         )?;
+        let (so_at, so_was) = (pos.so.clone(), pos.so_seen.clone());
 
-        // Our PO numbers for the sales orders shipped.
-        let bills: Vec<String> = {
-            let mut b: Vec<String> = outs.iter().map(|o| o.1.clone()).collect();
-            b.sort();
-            b.dedup();
-            b
-        };
+        // Our PO numbers and line ids for the sales orders shipped.
+        let mut bills: Vec<String> = outs.iter().map(|o| o.1.clone()).collect();
+        bills.sort();
+        bills.dedup();
         let mut po_of: HashMap<String, String> = HashMap::new();
+        // Their sales-order line → our PO line.
+        let mut line_of: HashMap<String, String> = HashMap::new();
         for chunk in bills.chunks(500) {
-            for r in k3.query(
+            let rows = k3.query(
                 "SAL_SaleOrder",
-                &["FBillNo", field],
+                &["FBillNo", field, "FSaleOrderEntry_FEntryID", line_field],
                 &format!("FBillNo in ({})", quoted(chunk)),
                 "FID asc",
                 10_000,
-            )? {
+            )?;
+            for r in rows {
                 po_of.insert(text(r.first()), text(r.get(1)));
+                line_of.insert(text(r.get(2)), text(r.get(3)));
             }
         }
         let mut updates = Vec::new();
-        for (bill, so, carrier, tracking, lines) in outs {
+        for (bill, so, carrier, tracking, raw) in outs {
             let Some(po) = po_of.get(&so).filter(|p| !p.is_empty()) else {
                 warn!("outbound {bill} ships sales order {so}, which is not one of ours: skipped");
                 continue;
@@ -242,6 +274,18 @@ impl SupplierAdapter for Adapter {
                 warn!("outbound {bill} for {po} has no tracking number (FCarriageNO) yet: skipped until it has");
                 continue;
             }
+            let lines = raw
+                .into_iter()
+                .map(|(entry, material, quantity)| {
+                    // Our line id when the sales-order line carries it, else
+                    // our SKU for their material (the host resolves a SKU
+                    // that is on one line only).
+                    let line_id = line_of.get(&entry).filter(|l| !l.is_empty()).cloned().unwrap_or_else(|| {
+                        c.material_map.iter().find(|(_, m)| **m == material).map_or(material, |(s, _)| s.clone())
+                    });
+                    ParcelLine { line_id, quantity }
+                })
+                .collect();
             updates.push(StatusUpdate {
                 po_number: po.clone(),
                 supplier_ref: Some(so),
@@ -251,17 +295,21 @@ impl SupplierAdapter for Adapter {
         }
         let mut seen = std::collections::HashSet::new();
         for r in &closed {
+            let (bill, date) = (text(r.first()), text(r.get(4)));
+            if date == so_at && so_was.contains(&bill) {
+                continue;
+            }
+            advance(&mut pos.so, &mut pos.so_seen, &date, &bill);
             let po = text(r.get(1));
-            pos.so = pos.so.clone().max(text(r.get(4)));
             if po.is_empty() || !seen.insert(po.clone()) {
                 continue;
             }
             let why = if text(r.get(2)) == "B" { "voided" } else { "closed" };
             updates.push(StatusUpdate {
                 po_number: po,
-                supplier_ref: Some(text(r.first())),
+                supplier_ref: Some(bill.clone()),
                 at: None,
-                kind: UpdateKind::Cancelled(Some(format!("the supplier {why} its sales order {}", text(r.first())))),
+                kind: UpdateKind::Cancelled(Some(format!("the supplier {why} its sales order {bill}"))),
             });
         }
         let next = serde_json::to_string(&pos).map_err(|e| AdapterError::transient(e.to_string()))?;

@@ -32,6 +32,8 @@ pub struct SimLine {
     /// Quantity already pushed to PUR_PurchaseOrder: the same control for
     /// purchase orders (a line is bought at most once).
     pub pur_qty: Decimal,
+    /// `FEntryNote`, the line's remark (a buyer's line reference, say).
+    pub note: String,
 }
 
 /// One SAL_SaleOrder with the custom drop-ship fields a deployment adds.
@@ -87,6 +89,7 @@ pub(super) fn generate_order(fid: i64, seed: u64, stamp: &str, entry: &mut i64) 
                 unit: "Pcs".into(),
                 stock_out_qty: Decimal::ZERO,
                 pur_qty: Decimal::ZERO,
+                note: String::new(),
             }
         })
         .collect();
@@ -176,6 +179,7 @@ pub(super) fn sale_field(o: &SimSaleOrder, l: Option<&SimLine>, place: &FieldPla
                 "fprice" | "ftaxprice" => decimal_json(&l.tax_price),
                 "fentrytaxrate" => decimal_json(&l.tax_rate),
                 "fstockoutqty" => json!(l.stock_out_qty.normalize().to_string().parse::<f64>().unwrap_or(0.0)),
+                "fentrynote" => json!(l.note),
                 _ => Value::Null,
             }
         }

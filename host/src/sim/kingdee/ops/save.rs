@@ -366,6 +366,7 @@ fn new_sale(
                 unit: number_of(get_ci(e, "FUnitID")),
                 stock_out_qty: Decimal::ZERO,
                 pur_qty: Decimal::ZERO,
+                note: get_ci(e, "FEntryNote").and_then(Value::as_str).unwrap_or_default().to_string(),
             }
         })
         .collect();
@@ -453,6 +454,7 @@ fn update_sale(
                                 unit: number_of(get_ci(e, "FUnitID")),
                                 stock_out_qty: Decimal::ZERO,
                                 pur_qty: Decimal::ZERO,
+                                note: String::new(),
                             });
                             o.lines.len() - 1
                         }
@@ -468,6 +470,9 @@ fn update_sale(
                     let material = number_of(get_ci(e, "FMaterialId"));
                     if !material.is_empty() {
                         l.material = material;
+                    }
+                    if let Some(note) = get_ci(e, "FEntryNote").and_then(Value::as_str) {
+                        l.note = note.to_string();
                     }
                     if l.material.is_empty() || l.qty.parse::<Decimal>().map_or(true, |q| q <= Decimal::ZERO) {
                         return Err(format!("分录 {} 的物料和大于0的数量必填", l.entry_id));
