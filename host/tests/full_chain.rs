@@ -371,17 +371,97 @@ impl World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
     let orders = orders_to_run();
-    let w = World::start(orders, 8, |_| {}).await;
+    // Three protocols: GZ is an EDI X12 partner, CD runs its own K3Cloud,
+    // the other three are JSON warehouses on rest-json.
+    let w = World::start_without(orders, 8, &["GZ", "CD"], |_| {}).await;
     let started = Instant::now();
+    let (edi, k3) = connect_other_protocols(&w).await;
     let at_suppliers = w.wait_accepted().await;
     let accepted_in = started.elapsed();
     assert!(at_suppliers as usize >= orders * 9 / 10, "most orders reach their suppliers: {at_suppliers}");
-    let shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
+
+    // Exactly one 850 per GZ PO and one sales order per CD PO.
+    let pos = w.host.get("/purchase-orders?limit=100000").await;
+    let sent = |supplier: &str| -> HashSet<String> {
+        pos["purchase_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["supplier"] == supplier && p["dispatched_at"].is_i64())
+            .map(|p| p["po_number"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let at_gz: Vec<String> = edi.orders().into_iter().map(|o| o.po).collect();
+    assert_eq!(at_gz.len(), at_gz.iter().collect::<HashSet<_>>().len(), "one 850 per PO at GZ");
+    assert_eq!(at_gz.into_iter().collect::<HashSet<_>>(), sent("GZ"), "GZ holds exactly its POs");
+    assert_eq!(edi.counts().conflicting_850s, 0);
+    let at_cd: Vec<String> = k3.with(|s| {
+        s.sale_orders
+            .iter()
+            .filter_map(|o| o.extra.get("F_SUP_CustPoNo").and_then(|v| v.as_str()).map(str::to_string))
+            .collect()
+    });
+    assert_eq!(at_cd.len(), at_cd.iter().collect::<HashSet<_>>().len(), "one sales order per PO at CD");
+    assert_eq!(at_cd.into_iter().collect::<HashSet<_>>(), sent("CD"), "CD holds exactly its POs");
+
+    let mut shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
+    shipped += edi.ship_all();
+    let mut k3_tracking = Vec::new();
+    for (i, bill) in k3.with(|s| s.sale_orders.iter().map(|o| o.bill_no.clone()).collect::<Vec<_>>()).iter().enumerate()
+    {
+        let t = format!("SFCD{i:08}");
+        k3.ship_sale_order(bill, "SF", &t).expect("CD ships");
+        k3_tracking.push(t);
+        shipped += 1;
+    }
     assert!(shipped > 0);
     w.wait_written_back(at_suppliers).await;
     eprintln!("{orders} orders: at suppliers in {accepted_in:.1?}, written back in {:.1?}", started.elapsed());
-    w.check_end_state().await;
+    let mut other: Vec<String> = edi.tracking_numbers().into_iter().map(|t| t.1).collect();
+    other.extend(k3_tracking);
+    w.check_end_state_with(&other).await;
     check_metrics(&w, orders).await;
+}
+
+/// GZ on edi-x12 and CD on kingdee-supplier, each with its simulator.
+async fn connect_other_protocols(
+    w: &World,
+) -> (daifa_host::sim::edi_supplier::EdiSim, daifa_host::sim::kingdee::KingdeeSim) {
+    use daifa_host::sim::edi_supplier::{EdiSim, EdiSimConfig};
+    use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
+    let edi = EdiSim::start(EdiSimConfig { backorder_every: 11, ..Default::default() }, 0).await.unwrap();
+    let cfg = KingdeeSimConfig::supplier_company(Vec::<String>::new());
+    let app = cfg.app.clone();
+    let k3 = KingdeeSim::start(cfg, 0).await.unwrap();
+    let client = w.host.client();
+    let placeholders = common::config(&[("base_url", "http://127.0.0.1:9"), ("receiver_id", "-")]);
+    client.install(&common::edi_x12_package(), &placeholders, true).await.expect("install edi-x12");
+    let placeholders = common::config(&[
+        ("server_url", "http://127.0.0.1:9/k3cloud/"),
+        ("acct_id", "-"),
+        ("user_name", "-"),
+        ("app_id", "-"),
+        ("app_secret", "-"),
+        ("customer", "-"),
+    ]);
+    client.install(&common::kingdee_supplier_package(), &placeholders, true).await.expect("install kingdee-supplier");
+    let gz = json!({
+        "plugin": "edi-x12",
+        "config": { "base_url": edi.base_url(), "receiver_id": "PARTNER" },
+        "secrets": { "api_token": "edi-token" },
+        "poll_interval_ms": 200,
+        "max_in_flight": 1,
+    });
+    client.call(Method::PUT, "/suppliers/GZ/connection", Some(&gz)).await.expect("connect GZ");
+    let cd = json!({
+        "plugin": "kingdee-supplier",
+        "config": { "server_url": k3.server_url(), "acct_id": app.acct_id, "user_name": app.user_name, "app_id": app.app_id, "customer": "DAIFA" },
+        "secrets": { "app_secret": app.app_secret },
+        "poll_interval_ms": 200,
+        "max_in_flight": 8,
+    });
+    client.call(Method::PUT, "/suppliers/CD/connection", Some(&cd)).await.expect("connect CD");
+    (edi, k3)
 }
 
 /// `GET /metrics` after a run: refused without the token; every family
