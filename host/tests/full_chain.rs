@@ -450,7 +450,7 @@ async fn connect_other_protocols(
         "config": { "base_url": edi.base_url(), "receiver_id": "PARTNER" },
         "secrets": { "api_token": "edi-token" },
         "poll_interval_ms": 200,
-        "max_in_flight": 1,
+        "max_in_flight": 8,
     });
     client.call(Method::PUT, "/suppliers/GZ/connection", Some(&gz)).await.expect("connect GZ");
     let cd = json!({
@@ -1276,8 +1276,9 @@ async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
         "config": { "base_url": hz.base_url(), "receiver_id": "PARTNER" },
         "secrets": { "api_token": "edi-token" },
         "poll_interval_ms": 200,
-        // Control numbers come from a kv counter: one submit at a time.
-        "max_in_flight": 1,
+        // More than the adapter allows: its manifest caps a connection at
+        // one submit at a time (control numbers from a kv counter).
+        "max_in_flight": 8,
     });
     client.call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ to edi-x12");
     let at_suppliers = w.wait_accepted().await;

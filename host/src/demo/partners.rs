@@ -105,8 +105,9 @@ impl Partners {
             "config": { "base_url": self.edi.base_url(), "receiver_id": "PARTNER" },
             "secrets": { "api_token": format!("token-{EDI_SUPPLIER}") },
             "poll_interval_ms": 500,
-            // 850 control numbers come from a kv counter: one submit at a time.
-            "max_in_flight": 1,
+            // The adapter's manifest holds it to one submit at a time
+            // (`calls_per_connection`: control numbers from a kv counter).
+            "max_in_flight": 16,
         });
         client.call(Method::PUT, &format!("/suppliers/{EDI_SUPPLIER}/connection"), Some(&body)).await?;
         let app = self.kingdee.credentials();

@@ -145,13 +145,16 @@ impl Dispatcher {
         if let Err(at) = self.limits.start(&job.supplier, conn.rate_per_sec, now) {
             return self.postpone(job, at, "rate limit", now).await;
         }
-        let max = if conn.max_in_flight == 0 { self.cfg.default_max_in_flight } else { conn.max_in_flight };
-        let Some(permit) = self.limits.permit(&job.supplier, max, Duration::from_secs(2)).await else {
-            return self.postpone(job, now + 50, "at the supplier's concurrency limit", now).await;
-        };
         let plugin = match self.bindings.get(&conn) {
             Ok(p) => p,
             Err(f) => return self.fail(job, &f, now).await,
+        };
+        let max = if conn.max_in_flight == 0 { self.cfg.default_max_in_flight } else { conn.max_in_flight };
+        // The adapter's own cap (e.g. 1 when it numbers documents from a
+        // kv counter) wins over the connection's setting.
+        let max = plugin.manifest.limits.calls_per_connection.map_or(max, |cap| max.min(cap));
+        let Some(permit) = self.limits.permit(&job.supplier, max, Duration::from_secs(2)).await else {
+            return self.postpone(job, now + 50, "at the supplier's concurrency limit", now).await;
         };
         // The content only: an order's history can be long and is not sent.
         let (order_state, content) = match order {

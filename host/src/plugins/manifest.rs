@@ -78,6 +78,10 @@ pub struct Limits {
     pub kv_max_value_bytes: u64,
     /// Keys plus values the plugin's kv store may hold, in bytes.
     pub kv_max_total_bytes: u64,
+    /// At most this many submits of one supplier connection at once,
+    /// whatever the connection's `max_in_flight` says: 1 for an adapter
+    /// that numbers documents from a kv counter (kv has no compare-and-set).
+    pub calls_per_connection: Option<u32>,
 }
 
 impl Default for Limits {
@@ -94,6 +98,7 @@ impl Default for Limits {
             kv_max_keys: 1_000,
             kv_max_value_bytes: 64 << 10,
             kv_max_total_bytes: 4 << 20,
+            calls_per_connection: None,
         }
     }
 }
@@ -181,6 +186,9 @@ impl Manifest {
             if v == 0 {
                 return bad(format!("limits.{field} must be greater than 0"));
             }
+        }
+        if l.calls_per_connection == Some(0) {
+            return bad("limits.calls_per_connection must be greater than 0 (leave it out for no cap)".into());
         }
         for (key, field) in &self.config {
             if field.secret && field.default.is_some() {
@@ -272,6 +280,13 @@ mod tests {
             let e = m.check(&CEIL).unwrap_err().to_string();
             assert!(e.contains(&format!("limits.{field} = {value}")) && e.contains("ceiling"), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn a_connection_cap_of_zero_is_refused() {
+        assert_eq!(manifest("[limits]\ncalls_per_connection = 1").unwrap().limits.calls_per_connection, Some(1));
+        let e = manifest("[limits]\ncalls_per_connection = 0").unwrap().check(&CEIL).unwrap_err().to_string();
+        assert!(e.contains("calls_per_connection must be greater than 0"), "{e}");
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! `{"documents": [{"seq", "body"}], "next"}` with the partner's.
 //!
 //! Control numbers: an 850's ISA13/GS06 come from a counter in kv (below
-//! 900,000,000; run the connection with `max_in_flight = 1` so two submits
-//! never read the same value); a 997's are 900,000,000 + the outbox seq of
+//! 900,000,000; the manifest's `calls_per_connection = 1` has the host send
+//! one submit of a connection at a time, so two never read the same value); a 997's are 900,000,000 + the outbox seq of
 //! the first document it answers, so answering the same page again (after
 //! a host restart) repeats the same interchange rather than a new one.
 
