@@ -1264,7 +1264,10 @@ async fn the_guide_new_build_test_deploy_and_orders_flow_through_the_new_adapter
 async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
     use daifa_host::sim::edi_supplier::{EdiSim, EdiSimConfig};
     let w = World::start_without(300, 8, &["HZ"], |_| {}).await;
-    let hz = EdiSim::start(EdiSimConfig { backorder_every: 7, ..Default::default() }, 0).await.unwrap();
+    // Several-line orders ship line by line: partial shipments, one 856 each.
+    let hz = EdiSim::start(EdiSimConfig { backorder_every: 7, split_shipments: true, ..Default::default() }, 0)
+        .await
+        .unwrap();
     hz.corrupt_next(3);
     hz.replay_next(3);
     hz.refuse_next_850s(2);

@@ -34,6 +34,9 @@ pub struct EdiSimConfig {
     pub backorder_every: usize,
     /// The SCAC in TD503.
     pub scac: String,
+    /// Ship each line of a several-line order in its own 856 (partial
+    /// shipments, one tracking number each) instead of one 856 per order.
+    pub split_shipments: bool,
 }
 
 impl Default for EdiSimConfig {
@@ -45,6 +48,7 @@ impl Default for EdiSimConfig {
             unknown_prefix: "UNKNOWN-".into(),
             backorder_every: 0,
             scac: "UPSN".into(),
+            split_shipments: false,
         }
     }
 }
@@ -56,7 +60,8 @@ pub struct EdiOrder {
     /// (line, quantity, supplier SKU, ACK01 code).
     pub lines: Vec<(String, u32, String, &'static str)>,
     pub shipped: bool,
-    pub tracking: Option<String>,
+    /// One per 856 it was shipped with.
+    pub tracking: Vec<String>,
 }
 
 #[derive(Default)]
@@ -177,9 +182,10 @@ impl EdiSim {
         self.with(|i| i.refuse_next_850s = n);
     }
 
-    /// Ships every order with lines to ship, one 856 each: orders of one
-    /// line carry the tracking number at the shipment (`REF*CN`), others
-    /// in a pack (`MAN*GM`). Returns how many shipped.
+    /// Ships every order with lines to ship, one 856 each (or one per line
+    /// with `split_shipments`): a shipment of one line carries its tracking
+    /// number at the shipment (`REF*CN`), others in a pack (`MAN*GM`).
+    /// Returns how many orders shipped.
     pub fn ship_all(&self) -> usize {
         let cfg = self.state.config.clone();
         self.with(|i| {
@@ -191,34 +197,16 @@ impl EdiSim {
                 if o.shipped || lines.is_empty() {
                     continue;
                 }
-                let tracking = format!("1ZEDI{:08}", TRACKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
                 let po = o.po.clone();
-                let mut body =
-                    vec![format!("BSN*00*SHP{k}*20261201*1200"), "HL*1**S".into(), format!("TD5**2*{}", cfg.scac)];
-                if lines.len() == 1 {
-                    body.push(format!("REF*CN*{tracking}"));
+                let parts: Vec<Vec<(String, u32)>> =
+                    if cfg.split_shipments { lines.into_iter().map(|l| vec![l]).collect() } else { vec![lines] };
+                for part in parts {
+                    let tracking = format!("1ZEDI{:08}", TRACKING.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+                    let body = ship_notice(&cfg, k, &po, &part, &tracking);
+                    i.orders[k].tracking.push(tracking);
+                    put(i, &cfg, "SH", "856", body);
                 }
-                body.push("HL*2*1*O".into());
-                body.push(format!("PRF*{po}"));
-                let mut hl = 2;
-                let parent_of_items = if lines.len() > 1 {
-                    hl += 1;
-                    body.push(format!("HL*{hl}*2*P"));
-                    body.push(format!("MAN*GM*{tracking}"));
-                    hl
-                } else {
-                    2
-                };
-                for (line, qty) in &lines {
-                    hl += 1;
-                    body.push(format!("HL*{hl}*{parent_of_items}*I"));
-                    body.push(format!("LIN*{line}"));
-                    body.push(format!("SN1*{line}*{qty}*EA"));
-                }
-                body.push(format!("CTT*{hl}"));
                 i.orders[k].shipped = true;
-                i.orders[k].tracking = Some(tracking);
-                put(i, &cfg, "SH", "856", body);
                 n += 1;
             }
             n
@@ -246,8 +234,36 @@ impl EdiSim {
 
     /// (PO, tracking number) of every shipment.
     pub fn tracking_numbers(&self) -> Vec<(String, String)> {
-        self.with(|i| i.orders.iter().filter_map(|o| o.tracking.clone().map(|t| (o.po.clone(), t))).collect())
+        self.with(|i| i.orders.iter().flat_map(|o| o.tracking.iter().map(|t| (o.po.clone(), t.clone()))).collect())
     }
+}
+
+/// An 856 body: shipment → order → (pack →) items.
+fn ship_notice(cfg: &EdiSimConfig, k: usize, po: &str, lines: &[(String, u32)], tracking: &str) -> Vec<String> {
+    let mut body =
+        vec![format!("BSN*00*SHP{k}-{tracking}*20261201*1200"), "HL*1**S".into(), format!("TD5**2*{}", cfg.scac)];
+    if lines.len() == 1 {
+        body.push(format!("REF*CN*{tracking}"));
+    }
+    body.push("HL*2*1*O".into());
+    body.push(format!("PRF*{po}"));
+    let mut hl = 2;
+    let parent = if lines.len() > 1 {
+        hl += 1;
+        body.push(format!("HL*{hl}*2*P"));
+        body.push(format!("MAN*GM*{tracking}"));
+        hl
+    } else {
+        2
+    };
+    for (line, qty) in lines {
+        hl += 1;
+        body.push(format!("HL*{hl}*{parent}*I"));
+        body.push(format!("LIN*{line}"));
+        body.push(format!("SN1*{line}*{qty}*EA"));
+    }
+    body.push(format!("CTT*{hl}"));
+    body
 }
 
 static TRACKING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -498,7 +514,7 @@ fn read_850(body: &[Seg]) -> Result<EdiOrder, String> {
     if lines.is_empty() || el(ctt, 1) != lines.len().to_string() {
         return Err("CTT01 does not count the PO1 lines".into());
     }
-    Ok(EdiOrder { po: el(beg, 3).to_string(), lines, shipped: false, tracking: None })
+    Ok(EdiOrder { po: el(beg, 3).to_string(), lines, shipped: false, tracking: Vec::new() })
 }
 
 /// daifa's 997s for our groups; a rejected one is sent again, corrected.
