@@ -265,42 +265,44 @@ fn read_interchange(
         error!("interchange {} from {} (outbox {seq}) refused: {e}", ic.control, ic.sender);
     }
     for (gi, g) in ic.groups.iter().enumerate() {
+        // Each set's verdict: its envelope's, else whether its content reads.
+        let mut verdicts: Vec<(String, String, Option<x12::Rejection>)> = Vec::new();
+        for t in &g.sets {
+            let mut verdict = t.error.clone();
+            if verdict.is_none() && ic.error.is_none() && g.error.is_none() {
+                let read: Result<Vec<StatusUpdate>, x12::Rejection> = match t.id.as_str() {
+                    "997" => Ok(functional_acks(t)),
+                    "855" => docs::po_ack(t, &s.mapping).map(|u| vec![u]).map_err(|w| ("5", w)),
+                    "856" => docs::ship_notice(t, &s.mapping).map_err(|w| ("5", w)),
+                    // AK5 code 1: transaction set not supported.
+                    other => Err(("1", format!("transaction set {other} is not one this adapter reads"))),
+                };
+                match read {
+                    Ok(u) => updates.extend(u),
+                    // Not applied, and the 997 says so (AK5 R 5: segments in
+                    // error), so the partner corrects and sends it again
+                    // instead of believing it was taken.
+                    Err(e) => verdict = Some(e),
+                }
+            }
+            if let Some((_, why)) = &verdict {
+                error!("{} {} of interchange {} from {} not applied: {why}", t.id, t.control, ic.control, ic.sender);
+            }
+            verdicts.push((t.id.clone(), t.control.clone(), verdict));
+        }
+        if let Some((_, why)) = &g.error {
+            error!("group {} of interchange {} refused: {why}", g.control, ic.control);
+        }
         // A 997 is never itself acknowledged.
         if g.code != "FA" {
-            let sets: Vec<_> = g.sets.iter().map(|t| (t.id.clone(), t.control.clone(), t.error.clone())).collect();
             // Our group's control number follows from where the document
             // sits in the outbox: the same page answered twice repeats it.
             let group = ACK_BASE + (seq % u64::from(ACK_BASE / 9)) as u32 + gi as u32;
             acks.push((
                 g.code.clone(),
                 group,
-                docs::ack_body(&g.code, &g.control, &sets, g.error.as_ref(), ic.error.is_some()),
+                docs::ack_body(&g.code, &g.control, &verdicts, g.error.as_ref(), ic.error.is_some()),
             ));
-        }
-        if ic.error.is_some() {
-            continue;
-        }
-        if let Some((_, why)) = &g.error {
-            error!("group {} of interchange {} refused: {why}", g.control, ic.control);
-            continue;
-        }
-        for t in &g.sets {
-            if let Some((_, why)) = &t.error {
-                error!("{} {} of interchange {} refused: {why}", t.id, t.control, ic.control);
-                continue;
-            }
-            let read = match t.id.as_str() {
-                "997" => Ok(functional_acks(t)),
-                "855" => docs::po_ack(t, &s.mapping).map(|u| vec![u]),
-                "856" => docs::ship_notice(t, &s.mapping),
-                other => Err(format!("transaction set {other} is not one this adapter reads")),
-            };
-            match read {
-                Ok(u) => updates.extend(u),
-                // The set is acknowledged (its envelope is sound) but its
-                // content is not ours to apply: an operator must look.
-                Err(why) => error!("{} {} of interchange {} not applied: {why}", t.id, t.control, ic.control),
-            }
         }
     }
 }

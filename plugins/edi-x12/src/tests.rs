@@ -229,6 +229,33 @@ fn a_replayed_interchange_is_skipped_and_a_corrupted_one_rejected_and_not_applie
     assert_eq!(EdiX12::poll_updates(Some("0".into())).unwrap().updates.len(), 1);
 }
 
+/// A set whose envelope is sound but whose content cannot be read is
+/// rejected in the 997 (AK5 R 5), so the partner sends it again, and is
+/// not applied; a set type the adapter does not read is AK5 R 1.
+#[test]
+fn unreadable_content_is_rejected_in_the_997_not_silently_dropped() {
+    let host = host();
+    let bad_qty = partner(
+        800,
+        "SH",
+        "856",
+        &["BSN*00*X*20261201", "HL*1**S", "REF*CN*T", "HL*2*1*O", "PRF*PO-1", "HL*3*2*I", "SN1*1*two*EA"],
+        |t| t,
+    );
+    let invoice = partner(801, "IN", "810", &["BIG*20261201*INV1"], |t| t);
+    host.expect(Method::Get, &format!("{BASE}/outbox?after=0&limit=50"), outbox(&[(1, bad_qty), (2, invoice)]));
+    host.expect(Method::Post, &format!("{BASE}/inbox"), Reply::status(202));
+    let batch = EdiX12::poll_updates(None).unwrap();
+    assert!(batch.updates.is_empty(), "{:?}", batch.updates);
+    let ack = x12::parse(&host.last_request().body_text()).unwrap();
+    let ak5 = |g: usize| {
+        ack.groups[g].sets[0].body.iter().find(|s| s.id == "AK5").map(|s| (s.el(1).to_string(), s.el(2).to_string()))
+    };
+    assert_eq!(ak5(0), Some(("R".into(), "5".into())));
+    assert_eq!(ak5(1), Some(("R".into(), "1".into())));
+    host.assert_logged(daifa_plugin_sdk::log::Level::Error, "SN102 `two`");
+}
+
 #[test]
 fn a_856_for_a_po_never_sent_still_reads_and_the_host_decides() {
     // The adapter cannot know which POs the host sent; it reports the
