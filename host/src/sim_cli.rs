@@ -41,6 +41,10 @@ pub struct DemoArgs {
     /// scripts and benchmarks.
     #[arg(long)]
     pub json: bool,
+    /// Every supplier on rest-json (the JSON warehouses), instead of one
+    /// EDI X12 partner and one supplier on its own K3Cloud among them.
+    #[arg(long)]
+    pub json_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +128,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         erp_sessions: a.erp_sessions,
         supplier_latency_ms: a.supplier_latency_ms,
         json: a.json,
+        json_only: a.json_only,
     })
     .await
 }

@@ -24,8 +24,9 @@ pub const KINGDEE_SUPPLIER: &str = "CD";
 /// Every simulated supplier of the demo.
 pub struct Partners {
     pub rest: BTreeMap<String, SupplierSim>,
-    pub edi: EdiSim,
-    pub kingdee: KingdeeSim,
+    /// The EDI partner and the supplier on its own K3Cloud (`None` with
+    /// `json_only`: they are JSON warehouses then).
+    pub others: Option<(EdiSim, KingdeeSim)>,
 }
 
 /// A bundled plugin: its component from `plugin_dir`, its manifest from
@@ -42,9 +43,9 @@ pub fn package(plugin_dir: &Path, plugins_root: &Path, folder: &str) -> anyhow::
 impl Partners {
     /// Starts a simulator per supplier in `ids` (each with its own token;
     /// the JSON ones with some SKUs short and some unknown).
-    pub async fn start(ids: &[String], latency_ms: u64) -> anyhow::Result<Partners> {
+    pub async fn start(ids: &[String], latency_ms: u64, json_only: bool) -> anyhow::Result<Partners> {
         let mut rest = BTreeMap::new();
-        for id in ids.iter().filter(|id| *id != EDI_SUPPLIER && *id != KINGDEE_SUPPLIER) {
+        for id in ids.iter().filter(|id| json_only || (*id != EDI_SUPPLIER && *id != KINGDEE_SUPPLIER)) {
             let mut cfg = SupplierSimConfig { token: Some(format!("token-{id}")), ..SupplierSimConfig::default() };
             for sku in 0..40 {
                 cfg.stock.insert(format!("SKU-{sku:05}"), 2);
@@ -53,6 +54,9 @@ impl Partners {
             let sim = SupplierSim::start(cfg, 0).await?;
             sim.set_latency(latency_ms);
             rest.insert(id.clone(), sim);
+        }
+        if json_only {
+            return Ok(Partners { rest, others: None });
         }
         let edi = EdiSim::start(
             EdiSimConfig {
@@ -66,7 +70,19 @@ impl Partners {
         .await?;
         // Its material master takes any number: the demo's SKUs are its own.
         let kingdee = KingdeeSim::start(KingdeeSimConfig::supplier_company(Vec::<String>::new()), 0).await?;
-        Ok(Partners { rest, edi, kingdee })
+        Ok(Partners { rest, others: Some((edi, kingdee)) })
+    }
+
+    /// The other protocols' simulators, for the demo's story.
+    pub fn others(&self) -> String {
+        match &self.others {
+            Some((edi, k3)) => format!(
+                ", {EDI_SUPPLIER} on EDI X12 (drop box {}), {KINGDEE_SUPPLIER} on its own K3Cloud ({})",
+                edi.base_url(),
+                k3.server_url()
+            ),
+            None => String::new(),
+        }
     }
 
     /// Installs edi-x12 and kingdee-supplier (rest-json is the caller's) and
@@ -82,14 +98,6 @@ impl Partners {
                 .map(|k| (k.to_string(), if k.ends_with("url") { "http://127.0.0.1:9/" } else { "-" }.to_string()))
                 .collect()
         };
-        client.install(edi, &placeholder(&["base_url", "receiver_id"]), true).await?;
-        client
-            .install(
-                kingdee,
-                &placeholder(&["server_url", "acct_id", "user_name", "app_id", "app_secret", "customer"]),
-                true,
-            )
-            .await?;
         for (id, sim) in &self.rest {
             let body = json!({
                 "plugin": "rest-json",
@@ -100,9 +108,18 @@ impl Partners {
             });
             client.call(Method::PUT, &format!("/suppliers/{id}/connection"), Some(&body)).await?;
         }
+        let Some((edi_sim, k3)) = &self.others else { return Ok(()) };
+        client.install(edi, &placeholder(&["base_url", "receiver_id"]), true).await?;
+        client
+            .install(
+                kingdee,
+                &placeholder(&["server_url", "acct_id", "user_name", "app_id", "app_secret", "customer"]),
+                true,
+            )
+            .await?;
         let body = json!({
             "plugin": "edi-x12",
-            "config": { "base_url": self.edi.base_url(), "receiver_id": "PARTNER" },
+            "config": { "base_url": edi_sim.base_url(), "receiver_id": "PARTNER" },
             "secrets": { "api_token": format!("token-{EDI_SUPPLIER}") },
             "poll_interval_ms": 500,
             // The adapter's manifest holds it to one submit at a time
@@ -110,11 +127,11 @@ impl Partners {
             "max_in_flight": 16,
         });
         client.call(Method::PUT, &format!("/suppliers/{EDI_SUPPLIER}/connection"), Some(&body)).await?;
-        let app = self.kingdee.credentials();
+        let app = k3.credentials();
         let body = json!({
             "plugin": "kingdee-supplier",
             "config": {
-                "server_url": self.kingdee.server_url(), "acct_id": app.acct_id, "user_name": app.user_name,
+                "server_url": k3.server_url(), "acct_id": app.acct_id, "user_name": app.user_name,
                 "app_id": app.app_id, "customer": "DAIFA",
             },
             "secrets": { "app_secret": app.app_secret },
@@ -128,12 +145,12 @@ impl Partners {
     /// Every supplier ships what it holds; the number of POs shipped.
     pub fn ship_all(&self) -> usize {
         let mut n: usize = self.rest.values().map(|s| s.ship_all()).sum();
-        n += self.edi.ship_all();
-        let bills: Vec<String> = self
-            .kingdee
-            .with(|s| s.sale_orders.iter().filter(|o| o.status == "C").map(|o| o.bill_no.clone()).collect());
+        let Some((edi, k3)) = &self.others else { return n };
+        n += edi.ship_all();
+        let bills: Vec<String> =
+            k3.with(|s| s.sale_orders.iter().filter(|o| o.status == "C").map(|o| o.bill_no.clone()).collect());
         for (i, bill) in bills.iter().enumerate() {
-            if self.kingdee.ship_sale_order(bill, "SF", &format!("SFK3{i:09}")).is_ok() {
+            if k3.ship_sale_order(bill, "SF", &format!("SFK3{i:09}")).is_ok() {
                 n += 1;
             }
         }
@@ -143,8 +160,10 @@ impl Partners {
     /// Orders each supplier holds, by supplier id.
     pub fn orders_held(&self) -> BTreeMap<String, usize> {
         let mut out: BTreeMap<String, usize> = self.rest.iter().map(|(id, s)| (id.clone(), s.orders().len())).collect();
-        out.insert(EDI_SUPPLIER.into(), self.edi.orders().len());
-        out.insert(KINGDEE_SUPPLIER.into(), self.kingdee.with(|s| s.sale_orders.len()));
+        if let Some((edi, k3)) = &self.others {
+            out.insert(EDI_SUPPLIER.into(), edi.orders().len());
+            out.insert(KINGDEE_SUPPLIER.into(), k3.with(|s| s.sale_orders.len()));
+        }
         out
     }
 
@@ -152,8 +171,9 @@ impl Partners {
     /// another body), over all three protocols.
     pub fn duplicates(&self) -> u64 {
         let rest: u64 = self.rest.values().map(|s| s.key_conflicts()).sum();
-        let edi = self.edi.counts().conflicting_850s;
-        let kingdee = self.kingdee.with(|s| {
+        let Some((edi, k3)) = &self.others else { return rest };
+        let edi = edi.counts().conflicting_850s;
+        let kingdee = k3.with(|s| {
             let mut pos: Vec<String> = s
                 .sale_orders
                 .iter()
@@ -169,10 +189,13 @@ impl Partners {
 
     /// Which supplier speaks which protocol, for the summary.
     pub fn protocols(&self) -> serde_json::Value {
-        json!({
-            "rest-json": self.rest.keys().collect::<Vec<_>>(),
-            "edi-x12": [EDI_SUPPLIER],
-            "kingdee-supplier": [KINGDEE_SUPPLIER],
-        })
+        match self.others {
+            Some(_) => json!({
+                "rest-json": self.rest.keys().collect::<Vec<_>>(),
+                "edi-x12": [EDI_SUPPLIER],
+                "kingdee-supplier": [KINGDEE_SUPPLIER],
+            }),
+            None => json!({ "rest-json": self.rest.keys().collect::<Vec<_>>() }),
+        }
     }
 }
