@@ -245,6 +245,18 @@ impl World {
         World { _dir: dir, kd, sims, host, orders }
     }
 
+    /// The POs dispatched to `supplier`, by number.
+    async fn sent_to(&self, supplier: &str) -> HashSet<String> {
+        let pos = self.host.get(&format!("/purchase-orders?supplier={supplier}&limit=100000")).await;
+        pos["purchase_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["supplier"] == supplier && p["dispatched_at"].is_i64())
+            .map(|p| p["po_number"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Every order read, routed and answered by its suppliers.
     async fn wait_accepted(&self) -> i64 {
         let orders = self.orders as i64;
@@ -381,19 +393,9 @@ async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
     assert!(at_suppliers as usize >= orders * 9 / 10, "most orders reach their suppliers: {at_suppliers}");
 
     // Exactly one 850 per GZ PO and one sales order per CD PO.
-    let pos = w.host.get("/purchase-orders?limit=100000").await;
-    let sent = |supplier: &str| -> HashSet<String> {
-        pos["purchase_orders"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["supplier"] == supplier && p["dispatched_at"].is_i64())
-            .map(|p| p["po_number"].as_str().unwrap().to_string())
-            .collect()
-    };
     let at_gz: Vec<String> = edi.orders().into_iter().map(|o| o.po).collect();
     assert_eq!(at_gz.len(), at_gz.iter().collect::<HashSet<_>>().len(), "one 850 per PO at GZ");
-    assert_eq!(at_gz.into_iter().collect::<HashSet<_>>(), sent("GZ"), "GZ holds exactly its POs");
+    assert_eq!(at_gz.into_iter().collect::<HashSet<_>>(), w.sent_to("GZ").await, "GZ holds exactly its POs");
     assert_eq!(edi.counts().conflicting_850s, 0);
     let at_cd: Vec<String> = k3.with(|s| {
         s.sale_orders
@@ -402,7 +404,7 @@ async fn sales_orders_flow_to_suppliers_and_back_into_the_erp() {
             .collect()
     });
     assert_eq!(at_cd.len(), at_cd.iter().collect::<HashSet<_>>().len(), "one sales order per PO at CD");
-    assert_eq!(at_cd.into_iter().collect::<HashSet<_>>(), sent("CD"), "CD holds exactly its POs");
+    assert_eq!(at_cd.into_iter().collect::<HashSet<_>>(), w.sent_to("CD").await, "CD holds exactly its POs");
 
     let mut shipped: usize = w.sims.values().map(|s| s.ship_all()).sum();
     shipped += edi.ship_all();
@@ -791,14 +793,7 @@ async fn an_outside_adapter_installed_on_a_running_host_carries_its_suppliers_or
     assert!(grants >= 2 && refused >= 1, "the revoked token was refused and replaced: {:?}", acme.counts());
     assert_eq!(conflicts, 0);
 
-    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
-    let ours: HashSet<String> = pos["purchase_orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["dispatched_at"].is_i64())
-        .map(|p| p["po_number"].as_str().unwrap().to_string())
-        .collect();
+    let ours = w.sent_to("HZ").await;
     let theirs: Vec<String> = acme.orders().into_iter().map(|o| o.reference).collect();
     assert!(!ours.is_empty(), "HZ got purchase orders");
     assert_eq!(theirs.len(), ours.len(), "one ACME order per PO");
@@ -1230,14 +1225,7 @@ async fn the_guide_new_build_test_deploy_and_orders_flow_through_the_new_adapter
     });
     w.host.client().call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ");
     let at_suppliers = w.wait_accepted().await;
-    let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
-    let ours: HashSet<String> = pos["purchase_orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["dispatched_at"].is_i64())
-        .map(|p| p["po_number"].as_str().unwrap().to_string())
-        .collect();
+    let ours = w.sent_to("HZ").await;
     let theirs: Vec<String> = hz.orders().into_iter().map(|o| o.0).collect();
     assert!(!ours.is_empty(), "HZ got purchase orders");
     assert_eq!(theirs.len(), ours.len(), "one order per PO at HZ");
@@ -1286,13 +1274,9 @@ async fn an_edi_partner_takes_850s_and_answers_with_997_855_and_856() {
     client.call(Method::PUT, "/suppliers/HZ/connection", Some(&body)).await.expect("connect HZ to edi-x12");
     let at_suppliers = w.wait_accepted().await;
 
+    let sent = w.sent_to("HZ").await;
     let pos = w.host.get("/purchase-orders?supplier=HZ&limit=10000").await;
     let pos = pos["purchase_orders"].as_array().unwrap().clone();
-    let sent: HashSet<String> = pos
-        .iter()
-        .filter(|p| p["dispatched_at"].is_i64())
-        .map(|p| p["po_number"].as_str().unwrap().to_string())
-        .collect();
     let refused: HashSet<String> = pos
         .iter()
         .filter(|p| p["state"] == "cancelled")
