@@ -167,7 +167,8 @@ enum PluginCommand {
         #[arg(short = 'c', long = "set", value_parser = parse_kv)]
         set: Vec<(String, String)>,
     },
-    /// Run one operation of a package locally, in the production sandbox
+    /// Run one operation of a package (or of a plugin crate, built first)
+    /// locally, in the production sandbox
     /// with its limits (validated and dry-run first, as an install would):
     /// prints the typed answer or error and what the call used against each
     /// limit; the plugin's log lines go to stderr. Config from `-c`,
@@ -466,6 +467,12 @@ async fn plugin(cmd: PluginCommand, config: Option<PathBuf>) -> anyhow::Result<(
             rt.egress_allow_ips.extend(allow_ips);
             let runtime = PluginRuntime::new(rt)?;
             let registry = Registry::open(runtime, None).await?;
+            // A plugin crate (not a package): build and pack it first.
+            let package = if package.join("Cargo.toml").is_file() && !package.join("component.wasm").is_file() {
+                plugin_kit::build(&package, None)?
+            } else {
+                package
+            };
             let pkg = PluginPackage::from_dir(&package)?;
             let values = invoke_config(&pkg, set, config_file.as_deref())?;
             let op = invoke_operation(operation)?;

@@ -1172,6 +1172,9 @@ async fn the_guide_new_build_test_deploy_and_orders_flow_through_the_new_adapter
     assert!(built.contains("built guide-adapter@0.1.0"), "{built}");
     let tested = author(&["plugin", "test", &crate_arg], true);
     assert!(tested.contains("2 fixture(s), 0 failed"), "{tested}");
+    // `invoke` takes the crate itself too (built and packed first).
+    let described = author(&["plugin", "invoke", &crate_arg, "describe", "-c", "base_url=https://x.example"], true);
+    assert!(described.contains("\"ok\": true") && described.contains("SUBMIT"), "{described}");
     // Its unit tests run natively against the SDK's mock host.
     let unit = Command::new("cargo")
         .args(["test", "--manifest-path"])
