@@ -103,6 +103,13 @@ impl HostConfig {
         if cfg.runtime.cache_dir.is_none() {
             cfg.runtime.cache_dir = Some(cfg.data_dir.join("cache"));
         }
+        // The order store follows `data_dir` unless its URL is set: a host
+        // moved to another data_dir must not keep writing orders under the
+        // working directory (a newcomer's backup of data_dir missed them).
+        let default_url = crate::store::StoreConfig::default().url;
+        if cfg.store.url == default_url && cfg.data_dir != HostConfig::default().data_dir {
+            cfg.store.url = format!("sqlite:{}", cfg.data_dir.join("daifa.db").display());
+        }
         Ok(cfg)
     }
 }
@@ -156,6 +163,7 @@ mod tests {
             assert_eq!(c.runtime.max_concurrent_calls, 7);
             assert_eq!(c.admin.token.as_deref(), Some("t0k"));
             assert_eq!(c.runtime.cache_dir, Some(PathBuf::from("/x/cache")));
+            assert_eq!(c.store.url, "sqlite:/x/daifa.db", "the store follows data_dir unless set");
             // Optional tables may be written empty; a wrong mode is named.
             jail.create_file(
                 "kd.toml",
