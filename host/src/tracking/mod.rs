@@ -60,7 +60,7 @@ pub fn domain_update(u: &bindings::StatusUpdate) -> PoUpdate {
 
 /// Runs one poll of a supplier's update feed: one page, applied with the
 /// new cursor in one transaction; the next poll follows at once when the
-/// page was full of news, else after the connection's interval.
+/// page had news and moved the cursor, else after the connection's interval.
 pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
     let now = now_ms();
     let Some(conn) = d.current_connection(&job.supplier, now).await? else {
@@ -85,7 +85,11 @@ pub async fn poll(d: &Dispatcher, job: &Job) -> Result<(), StoreError> {
             let now = now_ms();
             d.circuit_result(&job.supplier, crate::dispatch::Verdict::FeedWorks, now).await;
             let updates: Vec<PoUpdate> = batch.updates.iter().map(domain_update).collect();
-            let again = if updates.is_empty() { now + conn.poll_interval_ms.max(100) } else { now };
+            // Follow at once only when the page had news *and* the cursor
+            // moved: a feed that re-reads its last page (an inclusive
+            // cursor) would otherwise be polled in a tight loop.
+            let moved = batch.next_cursor.is_some() && batch.next_cursor != cursor;
+            let again = if updates.is_empty() || !moved { now + conn.poll_interval_ms.max(100) } else { now };
             let end = JobEnd { lease: job.lease(), cursor: batch.next_cursor.as_deref(), again_at: Some(again) };
             let applied = d.store.apply_updates(&job.supplier, &updates, "poll", Some(end), now).await?;
             log_applied(&job.supplier, "poll", &applied);

@@ -199,6 +199,9 @@ impl SupplierAdapter for EdiX12 {
             .query(&[("after", &after.to_string()), ("limit", &s.cfg.page_size.to_string())]);
         let page: Outbox = s.request(req).send()?.error_for_status()?.json()?;
         let mut seen: BTreeMap<String, u64> = kv::get_json("seen").unwrap_or_default();
+        // Polls are frequent and mostly empty: the set is written back only
+        // when it changed (it can be a few hundred KiB).
+        let mut changed = false;
         let mut updates = Vec::new();
         let mut acks: Vec<(String, u32, Vec<Vec<String>>)> = Vec::new();
         let mut last = after;
@@ -232,7 +235,7 @@ impl SupplierAdapter for EdiX12 {
                 }
                 _ => {}
             }
-            seen.insert(key, doc.seq);
+            changed |= seen.insert(key, doc.seq) != Some(doc.seq);
             read_interchange(&s, &ic, doc.seq, &mut updates, &mut acks);
         }
         if let Some((_, control, _)) = acks.first() {
@@ -241,13 +244,15 @@ impl SupplierAdapter for EdiX12 {
                 acks.iter().map(|(_, group, body)| ("FA", *group, "997", body.clone())).collect();
             s.post_interchange(w.interchange_of(*control, &groups), None)?;
         }
-        if seen.len() > SEEN_KEEP {
+        if changed && seen.len() > SEEN_KEEP {
             let mut by_seq: Vec<(String, u64)> = seen.into_iter().collect();
             by_seq.sort_by_key(|(_, q)| std::cmp::Reverse(*q));
             by_seq.truncate(SEEN_KEEP);
             seen = by_seq.into_iter().collect();
         }
-        kv::set_json("seen", &seen)?;
+        if changed {
+            kv::set_json("seen", &seen)?;
+        }
         let next = page.next.unwrap_or(last).max(last);
         Ok(PollBatch { updates, next_cursor: Some(next.to_string()) })
     }
