@@ -13,8 +13,9 @@ pub struct DemoArgs {
     /// Purchase orders to submit.
     #[arg(long, default_value_t = 2000)]
     pub orders: u64,
-    /// Dispatch workers (jobs in flight at once).
-    #[arg(long, default_value_t = 48)]
+    /// Dispatch workers (jobs in flight at once). More workers put more
+    /// answers in each store transaction (one writer on SQLite).
+    #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
     /// Directory with the built plugin components.
     #[arg(long, default_value = "plugins/target/wasm32-wasip2/release")]

@@ -288,6 +288,33 @@ impl World {
     /// [`World::check_end_state`] counting also the tracking numbers that
     /// suppliers outside `sims` issued.
     async fn check_end_state_with(&self, other_tracking: &[String]) {
+        // Purchase orders go into the ERP behind the suppliers' submits (and
+        // may still be going in after the last write-back): wait until no
+        // ERP job is left before comparing.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let jobs = self.host.get("/dispatch/jobs").await;
+            let left: i64 = jobs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|j| j["kind"] == "erp_po" && j["state"] == "ready")
+                .filter_map(|j| j["count"].as_i64())
+                .sum();
+            if left == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&self.host.log).unwrap_or_default();
+                let erp: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERP")).collect();
+                let tail = &erp[erp.len().saturating_sub(40)..];
+                panic!(
+                    "ERP purchase orders still waiting after 60 s: {jobs}\nlog (warnings, ERP):\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let pos = self.host.get("/purchase-orders?limit=100000").await;
         let pos = pos["purchase_orders"].as_array().unwrap().clone();
         let mut by_supplier: HashMap<String, HashSet<String>> = HashMap::new();

@@ -104,7 +104,7 @@ impl Partners {
                 "config": { "base_url": sim.base_url() },
                 "secrets": { "api_token": format!("token-{id}") },
                 "poll_interval_ms": 500,
-                "max_in_flight": 16,
+                "max_in_flight": 64,
             });
             client.call(Method::PUT, &format!("/suppliers/{id}/connection"), Some(&body)).await?;
         }

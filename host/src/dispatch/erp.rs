@@ -142,10 +142,15 @@ impl Dispatcher {
         }
         match self.store.record_erp_pos(&done, now).await {
             Ok(held) => {
+                let mut lost = Vec::new();
                 for ((lease, po, _), held) in done.iter().zip(held) {
                     if !held {
-                        tracing::warn!(job = lease.id, po, "lease lost; another worker owns the ERP purchase order");
+                        tracing::info!(job = lease.id, po, "lease lost (re-armed or taken over); not recorded here");
+                        lost.push(*lease);
                     }
+                }
+                if let Err(e) = self.store.release_rearmed(&self.owner, &lost, now_ms()).await {
+                    tracing::warn!("releasing re-armed ERP jobs failed: {e}");
                 }
             }
             // The documents exist; the retry finds them by their marker.

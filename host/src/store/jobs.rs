@@ -295,6 +295,36 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Lets go of jobs `owner` still holds although their fence moved on:
+    /// re-armed while in flight (the PO changed after its ERP document was
+    /// started), their commit was refused. The worker is done with them, so
+    /// they run again now instead of when the lease would have ended (two
+    /// minutes: a re-armed PO's document waited that long). A job another
+    /// worker has claimed since is not touched. Returns how many.
+    pub async fn release_rearmed(&self, owner: &str, leases: &[Lease], now: i64) -> Result<u64, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        let mut n = 0;
+        for l in leases {
+            n += sqlx::query(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND fence > $4 AND state = 'ready'",
+            )
+            .bind(now)
+            .bind(l.id)
+            .bind(owner)
+            .bind(l.fence)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Marks a claimed job done with nothing else to write (e.g. its PO was
     /// cancelled meanwhile). False if the lease was lost.
     pub async fn complete_job(&self, lease: Lease, now: i64) -> Result<bool, StoreError> {

@@ -462,6 +462,24 @@ pub(crate) async fn insert_rows(
     Ok(n)
 }
 
+/// `INSERT INTO table (cols) VALUES (…), (…) tail` for `rows`, with a
+/// `RETURNING` tail: the rows every statement returned.
+pub(crate) async fn insert_returning(
+    tx: &mut Tx,
+    into: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[Vec<Val>],
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let positional = tx.positional();
+    let mut out = Vec::new();
+    for chunk in rows.chunks(rows_per_statement(cols)) {
+        let sql = format!("INSERT INTO {into} VALUES {} {tail}", placeholders(chunk.len(), cols, 0, positional));
+        out.extend(bind_rows(&sql, chunk).fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
+
 fn bind_rows<'q>(sql: &str, rows: &[Vec<Val>]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     for v in rows.iter().flatten() {

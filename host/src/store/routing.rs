@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::orders::{dec, record};
+use super::orders::dec;
 use super::{Store, StoreError};
+use super::{Val, insert_rows, select_in, values_statement};
 use crate::domain::*;
 use crate::routing::performance::{Event, ScoreChange};
 use crate::routing::{Catalog, Decision, LoadedCatalog, SupplierProfile};
@@ -337,11 +338,8 @@ impl Store {
         outbox_done: &[i64],
         now: i64,
     ) -> Result<RoutingApplied, StoreError> {
-        let _w = self.writer().await;
-        let mut tx = self.begin_write().await?;
-        let mut out = RoutingApplied::default();
-        let actor = Actor::Router.to_string();
-        for (i, w) in writes.iter().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        for w in writes {
             let id = w.stored.order.0;
             // Routed → routed is a re-route (a supplier's circuit opened
             // before dispatch); everything else follows the state machine.
@@ -352,74 +350,134 @@ impl Store {
                     to: w.to,
                 }));
             }
-            let done = sqlx::query(
-                "UPDATE sales_orders SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4 AND state = $5",
-            )
-            .bind(w.to.as_str())
-            .bind(&w.reason)
-            .bind(now)
-            .bind(id)
-            .bind(w.from.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
+            if !seen.insert(id) {
+                return Err(StoreError::Conflict(format!("order {id} appears twice in one routing write")));
+            }
+        }
+        let _w = self.writer().await;
+        let mut tx = self.begin_write().await?;
+        let mut out = RoutingApplied::default();
+        let actor = Actor::Router.to_string();
+        // Set-based, a fixed handful of statements per batch: one statement
+        // per row cost ~20 round trips to the database thread per order,
+        // all under the write lock ingestion and dispatch wait on.
+        // Each order moves only from the state it was read in; the others
+        // changed meanwhile and are left alone.
+        let rows: Vec<Vec<Val>> = writes
+            .iter()
+            .map(|w| {
+                vec![
+                    Val::Int(w.stored.order.0),
+                    w.to.as_str().into(),
+                    w.reason.as_str().into(),
+                    Val::Int(now),
+                    w.from.as_str().into(),
+                ]
+            })
+            .collect();
+        let moved: std::collections::HashSet<i64> = values_statement(
+            &mut tx,
+            "UPDATE sales_orders SET state = v.column2, state_reason = v.column3, updated_at = v.column4 FROM",
+            "WHERE sales_orders.id = v.column1 AND sales_orders.state = v.column5 RETURNING id",
+            5,
+            &rows,
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id"))
+        .collect::<Result<_, _>>()?;
+        let mut decisions = Vec::new();
+        let mut replaced = Vec::new();
+        let mut allocations = Vec::new();
+        let mut history = Vec::new();
+        let mut outbox = Vec::new();
+        let mut new_pos = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            let id = w.stored.order.0;
+            if !moved.contains(&id) {
                 out.skipped += 1;
                 out.skipped_at.push(i);
                 continue;
             }
             let d = &w.stored.decision;
-            sqlx::query(
-                "INSERT INTO routing_decisions (order_id, attempt, policy_version, rule_set, outcome, suppliers, \
-                 landed_cost, cause, decision, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(id)
-            .bind(i64::from(w.stored.attempt))
-            .bind(i64::from(d.policy_version))
-            .bind(&d.rule_set)
-            .bind(outcome_word(d))
-            .bind(d.suppliers.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(","))
-            .bind(d.landed_cost.to_string())
-            .bind(&w.stored.cause)
-            .bind(json(&w.stored)?)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            decisions.push(vec![
+                Val::Int(id),
+                Val::Int(i64::from(w.stored.attempt)),
+                Val::Int(i64::from(d.policy_version)),
+                d.rule_set.as_str().into(),
+                outcome_word(d).into(),
+                d.suppliers.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(",").into(),
+                d.landed_cost.to_string().into(),
+                w.stored.cause.as_str().into(),
+                json(&w.stored)?.into(),
+                Val::Int(now),
+            ]);
             if !d.allocations.is_empty() {
-                sqlx::query("DELETE FROM line_allocations WHERE order_id = $1").bind(id).execute(&mut *tx).await?;
+                replaced.push(Val::Int(id));
             }
             for a in &d.allocations {
-                sqlx::query(
-                    "INSERT INTO line_allocations (order_id, line_id, attempt, supplier, supplier_sku, unit_cost, \
-                     backordered, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(id)
-                .bind(&a.line_id)
-                .bind(i64::from(w.stored.attempt))
-                .bind(a.supplier.as_str())
-                .bind(&a.supplier_sku)
-                .bind(a.unit_cost.to_string())
-                .bind(i64::from(a.backordered))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                allocations.push(vec![
+                    Val::Int(id),
+                    a.line_id.as_str().into(),
+                    Val::Int(i64::from(w.stored.attempt)),
+                    a.supplier.as_str().into(),
+                    a.supplier_sku.as_str().into(),
+                    a.unit_cost.to_string().into(),
+                    Val::Int(i64::from(a.backordered)),
+                    Val::Int(now),
+                ]);
             }
-            record(&mut tx, id, Some(w.from), w.to, &actor, &w.reason, now).await?;
-            if let Some(settings) = &self.dispatch
-                && w.to == OrderState::Routed
-            {
-                super::purchase::create_pos(&mut tx, settings, id, w.stored.attempt, &d.allocations, now).await?;
+            history.push(vec![
+                Val::Int(id),
+                w.from.as_str().into(),
+                w.to.as_str().into(),
+                actor.as_str().into(),
+                w.reason.as_str().into(),
+                Val::Int(now),
+            ]);
+            let payload = serde_json::json!({ "from": w.from.as_str(), "reason": w.reason });
+            outbox.push(vec![
+                format!("order.{}", w.to.as_str()).into(),
+                Val::Int(id),
+                payload.to_string().into(),
+                Val::Int(now),
+            ]);
+            if w.to == OrderState::Routed {
+                new_pos.push((id, w.stored.attempt, d.allocations.as_slice()));
             }
             out.applied += 1;
         }
-        for chunk in outbox_done.chunks(500) {
-            let list = (0..chunk.len()).map(|i| super::ph(self.positional(), i + 2)).collect::<Vec<_>>().join(", ");
-            let first = super::ph(self.positional(), 1);
-            let mut q = sqlx::query(AssertSqlSafe(format!("UPDATE outbox SET done_at = {first} WHERE id IN ({list})")))
-                .bind(now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx).await?;
+        insert_rows(
+            &mut tx,
+            "routing_decisions (order_id, attempt, policy_version, rule_set, outcome, suppliers, landed_cost, \
+             cause, decision, created_at)",
+            "",
+            10,
+            &decisions,
+        )
+        .await?;
+        let positional = tx.positional();
+        if !replaced.is_empty() {
+            select_in(&mut tx, positional, "DELETE FROM line_allocations WHERE order_id IN", "", &replaced).await?;
+        }
+        insert_rows(
+            &mut tx,
+            "line_allocations (order_id, line_id, attempt, supplier, supplier_sku, unit_cost, backordered, created_at)",
+            "",
+            8,
+            &allocations,
+        )
+        .await?;
+        insert_rows(&mut tx, "order_history (order_id, from_state, to_state, actor, reason, at)", "", 6, &history)
+            .await?;
+        insert_rows(&mut tx, "outbox (topic, order_id, payload, created_at)", "", 4, &outbox).await?;
+        if let Some(settings) = &self.dispatch {
+            super::purchase::create_pos_many(&mut tx, settings, &new_pos, now).await?;
+        }
+        let done: Vec<Val> = outbox_done.iter().map(|id| Val::Int(*id)).collect();
+        if !done.is_empty() {
+            let head = format!("UPDATE outbox SET done_at = {now} WHERE id IN");
+            select_in(&mut tx, positional, &head, "", &done).await?;
         }
         tx.commit().await?;
         Ok(out)

@@ -359,6 +359,17 @@ impl Filter {
         }
     }
 
+    /// Lower bounds every matching row must meet (`field > v`, `field >=
+    /// v` among the ANDed terms), as a database would seek an index with.
+    pub fn required_lower_bounds(&self) -> Vec<(&str, bool, &str)> {
+        match self {
+            Filter::Cmp(f, ">", v) => vec![(f.as_str(), false, v.as_str())],
+            Filter::Cmp(f, ">=", v) => vec![(f.as_str(), true, v.as_str())],
+            Filter::And(terms) => terms.iter().flat_map(Filter::required_lower_bounds).collect(),
+            _ => vec![],
+        }
+    }
+
     /// Every field the filter reads.
     pub fn fields(&self) -> Vec<&str> {
         match self {

@@ -133,8 +133,19 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
             modify_some(state, count, cfg.clock_offset_secs);
         }
         let daifa = cfg.daifa_fields();
-        state.rows_examined += state.sale_orders.len() as u64;
-        for (i, o) in state.sale_orders.iter().enumerate() {
+        // Sales orders are kept in FID order: a lower bound on FID (the
+        // ingester's paging) seeks past the rows before it, as the ERP's
+        // primary key index does, instead of filtering every order.
+        let first = filter
+            .required_lower_bounds()
+            .into_iter()
+            .filter(|(f, ..)| matches!(place(f), FieldPlace::Header(n, None) if n == "fid"))
+            .filter_map(|(_, inclusive, v)| v.trim().parse::<i64>().ok().map(|v| (inclusive, v)))
+            .map(|(inclusive, v)| state.sale_orders.partition_point(|o| if inclusive { o.fid < v } else { o.fid <= v }))
+            .max()
+            .unwrap_or(0);
+        state.rows_examined += (state.sale_orders.len() - first) as u64;
+        for (i, o) in state.sale_orders.iter().enumerate().skip(first) {
             let lines: Vec<Option<usize>> = if entry_level {
                 (0..o.lines.len()).map(Some).collect()
             } else {
