@@ -313,6 +313,10 @@ impl Dispatcher {
         let in_flight = tasks.len() + erp_tasks.len();
         while tasks.join_next().await.is_some() {}
         while erp_tasks.join_next().await.is_some() {}
+        // Answers still queued for the committer hold their leases: write
+        // them before letting go (a minute at most; what is not written by
+        // then is sent again, with the same idempotency key, after restart).
+        self.commits.drain(Duration::from_secs(60)).await;
         match self.store.release_leases(&self.owner, now_ms()).await {
             Ok(n) => tracing::info!(in_flight, released = n, "dispatch drained"),
             Err(e) => tracing::warn!("releasing leases failed: {e}"),
@@ -321,7 +325,9 @@ impl Dispatcher {
 
     /// Runs one claimed job to its recorded end.
     pub async fn handle(self: Arc<Self>, job: Job) {
-        self.run_job(job, None).await
+        self.clone().run_job(job, None).await;
+        // A submit's answer is written after its worker returns.
+        self.commits.drain(Duration::from_secs(60)).await;
     }
 
     async fn run_job(self: Arc<Self>, job: Job, pre: Option<submit::Preloaded>) {

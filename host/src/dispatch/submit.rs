@@ -3,6 +3,7 @@
 //! the call (pause, circuit, rate, concurrency) and what each answer means.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::circuit::{Gate, Verdict};
@@ -118,7 +119,7 @@ impl Dispatcher {
             .collect()
     }
 
-    pub(crate) async fn submit(&self, job: &Job, pre: Option<Preloaded>) -> Result<(), StoreError> {
+    pub(crate) async fn submit(self: &Arc<Self>, job: &Job, pre: Option<Preloaded>) -> Result<(), StoreError> {
         let now = now_ms();
         let (po, order) = match pre {
             Some(p) => (Some(p.po), p.order),
@@ -192,29 +193,40 @@ impl Dispatcher {
         // supplier at a few hundred submits a second).
         drop(permit);
         let now = now_ms();
-        let applied = match result {
+        let answer = match result {
             Ok(receipt) => {
                 self.circuit_result(&job.supplier, Verdict::Works, now).await;
                 let lines = receipt.lines.iter().map(line_word).collect();
-                let answer = SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines };
-                self.commits.record(job.lease(), &po.po_number, answer).await?
+                SubmitAnswer::Receipt { supplier_ref: receipt.supplier_ref, lines }
             }
-            Err(e) => {
-                let failure = Failure::from(&e);
-                match failure {
-                    Failure::Refused(why) => {
-                        self.circuit_result(&job.supplier, Verdict::Works, now).await;
-                        self.commits.record(job.lease(), &po.po_number, SubmitAnswer::Refused(why)).await?
-                    }
-                    Failure::Unauthorized(why) => {
-                        self.pause(&job.supplier, &why, now).await?;
-                        return self.postpone(job, now + 30_000, &why, now).await;
-                    }
-                    other => return self.fail(job, &other, now).await,
+            Err(e) => match Failure::from(&e) {
+                Failure::Refused(why) => {
+                    self.circuit_result(&job.supplier, Verdict::Works, now).await;
+                    SubmitAnswer::Refused(why)
                 }
-            }
+                Failure::Unauthorized(why) => {
+                    self.pause(&job.supplier, &why, now).await?;
+                    return self.postpone(job, now + 30_000, &why, now).await;
+                }
+                other => return self.fail(job, &other, now).await,
+            },
         };
-        self.reroute(applied, now).await;
+        // The job stays leased until the answer is written; this worker's
+        // slot is free as soon as the answer is queued (see `commit`).
+        let queued = self.commits.queue(job.lease(), &po.po_number, answer).await;
+        let me = self.clone();
+        let (id, key) = (job.id, job.key.clone());
+        tokio::spawn(async move {
+            match queued.await {
+                Ok(Ok(applied)) => me.reroute(applied, now).await,
+                Ok(Err(StoreError::LeaseLost(_))) => {
+                    tracing::warn!(job = id, key, "lease lost; another worker owns the job now")
+                }
+                Ok(Err(e)) => tracing::warn!(job = id, key, "submit answer failed to record: {e}"),
+                Err(_) => tracing::warn!(job = id, key, "the submit committer stopped before recording"),
+            }
+            me.commits.finished();
+        });
         Ok(())
     }
 

@@ -10,9 +10,9 @@
 //! writer and claims under the store's write lock.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::{AssertSqlSafe, FromRow, Row};
 
-use super::{Backend, Store, StoreError, Tx};
+use super::{Backend, Store, StoreError, Tx, Val, values_statement};
 use crate::domain::SupplierId;
 
 /// What a job does.
@@ -184,6 +184,28 @@ pub(super) async fn insert_job(
     Ok(done.rows_affected() == 1)
 }
 
+/// [`finish_job`] (done, no next run) for many leases in one statement:
+/// the ids whose fence still held. A job missing from the answer lost its
+/// lease, and its caller must write nothing of it.
+pub(super) async fn finish_jobs(
+    tx: &mut Tx,
+    leases: &[Lease],
+    now: i64,
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let rows: Vec<Vec<Val>> = leases.iter().map(|l| vec![Val::Int(l.id), Val::Int(l.fence), Val::Int(now)]).collect();
+    values_statement(
+        tx,
+        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = v.column3 FROM",
+        "WHERE jobs.id = v.column1 AND jobs.fence = v.column2 AND jobs.state = 'ready' RETURNING id",
+        3,
+        &rows,
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>("id").map_err(StoreError::from))
+    .collect()
+}
+
 /// Runs a PO's ERP job again because the PO changed after its
 /// PUR_PurchaseOrder was (or is being) made: lines were cancelled or
 /// rejected, so the document must follow. A job not yet run reads the PO
@@ -253,14 +275,32 @@ impl Store {
         if kinds.is_empty() || limit <= 0 {
             return Ok(vec![]);
         }
-        let kinds_sql = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
-        let pick = format!(
-            "SELECT id FROM jobs WHERE state = 'ready' AND kind IN ({kinds_sql}) AND run_at <= $3 \
-             AND (lease_until IS NULL OR lease_until <= $3) ORDER BY run_at, id LIMIT $4"
-        );
+        let ready = "state = 'ready' AND run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)";
         let pick = match self.backend {
-            Backend::Postgres => format!("{pick} FOR UPDATE SKIP LOCKED"),
-            Backend::Sqlite => pick,
+            Backend::Postgres => {
+                let kinds_sql = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
+                format!(
+                    "SELECT id FROM jobs WHERE {ready} AND kind IN ({kinds_sql}) ORDER BY run_at, id LIMIT $4 \
+                     FOR UPDATE SKIP LOCKED"
+                )
+            }
+            // Each kind read in index order (state, kind, run_at) and merged:
+            // with `kind IN (…)` SQLite walked one kind's backlog to reach
+            // another's.
+            Backend::Sqlite => {
+                let per_kind = kinds
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE {ready} AND kind = '{}' \
+                             ORDER BY run_at, id LIMIT $4)",
+                            k.as_str()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
+                format!("SELECT id FROM ({per_kind}) ORDER BY run_at, id LIMIT $4")
+            }
         };
         // One statement claims the whole batch: a claim per job would hold
         // the writer for a round trip per job.

@@ -12,9 +12,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::Row;
-
-use super::jobs::{JobKind, Lease, insert_job, rearm_erp_po};
+use super::jobs::{JobKind, Lease, finish_jobs, insert_job, rearm_erp_po};
 use super::purchase::{
     Applied, DispatchSettings, ErpPoTiming, PoRecord, RerouteRequest, SubmitAnswer, derive_orders, load_pos,
 };
@@ -49,19 +47,8 @@ pub(super) async fn submits_in(
         return Err(StoreError::Conflict(format!("purchase order {dup} answered twice in one group")));
     }
     // The fence first: an item whose lease was lost writes nothing.
-    let rows: Vec<Vec<Val>> =
-        items.iter().map(|(l, _, _)| vec![Val::Int(l.id), Val::Int(l.fence), Val::Int(now)]).collect();
-    let finished: HashSet<i64> = values_statement(
-        tx,
-        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = v.column3 FROM",
-        "WHERE jobs.id = v.column1 AND jobs.fence = v.column2 AND jobs.state = 'ready' RETURNING id",
-        3,
-        &rows,
-    )
-    .await?
-    .iter()
-    .map(|r| r.try_get::<i64, _>("id"))
-    .collect::<Result<_, _>>()?;
+    let leases: Vec<Lease> = items.iter().map(|(l, _, _)| *l).collect();
+    let finished = finish_jobs(tx, &leases, now).await?;
     let mut out: Vec<Result<Applied, StoreError>> = items
         .iter()
         .map(

@@ -6,13 +6,14 @@
 //! events and the order's derived state consistent.
 
 use rust_decimal::Decimal;
+use sqlx::Row;
 
-use super::jobs::{JobKind, Lease, finish_job, insert_job, rearm_erp_po};
+use super::jobs::{JobKind, Lease, finish_job, finish_jobs, insert_job, rearm_erp_po};
 use super::purchase::{
     Applied, DispatchSettings, ErpPoDone, JobEnd, PoLineRecord, PoRecord, RerouteRequest, SubmitAnswer, corrupt,
     derive_order, load_po, po_event, settle_po,
 };
-use super::{Store, StoreError, Tx};
+use super::{Store, StoreError, Tx, Val, insert_rows, values_statement};
 use crate::domain::purchase::{LineStatus, LineWord, ParcelIn, PoState, PoUpdate, UpdateKind};
 use crate::domain::{Actor, SupplierId};
 use crate::routing::performance::Event;
@@ -441,13 +442,18 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        let mut done = Vec::with_capacity(items.len());
+        // Set-based: a batch is up to a hundred POs, and one statement per
+        // PO per step held the writer ~18 ms a batch (measured: the ERP
+        // records were most of the writer's time while suppliers accepted).
+        let leases: Vec<Lease> = items.iter().map(|(l, _, _)| *l).collect();
+        let finished = finish_jobs(&mut tx, &leases, now).await?;
+        let mut po_rows = Vec::new();
+        let mut what = std::collections::HashMap::new();
         for (lease, po_number, outcome) in items {
-            if !held(finish_job(&mut tx, *lease, None, now).await)? {
-                done.push(false);
+            if !finished.contains(&lease.id) {
                 continue;
             }
-            let (step, bill_no, what) = match outcome {
+            let (step, bill_no, detail) = match outcome {
                 ErpPoDone::Audited(b) => ("audited", Some(b), format!("PUR_PurchaseOrder {b} audited")),
                 ErpPoDone::Amended(b) => {
                     ("audited", Some(b), format!("PUR_PurchaseOrder {b} amended to the lines still bought, audited"))
@@ -456,27 +462,35 @@ impl Store {
                     ("deleted", None, format!("PUR_PurchaseOrder {b} deleted: nothing left to buy"))
                 }
             };
-            sqlx::query(
-                "UPDATE purchase_orders SET erp_step = $1, erp_bill_no = $2, updated_at = $3 WHERE po_number = $4",
-            )
-            .bind(step)
-            .bind(bill_no)
-            .bind(now)
-            .bind(po_number)
-            .execute(&mut *tx)
-            .await?;
-            let st: Option<String> = sqlx::query_scalar("SELECT state FROM purchase_orders WHERE po_number = $1")
-                .bind(po_number)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(st) = st {
-                let st: PoState = st.parse().map_err(corrupt)?;
-                po_event(&mut tx, po_number, Some(st), st, "erp", &what, now).await?;
-            }
-            done.push(true);
+            po_rows.push(vec![po_number.as_str().into(), step.into(), bill_no.cloned().into(), Val::Int(now)]);
+            what.insert(po_number.as_str(), detail);
         }
+        let moved = values_statement(
+            &mut tx,
+            "UPDATE purchase_orders SET erp_step = v.column2, erp_bill_no = v.column3, updated_at = v.column4 FROM",
+            "WHERE purchase_orders.po_number = v.column1 RETURNING purchase_orders.po_number, purchase_orders.state",
+            4,
+            &po_rows,
+        )
+        .await?;
+        let mut events = Vec::with_capacity(moved.len());
+        for r in &moved {
+            let po: String = r.try_get("po_number")?;
+            let st: String = r.try_get("state")?;
+            let st: PoState = st.parse().map_err(corrupt)?;
+            let detail = what.get(po.as_str()).cloned().unwrap_or_default();
+            events.push(vec![
+                po.into(),
+                st.as_str().into(),
+                st.as_str().into(),
+                "erp".into(),
+                detail.into(),
+                Val::Int(now),
+            ]);
+        }
+        insert_rows(&mut tx, "po_events (po_number, from_state, to_state, origin, detail, at)", "", 6, &events).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(items.iter().map(|(l, _, _)| finished.contains(&l.id)).collect())
     }
 
     /// Records a shipment written back to the ERP, under the job's lease;

@@ -186,6 +186,11 @@ pub struct SimState {
     pub purchase_orders: DocTable,
     pub outstocks: DocTable,
     sale_numbers: HashMap<String, i64>,
+    /// Each sales-order line's order (FID), as the ERP's entry table has
+    /// its own index: a push names lines by entry id. Kept on every line
+    /// added; entries of removed lines or orders stay, and a lookup checks
+    /// the line is still there.
+    entry_fids: HashMap<i64, i64>,
     /// Live sessions and when each was last used (unix seconds).
     sessions: HashMap<String, i64>,
     /// Nonces seen within the signature window, with when.
@@ -376,6 +381,7 @@ impl SimState {
         self.next_entry = entry;
         self.sale_numbers.insert(o.bill_no.clone(), fid);
         self.sale_orders.push(o);
+        self.index_sale(self.sale_orders.len() - 1);
         fid
     }
 }

@@ -56,6 +56,30 @@ fn decimal_value(d: Decimal) -> Value {
 }
 
 impl SimState {
+    /// Records where the lines of the sales order at `i` are.
+    pub(crate) fn index_sale(&mut self, i: usize) {
+        let o = &self.sale_orders[i];
+        for l in &o.lines {
+            self.entry_fids.insert(l.entry_id, o.fid);
+        }
+    }
+
+    /// The sales order and line position of entry `entry`: by the index,
+    /// else (orders a test put in place directly) by a scan.
+    fn sale_line(&self, entry: i64) -> Option<(usize, usize)> {
+        let indexed = self
+            .entry_fids
+            .get(&entry)
+            .and_then(|fid| self.sale_pos(*fid))
+            .and_then(|i| self.sale_orders[i].lines.iter().position(|l| l.entry_id == entry).map(|j| (i, j)));
+        indexed.or_else(|| {
+            self.sale_orders
+                .iter()
+                .enumerate()
+                .find_map(|(i, o)| o.lines.iter().position(|l| l.entry_id == entry).map(|j| (i, j)))
+        })
+    }
+
     fn sale_pos(&self, fid: i64) -> Option<usize> {
         self.sale_orders.binary_search_by_key(&fid, |o| o.fid).ok()
     }

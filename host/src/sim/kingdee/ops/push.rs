@@ -150,19 +150,12 @@ pub(crate) fn push(state: &mut SimState, cfg: &KingdeeSimConfig, form_id: Option
             chosen.insert(i, (0..state.sale_orders[i].lines.len()).collect());
         }
     } else {
-        // One pass over the orders for all the ids (a database looks them
-        // up by index; a scan per id made a 100-line push cost 100 scans).
-        let wanted: std::collections::HashSet<i64> = entry_ids.iter().copied().collect();
-        let mut at: std::collections::HashMap<i64, (usize, usize)> = std::collections::HashMap::new();
-        for (i, o) in state.sale_orders.iter().enumerate() {
-            for (j, l) in o.lines.iter().enumerate() {
-                if wanted.contains(&l.entry_id) {
-                    at.entry(l.entry_id).or_insert((i, j));
-                }
-            }
-        }
+        // By the entry index, as a database looks them up (a scan of every
+        // order per push was most of the simulator's time in a busy run).
         for id in entry_ids {
-            let Some(&(i, j)) = at.get(&id) else { return failure(10, None, &format!("源单分录 {id} 不存在")) };
+            let Some((i, j)) = state.sale_line(id) else {
+                return failure(10, None, &format!("源单分录 {id} 不存在"));
+            };
             chosen.entry(i).or_default().push(j);
         }
     }

@@ -221,6 +221,7 @@ fn save_one(
             update_sale(&mut o, meta, fields, &stamp, cfg.daifa_fields(), delete_missing, &mut state.next_entry)
                 .map_err(|m| fail(11, None, m))?;
             state.sale_orders[i] = o;
+            state.index_sale(i);
             let o = &mut state.sale_orders[i];
             // Saving a draft makes it a created document.
             if o.status == "Z" && !draft {
@@ -272,6 +273,7 @@ pub(super) fn create(
         let number = o.bill_no.clone();
         state.sale_numbers.insert(number.clone(), fid);
         state.sale_orders.push(o);
+        state.index_sale(state.sale_orders.len() - 1);
         return json!({ "Id": fid, "Number": number, "DIndex": dindex });
     }
     let id = if meta.id == "PUR_PurchaseOrder" { 200_000 } else { 300_000 } + seq;
