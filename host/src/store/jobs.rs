@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, FromRow, Row};
 
-use super::{Backend, Store, StoreError, Tx, Val, values_statement};
+use super::{Backend, Store, StoreError, Tx, Val, insert_rows, values_statement};
 use crate::domain::SupplierId;
 
 /// What a job does.
@@ -182,6 +182,37 @@ pub(super) async fn insert_job(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A new ready job's row for [`insert_ready_jobs`].
+pub(super) fn ready_job(kind: JobKind, key: &str, supplier: &str, now: i64, deadline_at: i64) -> Vec<Val> {
+    vec![
+        kind.as_str().into(),
+        key.into(),
+        supplier.into(),
+        "ready".into(),
+        Val::Int(0),
+        Val::Int(now),
+        Val::Int(deadline_at),
+        Val::Int(0),
+        "[]".into(),
+        Val::Int(now),
+        Val::Int(now),
+    ]
+}
+
+/// [`insert_job`] for many rows built by [`ready_job`], in as few
+/// statements as the bind limit allows; a job whose kind and key exist
+/// already is left as it is.
+pub(super) async fn insert_ready_jobs(tx: &mut Tx, rows: &[Vec<Val>]) -> Result<u64, StoreError> {
+    insert_rows(
+        tx,
+        "jobs (kind, job_key, supplier, state, attempts, run_at, deadline_at, fence, errors, created_at, updated_at)",
+        "ON CONFLICT (kind, job_key) DO NOTHING",
+        11,
+        rows,
+    )
+    .await
 }
 
 /// [`finish_job`] (done, no next run) for many leases in one statement:

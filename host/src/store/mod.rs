@@ -453,10 +453,8 @@ pub(crate) async fn insert_rows(
     cols: usize,
     rows: &[Vec<Val>],
 ) -> Result<u64, StoreError> {
-    let positional = tx.positional();
     let mut n = 0;
-    for chunk in rows.chunks(rows_per_statement(cols)) {
-        let sql = format!("INSERT INTO {into} VALUES {} {tail}", placeholders(chunk.len(), cols, 0, positional));
+    for (sql, chunk) in insert_statements(tx.positional(), into, tail, cols, rows) {
         n += bind_rows(&sql, chunk).execute(&mut **tx).await?.rows_affected();
     }
     Ok(n)
@@ -471,13 +469,27 @@ pub(crate) async fn insert_returning(
     cols: usize,
     rows: &[Vec<Val>],
 ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-    let positional = tx.positional();
     let mut out = Vec::new();
-    for chunk in rows.chunks(rows_per_statement(cols)) {
-        let sql = format!("INSERT INTO {into} VALUES {} {tail}", placeholders(chunk.len(), cols, 0, positional));
+    for (sql, chunk) in insert_statements(tx.positional(), into, tail, cols, rows) {
         out.extend(bind_rows(&sql, chunk).fetch_all(&mut **tx).await?);
     }
     Ok(out)
+}
+
+/// The statements an insert of `rows` takes (the bind limit caps rows per
+/// statement), each with the rows it binds.
+fn insert_statements<'r>(
+    positional: bool,
+    into: &str,
+    tail: &str,
+    cols: usize,
+    rows: &'r [Vec<Val>],
+) -> Vec<(String, &'r [Vec<Val>])> {
+    rows.chunks(rows_per_statement(cols))
+        .map(|chunk| {
+            (format!("INSERT INTO {into} VALUES {} {tail}", placeholders(chunk.len(), cols, 0, positional)), chunk)
+        })
+        .collect()
 }
 
 fn bind_rows<'q>(sql: &str, rows: &[Vec<Val>]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {

@@ -503,19 +503,7 @@ pub(super) async fn create_pos_many(
             Val::Int(now),
         ]);
         let mut job = |kind: JobKind, deadline: i64| {
-            jobs.push(vec![
-                kind.as_str().into(),
-                p.number.as_str().into(),
-                p.supplier.as_str().into(),
-                "ready".into(),
-                Val::Int(0),
-                Val::Int(now),
-                Val::Int(now + deadline),
-                Val::Int(0),
-                "[]".into(),
-                Val::Int(now),
-                Val::Int(now),
-            ]);
+            jobs.push(super::jobs::ready_job(kind, &p.number, p.supplier.as_str(), now, now + deadline));
         };
         job(JobKind::Submit, settings.submit_deadline_ms);
         if settings.erp_purchase_orders == ErpPoTiming::OnRoute {
@@ -533,14 +521,7 @@ pub(super) async fn create_pos_many(
     )
     .await?;
     super::insert_rows(tx, "po_events (po_number, from_state, to_state, origin, detail, at)", "", 6, &events).await?;
-    super::insert_rows(
-        tx,
-        "jobs (kind, job_key, supplier, state, attempts, run_at, deadline_at, fence, errors, created_at, updated_at)",
-        "ON CONFLICT (kind, job_key) DO NOTHING",
-        11,
-        &jobs,
-    )
-    .await?;
+    super::jobs::insert_ready_jobs(tx, &jobs).await?;
     Ok(created)
 }
 

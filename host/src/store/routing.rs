@@ -474,11 +474,15 @@ impl Store {
         if let Some(settings) = &self.dispatch {
             super::purchase::create_pos_many(&mut tx, settings, &new_pos, now).await?;
         }
-        let done: Vec<Val> = outbox_done.iter().map(|id| Val::Int(*id)).collect();
-        if !done.is_empty() {
-            let head = format!("UPDATE outbox SET done_at = {now} WHERE id IN");
-            select_in(&mut tx, positional, &head, "", &done).await?;
-        }
+        let done: Vec<Vec<Val>> = outbox_done.iter().map(|id| vec![Val::Int(*id), Val::Int(now)]).collect();
+        values_statement(
+            &mut tx,
+            "UPDATE outbox SET done_at = v.column2 FROM",
+            "WHERE outbox.id = v.column1",
+            2,
+            &done,
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }

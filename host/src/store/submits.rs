@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use super::jobs::{JobKind, Lease, finish_jobs, insert_job, rearm_erp_po};
+use super::jobs::{JobKind, Lease, finish_jobs, insert_job, insert_ready_jobs, ready_job, rearm_erp_po};
 use super::purchase::{
     Applied, DispatchSettings, ErpPoTiming, PoRecord, RerouteRequest, SubmitAnswer, derive_orders, load_pos,
 };
@@ -197,29 +197,11 @@ pub(super) async fn submits_in(
             && settings.erp_purchase_orders == ErpPoTiming::OnAccept
             && p.po.lines.iter().any(|l| l.status.is_live())
         {
-            erp_jobs.push(vec![
-                JobKind::ErpPo.as_str().into(),
-                p.po.po_number.as_str().into(),
-                p.po.supplier.as_str().into(),
-                "ready".into(),
-                Val::Int(0),
-                Val::Int(now),
-                Val::Int(now + settings.erp_deadline_ms),
-                Val::Int(0),
-                "[]".into(),
-                Val::Int(now),
-                Val::Int(now),
-            ]);
+            let deadline = now + settings.erp_deadline_ms;
+            erp_jobs.push(ready_job(JobKind::ErpPo, &p.po.po_number, p.po.supplier.as_str(), now, deadline));
         }
     }
-    insert_rows(
-        tx,
-        "jobs (kind, job_key, supplier, state, attempts, run_at, deadline_at, fence, errors, created_at, updated_at)",
-        "ON CONFLICT (kind, job_key) DO NOTHING",
-        11,
-        &erp_jobs,
-    )
-    .await?;
+    insert_ready_jobs(tx, &erp_jobs).await?;
     Ok(out)
 }
 
