@@ -10,9 +10,9 @@
 //! writer and claims under the store's write lock.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, FromRow, Row};
+use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Backend, Store, StoreError, Tx, Val, insert_rows, values_statement};
+use super::{Backend, Store, StoreError, Tx, Val, insert_rows, returned, values_statement};
 use crate::domain::SupplierId;
 
 /// What a job does.
@@ -224,17 +224,15 @@ pub(super) async fn finish_jobs(
     now: i64,
 ) -> Result<std::collections::HashSet<i64>, StoreError> {
     let rows: Vec<Vec<Val>> = leases.iter().map(|l| vec![Val::Int(l.id), Val::Int(l.fence), Val::Int(now)]).collect();
-    values_statement(
+    let done = values_statement(
         tx,
         "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = v.column3 FROM",
         "WHERE jobs.id = v.column1 AND jobs.fence = v.column2 AND jobs.state = 'ready' RETURNING id",
         3,
         &rows,
     )
-    .await?
-    .iter()
-    .map(|r| r.try_get::<i64, _>("id").map_err(StoreError::from))
-    .collect()
+    .await?;
+    returned(&done, "id")
 }
 
 /// Runs a PO's ERP job again because the PO changed after its
@@ -262,30 +260,20 @@ pub(super) async fn rearm_erp_po(tx: &mut Tx, po_number: &str, now: i64, deadlin
 /// [`StoreError::LeaseLost`] when the fence moved on: the caller must roll
 /// back everything else it wrote.
 pub(super) async fn finish_job(tx: &mut Tx, lease: Lease, again_at: Option<i64>, now: i64) -> Result<(), StoreError> {
-    let done =
-        match again_at {
-            Some(at) => sqlx::query(
-                "UPDATE jobs SET run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
-             updated_at = $2 WHERE id = $3 AND fence = $4 AND state = 'ready'",
-            )
-            .bind(at)
-            .bind(now)
-            .bind(lease.id)
-            .bind(lease.fence)
-            .execute(&mut **tx)
-            .await?,
-            None => {
-                sqlx::query(
-                    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-             WHERE id = $2 AND fence = $3 AND state = 'ready'",
-                )
-                .bind(now)
-                .bind(lease.id)
-                .bind(lease.fence)
-                .execute(&mut **tx)
-                .await?
-            }
-        };
+    let Some(at) = again_at else {
+        let held = finish_jobs(tx, &[lease], now).await?.contains(&lease.id);
+        return if held { Ok(()) } else { Err(StoreError::LeaseLost(lease.id)) };
+    };
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
+         updated_at = $2 WHERE id = $3 AND fence = $4 AND state = 'ready'",
+    )
+    .bind(at)
+    .bind(now)
+    .bind(lease.id)
+    .bind(lease.fence)
+    .execute(&mut **tx)
+    .await?;
     if done.rows_affected() != 1 {
         return Err(StoreError::LeaseLost(lease.id));
     }
@@ -376,24 +364,21 @@ impl Store {
         if leases.is_empty() {
             return Ok(0);
         }
+        let rows: Vec<Vec<Val>> =
+            leases.iter().map(|l| vec![Val::Int(l.id), Val::Int(l.fence), owner.into(), Val::Int(now)]).collect();
         let _w = self.writer().await;
         let mut tx = self.begin_write().await?;
-        let mut n = 0;
-        for l in leases {
-            n += sqlx::query(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE id = $2 AND lease_owner = $3 AND fence > $4 AND state = 'ready'",
-            )
-            .bind(now)
-            .bind(l.id)
-            .bind(owner)
-            .bind(l.fence)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
+        let released = values_statement(
+            &mut tx,
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, updated_at = v.column4 FROM",
+            "WHERE jobs.id = v.column1 AND jobs.lease_owner = v.column3 AND jobs.fence > v.column2 \
+             AND jobs.state = 'ready' RETURNING id",
+            4,
+            &rows,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(released.len() as u64)
     }
 
     /// Marks a claimed job done with nothing else to write (e.g. its PO was

@@ -445,6 +445,15 @@ pub(crate) async fn values_statement(
     Ok(out)
 }
 
+/// One column of the rows a `RETURNING` statement gave back, as a set.
+pub(crate) fn returned<T>(rows: &[sqlx::any::AnyRow], col: &str) -> Result<std::collections::HashSet<T>, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Eq + std::hash::Hash,
+{
+    use sqlx::Row;
+    rows.iter().map(|r| r.try_get::<T, _>(col).map_err(StoreError::from)).collect()
+}
+
 /// `INSERT INTO table (cols) VALUES (…), (…) [tail]` for `rows`.
 pub(crate) async fn insert_rows(
     tx: &mut Tx,

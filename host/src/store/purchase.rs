@@ -460,7 +460,7 @@ pub(super) async fn create_pos_many(
         .collect();
     // A PO number that exists already (the same attempt applied again)
     // keeps what it has: only POs inserted here get lines and jobs.
-    let inserted: HashSet<String> = super::insert_returning(
+    let inserted = super::insert_returning(
         tx,
         "purchase_orders (po_number, order_id, supplier, attempt, state, state_reason, currency, erp_step, \
          created_at, updated_at)",
@@ -468,10 +468,8 @@ pub(super) async fn create_pos_many(
         10,
         &rows,
     )
-    .await?
-    .iter()
-    .map(|r| r.try_get::<String, _>("po_number"))
-    .collect::<Result<_, _>>()?;
+    .await?;
+    let inserted: HashSet<String> = super::returned(&inserted, "po_number")?;
     let mut line_rows = Vec::new();
     let mut events = Vec::new();
     let mut jobs = Vec::new();

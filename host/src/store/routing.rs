@@ -375,17 +375,15 @@ impl Store {
                 ]
             })
             .collect();
-        let moved: std::collections::HashSet<i64> = values_statement(
+        let moved = values_statement(
             &mut tx,
             "UPDATE sales_orders SET state = v.column2, state_reason = v.column3, updated_at = v.column4 FROM",
             "WHERE sales_orders.id = v.column1 AND sales_orders.state = v.column5 RETURNING id",
             5,
             &rows,
         )
-        .await?
-        .iter()
-        .map(|r| r.try_get::<i64, _>("id"))
-        .collect::<Result<_, _>>()?;
+        .await?;
+        let moved: std::collections::HashSet<i64> = super::returned(&moved, "id")?;
         let mut decisions = Vec::new();
         let mut replaced = Vec::new();
         let mut allocations = Vec::new();
