@@ -98,12 +98,12 @@ async fn refusals_are_clear() {
     }
 
     // Small documents have a small limit: 413 before the body is read.
-    let big = serde_json::json!({ "plugin": "hostile", "config": { "x": "y".repeat(100_000) } });
-    for (method, path) in [(reqwest::Method::PUT, "/suppliers/ACME/connection"), (reqwest::Method::POST, "/tokens")] {
-        match client.call(method.clone(), path, Some(&big)).await {
-            Err(ClientError::Refused { status: 413, message }) => assert!(message.contains("larger"), "{message}"),
-            other => panic!("{method} {path} with 100 KB: expected 413, got {other:?}"),
-        }
+    let auth = format!("Bearer {token}");
+    for (method, path) in [("PUT", "/api/v1/suppliers/ACME/connection"), ("POST", "/api/v1/tokens")] {
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let (status, body) = common::answer_to_declared_length(&url, method, path, &headers, 100_000).await;
+        assert_eq!(status, 413, "{method} {path} with 100 KB: {body}");
+        assert!(body.contains("larger") && body.contains("too-large"), "{body}");
     }
 
     // A short token is refused at start.

@@ -7,7 +7,7 @@ use daifa_host::erp::kingdee::documents::{
     PoDoc, PoLine, PoLink, PurchaseOrderSettings, ShipmentDoc, ShippedLine, WriteBack, ensure_purchase_order,
     ensure_purchase_orders, write_back_shipment, write_back_shipments,
 };
-use daifa_host::erp::kingdee::purchase_amend::{Amended, amend_purchase_orders};
+use daifa_host::erp::kingdee::purchase_amend::{Amended, Synced, amend_purchase_orders, sync_purchase_orders};
 use daifa_host::erp::kingdee::{AuthMode, KingdeeClient, KingdeeConfig, KingdeeError};
 use daifa_host::sim::kingdee::{KingdeeSim, KingdeeSimConfig};
 use rust_decimal::Decimal;
@@ -479,4 +479,69 @@ async fn documents_follow_their_purchase_orders_when_lines_are_taken_back() {
     assert!(matches!(&r[0], Ok(Amended::Amended(_))), "{r:?}");
     let qty = po_doc(&sim, "PO-3")["FPOOrderEntry"][0]["FQty"].to_string();
     assert_eq!(Decimal::from_str(&qty).unwrap(), po.lines[0].quantity);
+}
+
+/// A line refused on one PO and re-routed to another PO of the same sales
+/// order, both jobs in one batch: the document that gives the line up is
+/// amended before the other is pushed (pushed first, the ERP refuses it:
+/// the line's quantity is still drawn), whether or not the batch knew the
+/// first document was made.
+#[tokio::test]
+async fn a_line_moves_between_two_purchase_orders_in_one_batch() {
+    let sim = KingdeeSim::start(KingdeeSimConfig::default(), 0).await.unwrap();
+    let fids = sim.generate(2);
+    let c = client(&sim, AuthMode::Signed);
+    let s = PurchaseOrderSettings::default();
+    for &fid in &fids {
+        sim.modify(fid, |o| {
+            let proto = o.lines[0].clone();
+            o.lines = (0..2)
+                .map(|i| daifa_host::sim::kingdee::SimLine {
+                    entry_id: 930_000 + fid * 10 + i,
+                    qty: "4".into(),
+                    ..proto.clone()
+                })
+                .collect();
+        });
+    }
+    let bought = |sim: &KingdeeSim, fid: i64| -> Vec<String> {
+        sim.with(|s| {
+            let o = s.sale_orders.iter().find(|o| o.fid == fid).unwrap();
+            o.lines.iter().map(|l| l.pur_qty.normalize().to_string()).collect()
+        })
+    };
+    for (fid, (a, b)) in fids.iter().zip([("PO-A1", "PO-B1"), ("PO-A2", "PO-B2")]) {
+        let both = pushed_po(&sim, a, *fid, &[(0, None), (1, None)], "VEN-A");
+        assert!(ensure_purchase_orders(&c, &s, std::slice::from_ref(&both)).await[0].is_ok());
+        // What the old order did: the push alone is refused.
+        let moved = pushed_po(&sim, b, *fid, &[(1, None)], "VEN-B");
+        let r = ensure_purchase_orders(&c, &s, std::slice::from_ref(&moved)).await;
+        assert!(r[0].is_err(), "the ERP refuses to buy a line twice: {r:?}");
+    }
+    assert_eq!(bought(&sim, fids[0]), vec!["4", "4"]);
+
+    // Order 1: the batch knows PO-A1's document is made. Order 2: it does
+    // not (an earlier run's answer was lost), so PO-A2 is found, amended,
+    // and PO-B2's refused push is tried once more.
+    let mut batch = Vec::new();
+    for (fid, (a, b), known) in [(fids[0], ("PO-A1", "PO-B1"), true), (fids[1], ("PO-A2", "PO-B2"), false)] {
+        batch.push((pushed_po(&sim, b, fid, &[(1, None)], "VEN-B"), false));
+        batch.push((pushed_po(&sim, a, fid, &[(0, None)], "VEN-A"), known));
+    }
+    let r = sync_purchase_orders(&c, &s, &batch).await;
+    for (i, want_made) in [(0, true), (1, false), (2, true), (3, false)] {
+        match (&r[i], want_made) {
+            (Ok(Synced::Made(_)), true) | (Ok(Synced::Amended(Amended::Amended(_))), false) => {}
+            other => panic!("{}: {other:?}", batch[i].0.po_number),
+        }
+    }
+    for &fid in &fids {
+        assert_eq!(bought(&sim, fid), vec!["4", "4"], "each line bought once, from its new supplier");
+    }
+    assert_eq!(po_doc(&sim, "PO-A1")["FPOOrderEntry"].as_array().unwrap().len(), 1);
+    assert_eq!(po_doc(&sim, "PO-B2")["FDocumentStatus"], "C");
+    // Again: nothing changes.
+    let again: Vec<(PoDoc, bool)> = batch.iter().map(|(d, _)| (d.clone(), true)).collect();
+    let r = sync_purchase_orders(&c, &s, &again).await;
+    assert!(r.iter().all(|r| matches!(r, Ok(Synced::Amended(Amended::Unchanged(_))))), "{r:?}");
 }

@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/audit", get(audit))
         .route("/alerts", get(alerts))
-        .layer(axum::extract::DefaultBodyLimit::max(super::SMALL_BODY_BYTES))
+        .layer(super::body_limit(super::SMALL_BODY_BYTES))
 }
 
 /// What a request needs, from its method and path (below `/api/v1`).

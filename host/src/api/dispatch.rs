@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,7 +42,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/dispatch/dead-letters/{id}/discard", post(discard))
         .route("/dispatch/circuits", get(circuits))
         .route("/operator-events", get(operator_events))
-        .layer(DefaultBodyLimit::max(SMALL_BODY_BYTES))
+        .layer(super::body_limit(SMALL_BODY_BYTES))
 }
 
 /// The open webhook route (no admin token: the plugin checks the
@@ -50,7 +50,7 @@ pub(super) fn routes() -> Router<ApiState> {
 pub(super) fn callback_routes() -> Router<ApiState> {
     Router::new()
         .route("/callbacks/{supplier}/{*path}", axum::routing::any(callback))
-        .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
+        .layer(super::body_limit(MAX_CALLBACK_BYTES))
 }
 
 pub(super) fn store_of(s: &ApiState) -> Result<&Store, ApiError> {

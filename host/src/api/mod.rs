@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -99,6 +99,17 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// config and secrets fit many times over; anything larger is refused
 /// with 413 before it is read.
 pub const SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// The message of every 413.
+const TOO_LARGE: &str = "the request body is larger than this endpoint accepts";
+
+/// A route group's body limit, for both ways a body can be too large: a
+/// declared `Content-Length` over `max` is refused with 413 before any of
+/// the body is read (tower-http), so an oversized upload costs its headers
+/// only; a body streamed without one is cut off at `max` by the extractors.
+pub(crate) fn body_limit(max: usize) -> (DefaultBodyLimit, tower_http::limit::RequestBodyLimitLayer) {
+    (DefaultBodyLimit::max(max), tower_http::limit::RequestBodyLimitLayer::new(max))
+}
 
 /// `/healthz` (open) and `/api/v1/...` (bearer token). Every refusal, from
 /// a handler, an extractor, the body limit or the router itself (unknown
@@ -256,7 +267,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let message = match status {
+        // tower-http's refusal of a declared length says only "length limit exceeded".
+        StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE.to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
+        _ => text,
+    };
     let mut out = ApiError::new(status, kind_for(status), message).into_response();
     // Keep what the status promises (`Allow` on 405).
     for (name, value) in parts.headers.iter() {
@@ -288,7 +304,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "too-large", "the request body is larger than this endpoint accepts")
+                ApiError::new(status, "too-large", TOO_LARGE)
             } else {
                 ApiError::new(status, kind_for(status), e.body_text())
             }

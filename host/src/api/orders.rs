@@ -1,7 +1,7 @@
 //! `/api/v1/orders`: intake (batch JSON, idempotent, per-order results), the
 //! listing by state, one order with its history, and an operator's fix.
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,7 +25,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/orders/stats", get(stats))
         .route("/orders/{id}", get(one).put(fix))
         .route("/orders/{id}/transition", post(transition))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(super::body_limit(MAX_BODY_BYTES))
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {

@@ -3,7 +3,7 @@
 //! version on a scratch binding (`invoke`).
 //! Every change is logged with what was done (the audit trail).
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -26,7 +26,7 @@ pub(super) fn routes(max_body: usize) -> Router<ApiState> {
         .route("/plugins/{name}/canary", delete(stop_canary))
         .route("/plugins/{name}/logs", get(logs))
         .route("/plugins/{name}/versions/{version}/invoke/{operation}", post(invoke))
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(super::body_limit(max_body))
 }
 
 /// An uploaded package.

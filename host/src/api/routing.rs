@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/suppliers/performance", get(performance))
         .route("/suppliers/events", post(events))
         .route("/suppliers/{id}/circuit", put(circuit))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(super::body_limit(MAX_BODY_BYTES))
 }
 
 fn parts(s: &ApiState) -> Result<(&Store, &Arc<RoutingService>), ApiError> {

@@ -10,10 +10,8 @@ use super::{Dispatcher, Failure};
 use crate::domain::OrderId;
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
-use crate::erp::kingdee::documents::{
-    PoDoc, PoLine, PoLink, ShipmentDoc, ShippedLine, ensure_purchase_orders, write_back_shipments,
-};
-use crate::erp::kingdee::purchase_amend::{Amended, amend_purchase_orders};
+use crate::erp::kingdee::documents::{PoDoc, PoLine, PoLink, ShipmentDoc, ShippedLine, write_back_shipments};
+use crate::erp::kingdee::purchase_amend::{Amended, Synced, sync_purchase_orders};
 use crate::store::{ErpPoDone, Job, StoreError};
 use crate::util::now_ms;
 
@@ -30,10 +28,11 @@ impl From<&KingdeeError> for Failure {
 }
 
 impl Dispatcher {
-    /// A batch of ERP purchase-order jobs: each PO's document made (or
-    /// found) in a few batched requests, then — for documents that existed
-    /// already — brought in line with the lines still bought; each job
-    /// recorded on its own.
+    /// A batch of ERP purchase-order jobs: each PO's document made, or —
+    /// when it existed already — brought in line with the lines still
+    /// bought, in a few batched requests (`sync_purchase_orders` orders the
+    /// steps so a line can move between two POs of one batch); the jobs
+    /// recorded together.
     pub(crate) async fn erp_purchase_orders(self: std::sync::Arc<Self>, jobs: Vec<Job>) {
         let now = now_ms();
         let Some(erp) = &self.erp else { return };
@@ -92,35 +91,23 @@ impl Dispatcher {
         } else {
             None
         };
-        let docs: Vec<PoDoc> = fresh.iter().map(|(_, d)| d.clone()).collect();
-        let results = ensure_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
+        let docs: Vec<(PoDoc, bool)> =
+            fresh.iter().map(|(_, d)| (d.clone(), false)).chain(made.iter().map(|(_, d)| (d.clone(), true))).collect();
+        let results = sync_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
         let mut outcomes: Vec<(Job, PoDoc, Result<ErpPoDone, KingdeeError>)> = Vec::new();
-        for ((job, doc), result) in fresh.into_iter().zip(results) {
-            match result {
-                // Found rather than made: an earlier run made it, and the PO
-                // may have changed since (a re-armed job).
-                Ok(d) if !d.created => made.push((job, doc)),
-                Ok(d) => outcomes.push((job, doc, Ok(ErpPoDone::Audited(d.number)))),
-                Err(e) => outcomes.push((job, doc, Err(e))),
-            }
-        }
-        if !made.is_empty() {
-            let docs: Vec<PoDoc> = made.iter().map(|(_, d)| d.clone()).collect();
-            let results = amend_purchase_orders(&erp.client, &erp.purchase_orders, &docs).await;
-            for ((job, doc), result) in made.into_iter().zip(results) {
-                let outcome = match result {
-                    Ok(Amended::Unchanged(d)) => Ok(ErpPoDone::Audited(d.number)),
-                    Ok(Amended::Amended(d)) => Ok(ErpPoDone::Amended(d.number)),
-                    Ok(Amended::Deleted(d)) => Ok(ErpPoDone::Deleted(d.number)),
-                    Ok(Amended::Missing) if doc.lines.is_empty() => Ok(ErpPoDone::Deleted(String::new())),
-                    Ok(Amended::Missing) => Err(KingdeeError::Protocol(format!(
-                        "no PUR_PurchaseOrder carries the marker {}; was it deleted in the ERP?",
-                        doc.po_number
-                    ))),
-                    Err(e) => Err(e),
-                };
-                outcomes.push((job, doc, outcome));
-            }
+        for ((job, doc), result) in fresh.into_iter().chain(made).zip(results) {
+            let outcome = match result {
+                Ok(Synced::Made(d) | Synced::Amended(Amended::Unchanged(d))) => Ok(ErpPoDone::Audited(d.number)),
+                Ok(Synced::Amended(Amended::Amended(d))) => Ok(ErpPoDone::Amended(d.number)),
+                Ok(Synced::Amended(Amended::Deleted(d))) => Ok(ErpPoDone::Deleted(d.number)),
+                Ok(Synced::Amended(Amended::Missing)) if doc.lines.is_empty() => Ok(ErpPoDone::Deleted(String::new())),
+                Ok(Synced::Amended(Amended::Missing)) => Err(KingdeeError::Protocol(format!(
+                    "no PUR_PurchaseOrder carries the marker {}; was it deleted in the ERP?",
+                    doc.po_number
+                ))),
+                Err(e) => Err(e),
+            };
+            outcomes.push((job, doc, outcome));
         }
         let now = now_ms();
         let failed = outcomes.iter().filter(|o| o.2.is_err()).count();

@@ -134,3 +134,50 @@ pub fn edi_x12_package() -> PluginPackage {
 pub fn kingdee_supplier_package() -> PluginPackage {
     PluginPackage::pack(manifest("plugins/kingdee-supplier/manifest.toml"), component("kingdee_supplier"))
 }
+
+/// Sends only the head of a request that declares a body of `len` bytes,
+/// and reads the answer (status, body). This is how a refusal by declared
+/// length is tested without a race: a client that writes a large body to a
+/// server which has already answered and closed can get a broken pipe
+/// instead of the answer. Panics if no answer comes in 10 s — the server
+/// is waiting for a body it should have refused by its length.
+pub async fn answer_to_declared_length(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    len: usize,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base_url.trim_start_matches("http://").trim_end_matches('/');
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {len}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("send the request head");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let want = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok());
+                if n == 0 || want.is_some_and(|w| body.len() >= w) {
+                    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+                    return (status, body.to_string());
+                }
+            }
+            assert!(n > 0, "the connection closed without an answer: {text:?}");
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .expect("no answer to a request whose declared length is over the limit")
+}

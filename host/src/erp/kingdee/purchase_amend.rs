@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::client::KingdeeClient;
 use super::documents::{
-    ErpDoc, PoDoc, PurchaseOrderSettings, batch_item_error, dec_of, decimal_number, operate_all, rows_where_in,
+    ErpDoc, PoDoc, PurchaseOrderSettings, batch_item_error, dec_of, decimal_number, ensure_purchase_orders,
+    operate_all, rows_where_in,
 };
 use super::protocol::KingdeeError;
 
@@ -214,4 +215,81 @@ async fn save_all(
             }
         }
     }
+}
+
+/// What [`sync_purchase_orders`] did to one PO's document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    /// Made now (pushed or saved), submitted and audited.
+    Made(ErpDoc),
+    /// It existed: brought in line with the PO (see [`Amended`]).
+    Amended(Amended),
+}
+
+/// Makes or amends each PO's document — `docs` pairs a PO with whether
+/// its document is known to be made — in the one order that lets a line
+/// move between POs of the same sales order within a batch: documents
+/// known made are amended first, releasing what their taken-back lines
+/// drew on the sales order; then the others are made; then documents found
+/// instead of made (an earlier run made them, its answer lost) are
+/// amended, and pushes that failed are tried once more if that released
+/// anything. Pushing first, the ERP would refuse a line re-routed from PO
+/// A to PO B in the same batch (A's document still draws its quantity),
+/// and the two jobs could keep meeting on every retry. Results come in
+/// input order.
+pub async fn sync_purchase_orders(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[(PoDoc, bool)],
+) -> Vec<Result<Synced, KingdeeError>> {
+    let mut out: Vec<Option<Result<Synced, KingdeeError>>> = vec![None; docs.len()];
+    let (made, fresh): (Vec<usize>, Vec<usize>) = (0..docs.len()).partition(|&i| docs[i].1);
+    let released = amend_into(client, s, docs, &made, &mut out).await;
+    let mut found = Vec::new();
+    let mut refused = Vec::new();
+    let pick = |ix: &[usize]| -> Vec<PoDoc> { ix.iter().map(|&i| docs[i].0.clone()).collect() };
+    for (&i, r) in fresh.iter().zip(ensure_purchase_orders(client, s, &pick(&fresh)).await) {
+        match r {
+            Ok(d) if !d.created => found.push(i),
+            Ok(d) => out[i] = Some(Ok(Synced::Made(d))),
+            Err(e) => {
+                refused.push(i);
+                out[i] = Some(Err(e));
+            }
+        }
+    }
+    let released = amend_into(client, s, docs, &found, &mut out).await || released;
+    if released && !refused.is_empty() {
+        for (&i, r) in refused.iter().zip(ensure_purchase_orders(client, s, &pick(&refused)).await) {
+            out[i] = Some(match r {
+                Ok(d) if !d.created => Ok(Synced::Amended(Amended::Unchanged(d))),
+                Ok(d) => Ok(Synced::Made(d)),
+                Err(e) => Err(e),
+            });
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(KingdeeError::Protocol("purchase order left unsynced".into()))))
+        .collect()
+}
+
+/// Amends the documents of `docs[ix]` into `out`; true if any document
+/// was changed or deleted (and so may have released sales-order quantity).
+async fn amend_into(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[(PoDoc, bool)],
+    ix: &[usize],
+    out: &mut [Option<Result<Synced, KingdeeError>>],
+) -> bool {
+    if ix.is_empty() {
+        return false;
+    }
+    let batch: Vec<PoDoc> = ix.iter().map(|&i| docs[i].0.clone()).collect();
+    let mut released = false;
+    for (&i, r) in ix.iter().zip(amend_purchase_orders(client, s, &batch).await) {
+        released |= matches!(r, Ok(Amended::Amended(_) | Amended::Deleted(_)));
+        out[i] = Some(r.map(Synced::Amended));
+    }
+    released
 }
