@@ -145,7 +145,14 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
             .max()
             .unwrap_or(0);
         state.rows_examined += (state.sale_orders.len() - first) as u64;
+        // A filter on header fields only is decided once per order, not
+        // once per line (the ingester's poll for changes reads every
+        // order's lines; a real ERP filters the header table first).
+        let header_only = filter.fields().iter().all(|f| matches!(place(f), FieldPlace::Header(..)));
         for (i, o) in state.sale_orders.iter().enumerate().skip(first) {
+            if header_only && !filter.eval(&|k: &str| sale_field(o, None, place(k), daifa)) {
+                continue;
+            }
             let lines: Vec<Option<usize>> = if entry_level {
                 (0..o.lines.len()).map(Some).collect()
             } else {
@@ -154,7 +161,7 @@ pub(super) fn query(state: &mut SimState, cfg: &KingdeeSimConfig, data: &Value, 
             for j in lines {
                 let l = j.map(|j| &o.lines[j]);
                 let get = |k: &str| sale_field(o, l, place(k), daifa);
-                if !filter.eval(&get) {
+                if !header_only && !filter.eval(&get) {
                     continue;
                 }
                 let mut sk: Vec<Value> = order.iter().map(|(f, _)| get(f)).collect();
