@@ -260,13 +260,16 @@ pub async fn sync_purchase_orders(
     }
     let released = amend_into(client, s, docs, &found, &mut out).await || released;
     if released && !refused.is_empty() {
+        // Found this time (the refused push had landed after all): its
+        // lines are checked like any other found document's.
+        let mut found = Vec::new();
         for (&i, r) in refused.iter().zip(ensure_purchase_orders(client, s, &pick(&refused)).await) {
-            out[i] = Some(match r {
-                Ok(d) if !d.created => Ok(Synced::Amended(Amended::Unchanged(d))),
-                Ok(d) => Ok(Synced::Made(d)),
-                Err(e) => Err(e),
-            });
+            match r {
+                Ok(d) if !d.created => found.push(i),
+                r => out[i] = Some(r.map(Synced::Made)),
+            }
         }
+        amend_into(client, s, docs, &found, &mut out).await;
     }
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(KingdeeError::Protocol("purchase order left unsynced".into()))))
