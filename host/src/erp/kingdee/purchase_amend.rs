@@ -245,10 +245,35 @@ pub async fn sync_purchase_orders(
     let mut out: Vec<Option<Result<Synced, KingdeeError>>> = vec![None; docs.len()];
     let (made, fresh): (Vec<usize>, Vec<usize>) = (0..docs.len()).partition(|&i| docs[i].1);
     let released = amend_into(client, s, docs, &made, &mut out).await;
-    let mut found = Vec::new();
-    let mut refused = Vec::new();
-    let pick = |ix: &[usize]| -> Vec<PoDoc> { ix.iter().map(|&i| docs[i].0.clone()).collect() };
-    for (&i, r) in fresh.iter().zip(ensure_purchase_orders(client, s, &pick(&fresh)).await) {
+    let (found, refused) = make_into(client, s, docs, &fresh, &mut out).await;
+    let released = amend_into(client, s, docs, &found, &mut out).await || released;
+    if released && !refused.is_empty() {
+        // Found this time (the refused push had landed after all): its
+        // lines are checked like any other found document's.
+        let (found, _) = make_into(client, s, docs, &refused, &mut out).await;
+        amend_into(client, s, docs, &found, &mut out).await;
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(KingdeeError::Protocol("purchase order left unsynced".into()))))
+        .collect()
+}
+
+/// Makes the documents of `docs[ix]` into `out`; returns those found
+/// instead of made (left for amending) and those refused (their errors in
+/// `out`).
+async fn make_into(
+    client: &KingdeeClient,
+    s: &PurchaseOrderSettings,
+    docs: &[(PoDoc, bool)],
+    ix: &[usize],
+    out: &mut [Option<Result<Synced, KingdeeError>>],
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut found, mut refused) = (Vec::new(), Vec::new());
+    if ix.is_empty() {
+        return (found, refused);
+    }
+    let batch: Vec<PoDoc> = ix.iter().map(|&i| docs[i].0.clone()).collect();
+    for (&i, r) in ix.iter().zip(ensure_purchase_orders(client, s, &batch).await) {
         match r {
             Ok(d) if !d.created => found.push(i),
             Ok(d) => out[i] = Some(Ok(Synced::Made(d))),
@@ -258,22 +283,7 @@ pub async fn sync_purchase_orders(
             }
         }
     }
-    let released = amend_into(client, s, docs, &found, &mut out).await || released;
-    if released && !refused.is_empty() {
-        // Found this time (the refused push had landed after all): its
-        // lines are checked like any other found document's.
-        let mut found = Vec::new();
-        for (&i, r) in refused.iter().zip(ensure_purchase_orders(client, s, &pick(&refused)).await) {
-            match r {
-                Ok(d) if !d.created => found.push(i),
-                r => out[i] = Some(r.map(Synced::Made)),
-            }
-        }
-        amend_into(client, s, docs, &found, &mut out).await;
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(KingdeeError::Protocol("purchase order left unsynced".into()))))
-        .collect()
+    (found, refused)
 }
 
 /// Amends the documents of `docs[ix]` into `out`; true if any document
