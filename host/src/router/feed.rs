@@ -95,7 +95,11 @@ impl Router {
     /// Supplier events for these rows, and the rejections to re-route
     /// (`(order, supplier, reason)`).
     async fn events_for(&self, rows: &[OutboxRow]) -> Result<Feed, RouterError> {
-        let relevant: Vec<(&OutboxRow, OrderId, OrderState)> = rows
+        // Changes derived from purchase orders are left out before anything
+        // is read for them: dispatch recorded their supplier events per PO
+        // already, and with dispatch on they are nearly every row (loading
+        // and parsing their routing decisions was most of the feed's work).
+        let relevant: Vec<(&OutboxRow, OrderId, OrderState, serde_json::Value)> = rows
             .iter()
             .filter_map(|r| {
                 let state = r.topic.strip_prefix("order.")?.parse::<OrderState>().ok()?;
@@ -111,6 +115,10 @@ impl Router {
                         | OrderState::Cancelled
                 )
             })
+            .filter_map(|(r, id, state)| {
+                let payload: serde_json::Value = serde_json::from_str(&r.payload).unwrap_or_default();
+                (payload["derived"].as_bool() != Some(true)).then_some((r, id, state, payload))
+            })
             .collect();
         let mut ids: Vec<OrderId> = relevant.iter().map(|r| r.1).collect();
         ids.sort_unstable();
@@ -122,19 +130,13 @@ impl Router {
         let dispatched = self.store.dispatched_at(&ids).await?;
         let mut events = Vec::new();
         let mut rejected = Vec::new();
-        for (row, id, state) in relevant {
+        for (row, id, state, payload) in relevant {
             let at = row.created_at;
             // The decision in force when the change happened: a replay after
             // a re-route must still charge the supplier that had the order.
             let Some(d) = decisions.get(&id).and_then(|all| all.iter().rfind(|d| d.at <= at)) else { continue };
             let suppliers = &d.decision.suppliers;
             let since = |at: i64| dispatched.get(&id).map(|t| (at - t).max(0));
-            let payload: serde_json::Value = serde_json::from_str(&row.payload).unwrap_or_default();
-            // Changes derived from purchase orders: dispatch recorded their
-            // supplier events per PO already.
-            if payload["derived"].as_bool() == Some(true) {
-                continue;
-            }
             let from = payload["from"].as_str().and_then(|f| f.parse::<OrderState>().ok());
             let event = match state {
                 OrderState::Dispatched => Some(Event::Dispatched { at }),

@@ -395,6 +395,8 @@ pub(crate) enum Val {
     Text(String),
     /// A NULL in a text column.
     Null,
+    /// A NULL in an integer column (PostgreSQL types a bound NULL).
+    NullInt,
 }
 
 impl From<i64> for Val {
@@ -412,6 +414,12 @@ impl From<&str> for Val {
 impl From<String> for Val {
     fn from(v: String) -> Val {
         Val::Text(v)
+    }
+}
+
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        v.map_or(Val::NullInt, Val::Int)
     }
 }
 
@@ -508,6 +516,7 @@ fn bind_rows<'q>(sql: &str, rows: &[Vec<Val>]) -> sqlx::query::Query<'q, sqlx::A
             Val::Int(i) => q.bind(*i),
             Val::Text(t) => q.bind(t.clone()),
             Val::Null => q.bind(None::<String>),
+            Val::NullInt => q.bind(None::<i64>),
         };
     }
     q

@@ -92,27 +92,39 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for e in &c.entries {
-            let (stock, at) = match e.stock {
-                Some(n) => (Some(i64::from(n)), e.stock_confirmed_at),
-                None => kept.get(&(e.supplier.0.clone(), e.sku.0.clone())).copied().unwrap_or((None, None)),
-            };
-            sqlx::query(
-                "INSERT INTO catalog_offers (supplier, sku, supplier_sku, unit_cost, currency, lead_time_days, stock, \
-                 stock_confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(e.supplier.as_str())
-            .bind(e.sku.as_str())
-            .bind(e.supplier_sku.as_str())
-            .bind(e.unit_cost.to_string())
-            .bind(&e.currency)
-            .bind(i64::from(e.lead_time_days))
-            .bind(stock)
-            .bind(at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // One statement per few hundred offers: a 16,000-offer catalog
+        // written row by row held the write lock for ~0.5 s at every start,
+        // while the first orders waited to be stored.
+        let rows: Vec<Vec<Val>> = c
+            .entries
+            .iter()
+            .map(|e| {
+                let (stock, at) = match e.stock {
+                    Some(n) => (Some(i64::from(n)), e.stock_confirmed_at),
+                    None => kept.get(&(e.supplier.0.clone(), e.sku.0.clone())).copied().unwrap_or((None, None)),
+                };
+                vec![
+                    e.supplier.as_str().into(),
+                    e.sku.as_str().into(),
+                    e.supplier_sku.as_str().into(),
+                    e.unit_cost.to_string().into(),
+                    e.currency.as_str().into(),
+                    Val::Int(i64::from(e.lead_time_days)),
+                    stock.into(),
+                    at.into(),
+                    Val::Int(now),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut tx,
+            "catalog_offers (supplier, sku, supplier_sku, unit_cost, currency, lead_time_days, stock, \
+             stock_confirmed_at, updated_at)",
+            "",
+            9,
+            &rows,
+        )
+        .await?;
         bump(&mut tx, CATALOG_REV).await?;
         tx.commit().await?;
         Ok(())

@@ -3,7 +3,7 @@
 //! scalar header value, so a marker-field query (`F_X_PoNo = 'PO-1'`) costs
 //! the same with 10 documents or 100,000, as on a real database.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -16,8 +16,10 @@ pub struct DocTable {
     by_fid: HashMap<i64, usize>,
     by_number: HashMap<String, usize>,
     /// lowercase field path → lowercase value → positions (may hold stale
-    /// positions after an update: candidates are always re-checked).
-    index: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// positions after an update: candidates are always re-checked). A set:
+    /// every Submit and Audit re-indexes the whole document, and a list grew
+    /// by one duplicate per unchanged field each time.
+    index: HashMap<String, HashMap<String, BTreeSet<usize>>>,
 }
 
 /// A key of a JSON object, found without regard to case.
@@ -115,7 +117,7 @@ impl DocTable {
             let key = k.to_ascii_lowercase();
             let mut add = |path: String, v: &Value| {
                 if let Some(t) = text(v) {
-                    self.index.entry(path).or_default().entry(t).or_default().push(pos);
+                    self.index.entry(path).or_default().entry(t).or_default().insert(pos);
                 }
             };
             match v {
@@ -165,11 +167,7 @@ impl DocTable {
                     return None;
                 }
                 let path = format!("entry:{}", name.to_ascii_lowercase());
-                let mut v =
-                    self.index.get(&path).and_then(|m| m.get(&value.to_lowercase())).cloned().unwrap_or_default();
-                v.sort_unstable();
-                v.dedup();
-                return Some(v);
+                return Some(self.positions(&path, value));
             }
             FieldPlace::Entry(..) => return None,
         };
@@ -186,9 +184,15 @@ impl DocTable {
             Some(s) => format!("{}.{}", name.to_ascii_lowercase(), s.to_ascii_lowercase()),
             None => name.to_ascii_lowercase(),
         };
-        let mut v = self.index.get(&path).and_then(|m| m.get(&value.to_lowercase())).cloned().unwrap_or_default();
-        v.sort_unstable();
-        v.dedup();
-        Some(v)
+        Some(self.positions(&path, value))
+    }
+
+    /// The indexed positions of `path = value`, in creation order.
+    fn positions(&self, path: &str, value: &str) -> Vec<usize> {
+        self.index
+            .get(path)
+            .and_then(|m| m.get(&value.to_lowercase()))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
