@@ -271,6 +271,9 @@ async fn a_refused_po_moves_to_the_next_supplier(db: Db) {
         .unwrap();
     assert_eq!(applied.reroutes.len(), 1);
     assert_eq!(state(&s, ids[0]).await, OrderState::Rejected);
+    // The order says which of its lines no live PO covers any more.
+    let why = s.order(ids[0]).await.unwrap().state_reason;
+    assert!(why.ends_with("; line(s) 10 to be re-routed"), "{why}");
     let req = &applied.reroutes[0];
     r.reroute(req.order, &req.supplier, Some(&req.lines), &req.cause, NOW).await.unwrap();
     assert_eq!(state(&s, ids[0]).await, OrderState::Routed);

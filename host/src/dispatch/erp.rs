@@ -153,13 +153,9 @@ impl Dispatcher {
         let mut orders: Vec<OrderId> = pos.values().map(|p| p.order).collect();
         orders.sort_unstable_by_key(|o| o.0);
         orders.dedup();
-        let sales = self
-            .store
-            .orders_content(&orders)
-            .await?
-            .into_iter()
-            .map(|(id, _, c)| (id, (c.source.to_string(), c.bill_no.to_string())))
-            .collect();
+        // Only what the documents cite: each order's whole content (its
+        // lines above all) was read here for two header fields.
+        let sales = self.store.order_bills(&orders).await?;
         let mut profiles = HashMap::new();
         for p in pos.values() {
             if !profiles.contains_key(&p.supplier) {

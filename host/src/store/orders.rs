@@ -272,6 +272,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Many orders' source and bill number (what an ERP document cites),
+    /// without their lines; missing ids are left out.
+    pub async fn order_bills(&self, ids: &[OrderId]) -> Result<HashMap<OrderId, (String, String)>, StoreError> {
+        let vals: Vec<super::Val> = ids.iter().map(|id| super::Val::Int(id.0)).collect();
+        let mut conn = self.pool.acquire().await?;
+        let rows = super::select_in(
+            &mut conn,
+            self.positional(),
+            "SELECT id, source, bill_no FROM sales_orders WHERE id IN",
+            "",
+            &vals,
+        )
+        .await?;
+        rows.iter().map(|r| Ok((OrderId(r.try_get("id")?), (r.try_get("source")?, r.try_get("bill_no")?)))).collect()
+    }
+
     /// The order with this bill number (the newest if sources share one).
     pub async fn order_id_by_bill(&self, bill_no: &str) -> Result<Option<OrderId>, StoreError> {
         let row = sqlx::query("SELECT id FROM sales_orders WHERE bill_no = $1 ORDER BY id DESC LIMIT 1")
