@@ -79,7 +79,7 @@ pub(crate) fn line_word(r: &bindings::LineResult) -> LineWord {
 }
 
 /// What a submit needs from the store, read for a whole claim at once:
-/// the PO, and its order's state and content.
+/// the PO, and its order's state and header (no lines: the PO has its own).
 pub(crate) struct Preloaded {
     po: PoRecord,
     order: Option<(OrderState, OrderContent)>,
@@ -104,7 +104,8 @@ impl Dispatcher {
         let mut ids: Vec<OrderId> = pos.values().map(|p| p.order).collect();
         ids.sort_unstable_by_key(|o| o.0);
         ids.dedup();
-        let orders: HashMap<OrderId, (OrderState, OrderContent)> = match self.store.orders_content(&ids).await {
+        // The header is all a submit sends of the order (the lines are the PO's).
+        let orders: HashMap<OrderId, (OrderState, OrderContent)> = match self.store.orders_header(&ids).await {
             Ok(v) => v.into_iter().map(|(id, st, c)| (id, (st, c))).collect(),
             Err(e) => {
                 tracing::debug!("preloading orders failed: {e}");
@@ -160,7 +161,7 @@ impl Dispatcher {
         // The content only: an order's history can be long and is not sent.
         let (order_state, content) = match order {
             Some(o) => o,
-            None => match self.store.orders_content(&[po.order]).await?.pop() {
+            None => match self.store.orders_header(&[po.order]).await?.pop() {
                 Some((_, st, c)) => (st, c),
                 None => return Err(StoreError::NotFound(po.order.to_string())),
             },

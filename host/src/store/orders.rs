@@ -239,6 +239,22 @@ impl Store {
         &self,
         ids: &[OrderId],
     ) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
+        self.orders_read(ids, true).await
+    }
+
+    /// Like [`Store::orders_content`], but each content's `lines` is left
+    /// empty: for callers that need the header only (a submit sends the
+    /// PO's own lines), where reading every order line was the bulk of the
+    /// rows a claim read.
+    pub async fn orders_header(&self, ids: &[OrderId]) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
+        self.orders_read(ids, false).await
+    }
+
+    async fn orders_read(
+        &self,
+        ids: &[OrderId],
+        with_lines: bool,
+    ) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
         let pos = self.positional();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
@@ -251,13 +267,17 @@ impl Store {
                 q
             };
             let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
-            for l in bind_all(format!(
-                "SELECT order_id, erp_line_id, sku, quantity, unit_price, tax_rate, unit FROM order_lines \
-                 WHERE order_id IN ({list}) ORDER BY order_id, line_no"
-            ))
-            .fetch_all(&self.pool)
-            .await?
-            {
+            let line_rows = if with_lines {
+                bind_all(format!(
+                    "SELECT order_id, erp_line_id, sku, quantity, unit_price, tax_rate, unit FROM order_lines \
+                     WHERE order_id IN ({list}) ORDER BY order_id, line_no"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            } else {
+                Vec::new()
+            };
+            for l in line_rows {
                 lines.entry(l.try_get("order_id")?).or_default().push(line_from_row(&l)?);
             }
             for r in bind_all(format!("SELECT id, {ORDER_COLS} FROM sales_orders WHERE id IN ({list}) ORDER BY id"))
