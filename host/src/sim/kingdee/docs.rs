@@ -145,6 +145,20 @@ impl DocTable {
         }
     }
 
+    /// Sets one header scalar (a status, a date) and indexes its new value.
+    /// Submit and Audit change a field or two of a document with dozens:
+    /// re-indexing all of it was most of their cost.
+    pub fn set_scalar(&mut self, pos: usize, key: &str, value: Value) {
+        let Some(m) = self.docs.get_mut(pos).and_then(Value::as_object_mut) else { return };
+        if let Some(t) = text(&value) {
+            self.index.entry(key.to_ascii_lowercase()).or_default().entry(t).or_default().insert(pos);
+        }
+        m.insert(key.to_string(), value);
+        if key.eq_ignore_ascii_case("FID") || key.eq_ignore_ascii_case("FBillNo") {
+            self.reindex(pos);
+        }
+    }
+
     /// Removes a document; positions shift, so everything is re-indexed.
     pub fn remove(&mut self, pos: usize) -> Value {
         let doc = self.docs.remove(pos);

@@ -167,12 +167,10 @@ impl SimState {
             }
             Target::Doc(f, p) => {
                 let table = self.table(f);
-                let d = &mut table.docs[p];
-                d[key] = json!(value);
+                table.set_scalar(p, key, json!(value));
                 if key == "FDocumentStatus" && value == "C" {
-                    d["FApproveDate"] = json!(stamp);
+                    table.set_scalar(p, "FApproveDate", json!(stamp));
                 }
-                table.reindex(p);
             }
         }
     }
