@@ -153,9 +153,15 @@ impl Dispatcher {
         let mut orders: Vec<OrderId> = pos.values().map(|p| p.order).collect();
         orders.sort_unstable_by_key(|o| o.0);
         orders.dedup();
-        // Only what the documents cite: each order's whole content (its
-        // lines above all) was read here for two header fields.
-        let sales = self.store.order_bills(&orders).await?;
+        // Headers only: the documents cite two header fields, and reading
+        // each order's lines here was most of the batch's rows.
+        let sales = self
+            .store
+            .orders_header(&orders)
+            .await?
+            .into_iter()
+            .map(|(id, _, c)| (id, (c.source.to_string(), c.bill_no.to_string())))
+            .collect();
         let mut profiles = HashMap::new();
         for p in pos.values() {
             if !profiles.contains_key(&p.supplier) {

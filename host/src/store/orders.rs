@@ -244,8 +244,8 @@ impl Store {
 
     /// Like [`Store::orders_content`], but each content's `lines` is left
     /// empty: for callers that need the header only (a submit sends the
-    /// PO's own lines), where reading every order line was the bulk of the
-    /// rows a claim read.
+    /// PO's own lines; an ERP document cites the source and bill number),
+    /// where reading every order line was the bulk of the rows they read.
     pub async fn orders_header(&self, ids: &[OrderId]) -> Result<Vec<(OrderId, OrderState, OrderContent)>, StoreError> {
         self.orders_read(ids, false).await
     }
@@ -290,22 +290,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Many orders' source and bill number (what an ERP document cites),
-    /// without their lines; missing ids are left out.
-    pub async fn order_bills(&self, ids: &[OrderId]) -> Result<HashMap<OrderId, (String, String)>, StoreError> {
-        let vals: Vec<super::Val> = ids.iter().map(|id| super::Val::Int(id.0)).collect();
-        let mut conn = self.pool.acquire().await?;
-        let rows = super::select_in(
-            &mut conn,
-            self.positional(),
-            "SELECT id, source, bill_no FROM sales_orders WHERE id IN",
-            "",
-            &vals,
-        )
-        .await?;
-        rows.iter().map(|r| Ok((OrderId(r.try_get("id")?), (r.try_get("source")?, r.try_get("bill_no")?)))).collect()
     }
 
     /// The order with this bill number (the newest if sources share one).
