@@ -112,7 +112,16 @@ impl Dispatcher {
         let now = now_ms();
         let failed = outcomes.iter().filter(|o| o.2.is_err()).count();
         let n = outcomes.len();
-        tracing::info!(pos = n, failed, ms = started.elapsed().as_millis() as u64, "ERP purchase-order batch");
+        // The first failure's reason, so a batch failing again and again
+        // says why in the log and not only in each job's error history.
+        let first_error = outcomes.iter().find_map(|o| o.2.as_ref().err()).map(|e| e.to_string()).unwrap_or_default();
+        tracing::info!(
+            pos = n,
+            failed,
+            first_error,
+            ms = started.elapsed().as_millis() as u64,
+            "ERP purchase-order batch"
+        );
         let mut done = Vec::new();
         for (job, doc, outcome) in outcomes {
             match outcome {
