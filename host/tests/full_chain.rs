@@ -35,6 +35,21 @@ struct Host {
 }
 
 impl Host {
+    /// Copies the host's log out of the test's temporary folder (which a
+    /// failing test deletes) and says where: a whole log, not only the
+    /// tail a panic message can carry.
+    fn keep_log(&self) -> String {
+        let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "full-chain-{}-{}.log",
+            std::process::id(),
+            daifa_host::util::now_ms()
+        ));
+        match std::fs::copy(&self.log, &dest) {
+            Ok(_) => format!("whole log kept at {}", dest.display()),
+            Err(e) => format!("the log could not be kept: {e}"),
+        }
+    }
+
     fn start(config: &Path, log: &Path) -> Host {
         let text = std::fs::read_to_string(config).expect("config");
         let cfg: HostConfig = toml::from_str(&text).expect("parse config");
@@ -172,7 +187,8 @@ async fn wait_for(host: &Host, what: &str, secs: u64, done: impl Fn(&BTreeMap<St
     let dead = host.get("/dispatch/dead-letters?limit=5").await;
     let events = host.get("/operator-events?limit=10").await;
     panic!(
-        "timed out waiting for {what}: {last}\ndead letters: {dead}\nevents: {events}\nlog tail:\n{}",
+        "timed out waiting for {what}: {last}\ndead letters: {dead}\nevents: {events}\n{}\nlog tail:\n{}",
+        host.keep_log(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
 }
@@ -268,11 +284,14 @@ impl World {
         })
         .await;
         let c = counts(&self.host).await;
+        // Shown if the test fails: what "every order at its suppliers" was.
+        println!("orders at their suppliers: {c:?}");
         n(&c, "acknowledged") + n(&c, "backordered")
     }
 
     async fn wait_written_back(&self, expected: i64) {
-        wait_for(&self.host, "every shipped order written back", 60 + self.orders as u64 / 10, |c, pos| {
+        let what = format!("every shipped order written back ({expected} expected)");
+        wait_for(&self.host, &what, 60 + self.orders as u64 / 10, |c, pos| {
             n(c, "written_back") == expected && pos.get("shipped").is_none() && pos.get("partially_shipped").is_none()
         })
         .await;
@@ -309,7 +328,8 @@ impl World {
                 let erp: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERP")).collect();
                 let tail = &erp[erp.len().saturating_sub(40)..];
                 panic!(
-                    "ERP purchase orders still waiting after 60 s: {jobs}\nlog (warnings, ERP):\n{}",
+                    "ERP purchase orders still waiting after 60 s: {jobs}\n{}\nlog (warnings, ERP):\n{}",
+                    self.host.keep_log(),
                     tail.join("\n")
                 );
             }

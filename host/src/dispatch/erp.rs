@@ -10,7 +10,9 @@ use super::{Dispatcher, Failure};
 use crate::domain::OrderId;
 use crate::domain::purchase::LineStatus;
 use crate::erp::kingdee::KingdeeError;
-use crate::erp::kingdee::documents::{PoDoc, PoLine, PoLink, ShipmentDoc, ShippedLine, write_back_shipments};
+use crate::erp::kingdee::documents::{
+    PoDoc, PoLine, PoLink, PurchaseOrderSettings, ShipmentDoc, ShippedLine, write_back_shipments,
+};
 use crate::erp::kingdee::purchase_amend::{Amended, Synced, sync_purchase_orders};
 use crate::store::{ErpPoDone, Job, StoreError};
 use crate::util::now_ms;
@@ -51,7 +53,7 @@ impl Dispatcher {
             }
         };
         for job in jobs {
-            match erp_doc(&job, erp, &known) {
+            match erp_doc(&job, &erp.source, &erp.purchase_orders, &known) {
                 Ok(Some((doc, false))) => fresh.push((job, doc)),
                 Ok(Some((doc, true))) => made.push((job, doc)),
                 Ok(None) => {
@@ -344,11 +346,16 @@ struct ErpKnown {
 /// What the ERP document of a job's PO must say, and whether it was
 /// made already (so it may need amending); `None` when there is nothing
 /// to make or change.
-fn erp_doc(job: &Job, erp: &super::ErpTarget, known: &ErpKnown) -> Result<Option<(PoDoc, bool)>, Failure> {
+fn erp_doc(
+    job: &Job,
+    source: &str,
+    settings: &PurchaseOrderSettings,
+    known: &ErpKnown,
+) -> Result<Option<(PoDoc, bool)>, Failure> {
     let Some(po) = known.pos.get(&job.key).cloned() else { return Ok(None) };
     // A Kingdee order's PO is pushed from it, linked line by line.
     let sale_bill_no = match known.sales.get(&po.order) {
-        Some((source, bill_no)) if *source == erp.source => Some(bill_no.clone()),
+        Some((from, bill_no)) if from == source => Some(bill_no.clone()),
         _ => None,
     };
     let lines: Vec<PoLine> = po
@@ -364,24 +371,125 @@ fn erp_doc(job: &Job, erp: &super::ErpTarget, known: &ErpKnown) -> Result<Option
             sale_entry: sale_bill_no.as_ref().and_then(|_| l.line_id.parse().ok()),
         })
         .collect();
-    let made = po.erp_bill_no.is_some();
+    let mut made = po.erp_bill_no.is_some();
     if !made && lines.is_empty() {
-        return Ok(None);
+        // Nothing left to buy, and no document on record. But a claim
+        // before this one (`fence` counts claims) may have made one and
+        // lost its lease before recording it — its batch ran while the
+        // supplier took the lines back. Such a document would go on
+        // drawing the sales order's quantity, and the push of the lines'
+        // next PO would be refused for ever; only the ERP can say, so it
+        // is looked up by marker and deleted if found.
+        if job.fence <= 1 {
+            return Ok(None);
+        }
+        made = true;
     }
     let profile = known.profiles.get(&po.supplier).cloned().flatten();
     let supplier = match &profile {
         Some(p) if !p.erp.number.is_empty() => p.erp.number.clone(),
         _ => po.supplier.to_string(),
     };
-    let purchase_org = profile
-        .as_ref()
-        .and_then(|p| p.erp.purchase_org.clone())
-        .unwrap_or_else(|| erp.purchase_orders.purchase_org.clone());
-    let currency = erp.purchase_orders.currency_number(&po.currency).ok_or_else(|| {
+    let purchase_org =
+        profile.as_ref().and_then(|p| p.erp.purchase_org.clone()).unwrap_or_else(|| settings.purchase_org.clone());
+    let currency = settings.currency_number(&po.currency).ok_or_else(|| {
         Failure::Setup(format!(
             "currency {} of {} has no Kingdee currency number ([kingdee.purchase_orders] currency_numbers)",
             po.currency, po.supplier
         ))
     })?;
     Ok(Some((PoDoc { po_number: po.po_number, sale_bill_no, supplier, purchase_org, currency, lines }, made)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SupplierId;
+    use crate::domain::purchase::PoState;
+    use crate::store::{JobKind, PoLineRecord, PoRecord};
+    use rust_decimal::Decimal;
+
+    fn known(statuses: &[LineStatus], bill_no: Option<&str>) -> ErpKnown {
+        let po = PoRecord {
+            po_number: "PO7-HZ-1".into(),
+            order: OrderId(7),
+            supplier: SupplierId::from("HZ".to_string()),
+            attempt: 1,
+            state: PoState::Rejected,
+            state_reason: String::new(),
+            currency: "CNY".into(),
+            supplier_ref: None,
+            erp_step: "none".into(),
+            erp_bill_no: bill_no.map(str::to_string),
+            expected_ship_by: None,
+            dispatched_at: None,
+            acknowledged_at: None,
+            shipped_at: None,
+            created_at: 0,
+            updated_at: 0,
+            lines: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, st)| PoLineRecord {
+                    line_id: format!("{}", 10 * (i + 1)),
+                    sku: "SKU".into(),
+                    supplier_sku: "S".into(),
+                    quantity: Decimal::ONE,
+                    unit_cost: Decimal::TEN,
+                    tax_rate: Decimal::ZERO,
+                    status: *st,
+                    status_reason: String::new(),
+                    shipped: Decimal::ZERO,
+                })
+                .collect(),
+        };
+        ErpKnown {
+            sales: [(OrderId(7), ("kingdee".to_string(), "XSDD007".to_string()))].into(),
+            pos: [(po.po_number.clone(), po)].into(),
+            profiles: HashMap::new(),
+        }
+    }
+
+    fn job(fence: i64) -> Job {
+        Job {
+            id: 1,
+            kind: JobKind::ErpPo,
+            key: "PO7-HZ-1".into(),
+            supplier: SupplierId::from("HZ".to_string()),
+            attempts: 0,
+            deadline_at: i64::MAX,
+            fence,
+            errors: Vec::new(),
+        }
+    }
+
+    fn doc(fence: i64, k: &ErpKnown) -> Option<(PoDoc, bool)> {
+        erp_doc(&job(fence), "kingdee", &PurchaseOrderSettings::default(), k).unwrap_or_else(|f| panic!("{f:?}"))
+    }
+
+    #[test]
+    fn a_po_with_lines_is_made_or_amended_by_what_the_store_knows() {
+        let (d, made) = doc(1, &known(&[LineStatus::Accepted, LineStatus::Rejected], None)).unwrap();
+        assert!(!made);
+        assert_eq!(d.lines.len(), 1, "the rejected line is not bought");
+        assert_eq!(d.sale_bill_no.as_deref(), Some("XSDD007"));
+        let (_, made) = doc(1, &known(&[LineStatus::Accepted], Some("CGDD1"))).unwrap();
+        assert!(made);
+    }
+
+    #[test]
+    fn nothing_to_buy_on_a_first_claim_is_nothing_to_do() {
+        assert!(doc(1, &known(&[LineStatus::Rejected, LineStatus::Cancelled], None)).is_none());
+    }
+
+    /// The race CI found: a batch pushed the document, the supplier took
+    /// every line back meanwhile (re-arming the job, so the batch lost its
+    /// lease and recorded nothing). The next claim must look in the ERP,
+    /// not trust the store's "no document".
+    #[test]
+    fn nothing_to_buy_after_an_earlier_claim_is_looked_up_in_the_erp() {
+        let (d, made) = doc(2, &known(&[LineStatus::Rejected, LineStatus::Cancelled], None)).unwrap();
+        assert!(made, "amended: found by marker and deleted, or found missing");
+        assert!(d.lines.is_empty());
+    }
 }

@@ -458,6 +458,9 @@ impl Store {
                 ErpPoDone::Amended(b) => {
                     ("audited", Some(b), format!("PUR_PurchaseOrder {b} amended to the lines still bought, audited"))
                 }
+                ErpPoDone::Deleted(b) if b.is_empty() => {
+                    ("deleted", None, "no PUR_PurchaseOrder in the ERP, none needed: nothing left to buy".to_string())
+                }
                 ErpPoDone::Deleted(b) => {
                     ("deleted", None, format!("PUR_PurchaseOrder {b} deleted: nothing left to buy"))
                 }
