@@ -487,7 +487,39 @@ async fn a_po_not_shipped_within_the_sla_raises_an_alert(db: Db) {
     assert_eq!(resolved[0].state, "resolved");
 }
 
+/// The supplier's word can arrive before the submit's receipt is recorded
+/// (an EDI 855 polled while the receipt waits for its group commit): the
+/// PO counts as sent to the supplier once, whichever comes first.
+async fn an_update_that_beats_the_receipt_counts_the_dispatch_once(db: Db) {
+    use daifa_host::routing::performance::Event;
+    let (s, _, ids) = routed(&db, vec![order(1, &[("SKU-X", "3")])]).await;
+    let job = s.claim_jobs(&[JobKind::Submit], "w", NOW, 60_000, 1).await.unwrap().remove(0);
+    let a = SupplierId::from("A");
+    let accepted = PoUpdate {
+        po_number: job.key.clone(),
+        supplier_ref: Some("R-1".into()),
+        at: None,
+        kind: UpdateKind::Lines(vec![LineWord { line: "10".into(), status: LineStatus::Accepted, reason: "".into() }]),
+    };
+    let r = s.apply_updates(&a, &[accepted], "poll", None, NOW).await.unwrap();
+    assert_eq!(r.updates, 1, "{r:?}");
+    assert_eq!(state(&s, ids[0]).await, OrderState::Acknowledged);
+    let receipt = SubmitAnswer::Receipt { supplier_ref: "R-1".into(), lines: vec![] };
+    s.record_submit(job.lease(), &job.key, &receipt, NOW + 1).await.unwrap();
+    let dispatched = s
+        .supplier_events_since(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(who, e)| *who == a && matches!(e, Event::Dispatched { .. }))
+        .count();
+    assert_eq!(dispatched, 1, "one dispatch for the PO, counted when the supplier first spoke of it");
+    let po = s.purchase_order(&job.key).await.unwrap().unwrap();
+    assert_eq!(po.dispatched_at, Some(NOW));
+}
+
 suite!(
+    an_update_that_beats_the_receipt_counts_the_dispatch_once,
     a_po_not_shipped_within_the_sla_raises_an_alert,
     a_group_of_answers_is_recorded_as_each_alone,
     routing_creates_each_po_with_its_submit_job,

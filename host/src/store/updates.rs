@@ -171,6 +171,10 @@ impl Store {
                 continue;
             }
             if po.dispatched_at.is_none() && !ours {
+                // The supplier's word beat the submit's receipt (the receipt
+                // then finds the PO answered and records nothing): the PO
+                // reached the supplier, and its performance counts it here.
+                supplier_event(&mut tx, supplier, Event::Dispatched { at: now }).await?;
                 po.dispatched_at = Some(now);
                 sqlx::query(
                     "UPDATE purchase_orders SET dispatched_at = $1, expected_ship_by = $2 WHERE po_number = $3",
