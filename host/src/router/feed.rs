@@ -26,15 +26,6 @@ const CONSUMER: &str = "router.performance";
 const DIRECT: &str = "router.performance.dispatch";
 /// Outbox rows per pass.
 const BATCH: i64 = 1000;
-/// The order changes the feed turns into supplier events; the store sends
-/// the payload of these alone (and not of those derived from POs).
-const FED: [OrderState; 5] = [
-    OrderState::Dispatched,
-    OrderState::Acknowledged,
-    OrderState::Shipped,
-    OrderState::Rejected,
-    OrderState::Cancelled,
-];
 
 /// What one pass of the feed did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -71,7 +62,7 @@ impl Router {
         }
         loop {
             let from = self.store.outbox_cursor(CONSUMER).await?;
-            let rows = self.store.outbox_after(from, now - self.cfg.feed_settle_ms, BATCH, &FED).await?;
+            let rows = self.store.outbox_after(from, now - self.cfg.feed_settle_ms, BATCH).await?;
             let Some(last) = rows.last().map(|r| r.id) else { return Ok(total) };
             let (events, rejected) = self.events_for(&rows).await?;
             let mut rerouted = 0;
@@ -114,7 +105,16 @@ impl Router {
                 let state = r.topic.strip_prefix("order.")?.parse::<OrderState>().ok()?;
                 Some((r, r.order?, state))
             })
-            .filter(|(r, _, s)| FED.contains(s) && !r.payload.is_empty())
+            .filter(|(_, _, s)| {
+                matches!(
+                    s,
+                    OrderState::Dispatched
+                        | OrderState::Acknowledged
+                        | OrderState::Shipped
+                        | OrderState::Rejected
+                        | OrderState::Cancelled
+                )
+            })
             .filter_map(|(r, id, state)| {
                 let payload: serde_json::Value = serde_json::from_str(&r.payload).unwrap_or_default();
                 (payload["derived"].as_bool() != Some(true)).then_some((r, id, state, payload))

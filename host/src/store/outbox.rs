@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::routing::insert_supplier_events;
 use super::{Store, StoreError};
-use crate::domain::{OrderId, OrderState, SupplierId};
+use crate::domain::{OrderId, SupplierId};
 use crate::routing::performance::Event;
 
 /// One outbox row as a consumer reads it.
@@ -73,33 +73,19 @@ impl Store {
     /// after `settled_before`. On PostgreSQL ids are handed out before commit,
     /// so a row with a lower id can become visible after a higher one;
     /// waiting until rows have settled keeps the cursor from passing it.
-    ///
-    /// Only rows of `wanted` order states that were not derived from
-    /// purchase orders carry their payload; the others come with an empty
-    /// one (still returned: the cursor must move past them). With dispatch
-    /// on, nearly every row is derived, and copying payloads nobody reads
-    /// out of the database was most of this read.
     pub async fn outbox_after(
         &self,
         after: i64,
         settled_before: i64,
         limit: i64,
-        wanted: &[OrderState],
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        // The topics are our own state names, not input: inlined.
-        let topics: Vec<String> = wanted.iter().map(|s| format!("'order.{}'", s.as_str())).collect();
-        let payload = if topics.is_empty() {
-            "''".to_string()
-        } else {
-            format!(
-                "CASE WHEN topic IN ({}) AND payload NOT LIKE '%\"derived\":true%' THEN payload ELSE '' END",
-                topics.join(", ")
-            )
-        };
-        let sql = format!(
-            "SELECT id, topic, order_id, {payload} AS payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT id, topic, order_id, payload, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let created_at: i64 = r.try_get("created_at")?;
