@@ -376,10 +376,10 @@ fn erp_doc(
         // Nothing left to buy, and no document on record. But a claim
         // before this one (`fence` counts claims) may have made one and
         // lost its lease before recording it — its batch ran while the
-        // supplier took the lines back. Such a document would go on
-        // drawing the sales order's quantity, and the push of the lines'
-        // next PO would be refused for ever; only the ERP can say, so it
-        // is looked up by marker and deleted if found.
+        // supplier took the lines back, or its process died. Such a
+        // document would go on drawing the sales order's quantity, and the
+        // push of the lines' next PO would be refused for ever; only the
+        // ERP can say, so it is looked up by marker and deleted if found.
         if job.fence <= 1 {
             return Ok(None);
         }
