@@ -168,16 +168,22 @@ async fn counts(host: &Host) -> BTreeMap<String, i64> {
     serde_json::from_value(v["by_state"].clone()).unwrap_or_default()
 }
 
-/// Waits until `done(counts)` holds, printing progress; panics with the
-/// host's log after `secs`.
-async fn wait_for(host: &Host, what: &str, secs: u64, done: impl Fn(&BTreeMap<String, i64>, &Value) -> bool) {
+/// Waits until `done(counts)` holds and returns the order counts it held
+/// for (a second read could catch an order mid-way through a re-route);
+/// panics with the host's log after `secs`.
+async fn wait_for(
+    host: &Host,
+    what: &str,
+    secs: u64,
+    done: impl Fn(&BTreeMap<String, i64>, &Value) -> bool,
+) -> BTreeMap<String, i64> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut last = String::new();
     while Instant::now() < deadline {
         let c = counts(host).await;
         let pos = host.get("/purchase-orders?limit=1").await;
         if done(&c, &pos["counts"]) {
-            return;
+            return c;
         }
         last = format!("orders {c:?}; POs {}", pos["counts"]);
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -276,14 +282,13 @@ impl World {
     /// Every order read, routed and answered by its suppliers.
     async fn wait_accepted(&self) -> i64 {
         let orders = self.orders as i64;
-        wait_for(&self.host, "every order at its suppliers", 60 + self.orders as u64 / 10, |c, pos| {
+        let c = wait_for(&self.host, "every order at its suppliers", 60 + self.orders as u64 / 10, |c, pos| {
             c.values().sum::<i64>() == orders
                 && n(c, "received") + n(c, "routed") + n(c, "dispatched") + n(c, "rejected") == 0
                 && pos.get("pending").is_none()
                 && pos.get("submitted").is_none()
         })
         .await;
-        let c = counts(&self.host).await;
         // Shown if the test fails: what "every order at its suppliers" was.
         println!("orders at their suppliers: {c:?}");
         n(&c, "acknowledged") + n(&c, "backordered")
