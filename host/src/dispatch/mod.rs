@@ -16,6 +16,7 @@ mod commit;
 pub mod connections;
 mod erp;
 mod limits;
+mod load;
 mod submit;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,7 @@ pub use backoff::Backoff;
 pub use circuit::CircuitConfig;
 pub(crate) use circuit::{Gate, Verdict};
 pub use connections::{Bindings, bind_connection, effective_config, resolve_secret};
+pub use load::DeferErp;
 pub(crate) use submit::line_word;
 pub use submit::{idempotency_key, wire_order};
 
@@ -64,6 +66,9 @@ pub struct DispatchConfig {
     pub erp_batch: usize,
     /// ERP batches in flight at once (keep within the ERP's session licence).
     pub erp_batches: usize,
+    /// ERP purchase orders wait while submits are backlogged on a
+    /// saturated host (`[dispatch.defer_erp]`).
+    pub defer_erp: DeferErp,
     /// What routing hands over and how long work may take (`[dispatch.flow]`).
     #[serde(rename = "flow")]
     pub settings: crate::store::DispatchSettings,
@@ -82,6 +87,7 @@ impl Default for DispatchConfig {
             default_max_in_flight: 8,
             erp_batch: 100,
             erp_batches: 6,
+            defer_erp: DeferErp::default(),
             settings: crate::store::DispatchSettings::default(),
         }
     }
@@ -237,6 +243,10 @@ impl Dispatcher {
         // every `ERP_CLAIM_EVERY` unless one just finished.
         const ERP_CLAIM_EVERY: Duration = Duration::from_millis(50);
         let mut last_erp_claim: Option<std::time::Instant> = None;
+        // Whether the last claim of submits filled every free worker.
+        let mut backlogged = false;
+        let cpu = load::CpuGauge::start();
+        let mut deferral = load::ErpDeferral::default();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -249,11 +259,28 @@ impl Dispatcher {
             let free = self.cfg.workers.saturating_sub(tasks.len());
             let mut claimed = 0;
             let erp_due = erp_finished || last_erp_claim.is_none_or(|t| t.elapsed() >= ERP_CLAIM_EVERY);
+            let was_waiting = deferral.waiting();
+            let defer_pos =
+                erp_due && deferral.defer(&self.cfg.defer_erp, backlogged, cpu.percent(), std::time::Instant::now());
+            if defer_pos != was_waiting && erp_due {
+                tracing::debug!(
+                    cpu_percent = cpu.percent(),
+                    "{}",
+                    if defer_pos {
+                        "host saturated with submits waiting: ERP purchase orders wait"
+                    } else {
+                        "ERP purchase orders go ahead"
+                    }
+                );
+            }
             // ERP work goes in batches, purchase orders and write-backs
             // taking turns for the ERP's few sessions.
             for kind in [JobKind::ErpPo, JobKind::WriteBack] {
                 if !erp_due || erp_tasks.len() >= self.cfg.erp_batches.max(1) {
                     break;
+                }
+                if defer_pos && kind == JobKind::ErpPo {
+                    continue;
                 }
                 last_erp_claim = Some(std::time::Instant::now());
                 let batch = self.cfg.erp_batch.max(1) as i64;
@@ -280,6 +307,7 @@ impl Dispatcher {
                 match self.store.claim_jobs(&kinds, &self.owner, now, self.cfg.lease_ms, free as i64).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
+                        backlogged = claimed >= free;
                         let mut pre = self.preload_submits(&jobs).await;
                         for job in jobs {
                             let me = self.clone();
