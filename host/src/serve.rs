@@ -38,6 +38,7 @@ pub async fn serve(
     let Some(token) = cfg.admin.token.clone() else {
         bail!("admin.token is not set (daifa.toml [admin] token, or DAIFA_ADMIN__TOKEN)");
     };
+    cfg.dispatch.defer_erp.check().map_err(anyhow::Error::msg)?;
     // Bound first: a client connecting during start-up (catalog, store
     // migrations) waits for its answer instead of being refused.
     let listener = tokio::net::TcpListener::bind(cfg.admin.bind)

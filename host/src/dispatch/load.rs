@@ -53,6 +53,26 @@ impl Default for DeferErp {
     }
 }
 
+impl DeferErp {
+    /// Refuses thresholds that cannot mean anything, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.busy_percent == 0 || self.busy_percent > 100 {
+            return Err(format!(
+                "[dispatch.defer_erp] busy_percent = {} is not a share of the cores (1 to 100)",
+                self.busy_percent
+            ));
+        }
+        if self.calm_percent > self.busy_percent {
+            return Err(format!(
+                "[dispatch.defer_erp] calm_percent = {} is above busy_percent = {}: ERP work would stop \
+                 waiting at a higher load than it started",
+                self.calm_percent, self.busy_percent
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// This process's CPU use over the last window, as a share of the cores
 /// it may use; kept up to date by a task. Reads 0 where `/proc` is not
 /// available (the rule then never defers).
@@ -139,7 +159,7 @@ impl ErpDeferral {
         true
     }
 
-    /// Whether ERP work is waiting right now (for the operator's view).
+    /// Whether ERP work is waiting right now (to log when it starts and stops).
     pub(crate) fn waiting(&self) -> bool {
         self.since.is_some()
     }
@@ -174,6 +194,15 @@ mod tests {
         assert!(d.defer(&cfg, true, 90, t + Duration::from_millis(999)));
         assert!(!d.defer(&cfg, true, 90, t + Duration::from_millis(1_000)), "a round goes ahead");
         assert!(d.defer(&cfg, true, 90, t + Duration::from_millis(1_001)), "then it waits again");
+    }
+
+    #[test]
+    fn thresholds_that_mean_nothing_are_refused_by_name() {
+        assert!(DeferErp::default().check().is_ok());
+        let e = DeferErp { busy_percent: 120, ..DeferErp::default() }.check().unwrap_err();
+        assert!(e.contains("busy_percent = 120"), "{e}");
+        let e = DeferErp { calm_percent: 90, ..DeferErp::default() }.check().unwrap_err();
+        assert!(e.contains("calm_percent = 90 is above busy_percent = 75"), "{e}");
     }
 
     #[test]
