@@ -142,8 +142,8 @@ pub(crate) struct ErpDeferral {
 }
 
 impl ErpDeferral {
-    /// `backlogged`: the last claim of submits filled every free worker
-    /// (more are ready). Returns `true` when ERP batches should wait.
+    /// `backlogged`: the last claim of supplier jobs (submits, polls,
+    /// cancels) filled every free worker (more are ready). Returns `true` when ERP batches should wait.
     pub(crate) fn defer(&mut self, cfg: &DeferErp, backlogged: bool, cpu_percent: u32, now: Instant) -> bool {
         let threshold = if self.since.is_some() { cfg.calm_percent } else { cfg.busy_percent };
         if !cfg.enabled || !backlogged || cpu_percent < threshold {

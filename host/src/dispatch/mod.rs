@@ -243,7 +243,8 @@ impl Dispatcher {
         // every `ERP_CLAIM_EVERY` unless one just finished.
         const ERP_CLAIM_EVERY: Duration = Duration::from_millis(50);
         let mut last_erp_claim: Option<std::time::Instant> = None;
-        // Whether the last claim of submits filled every free worker.
+        // Whether the last claim of supplier jobs (submits, polls, cancels)
+        // filled every free worker: more are ready than workers can take.
         let mut backlogged = false;
         let cpu = load::CpuGauge::start();
         let mut deferral = load::ErpDeferral::default();
